@@ -1,0 +1,47 @@
+"""Numbers that judge a visualization: a unit's activation against natural photos, class probability."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import torch
+from torch import Tensor
+
+from diffparam.models.base import OUTPUT, Model
+from diffparam.objectives import Activations, Objective, channel
+
+
+@lru_cache(maxsize=4)
+def _photos(size: int) -> Tensor:
+    from diffparam.io import sample_photos
+
+    return sample_photos(size)
+
+
+def objective_values(model: Model, objective: Objective, images: Tensor) -> Tensor:
+    """The objective's per-image values on `images` (no transforms), shape (B,)."""
+    x = images.to(model.device)
+    with torch.no_grad():
+        acts = Activations(model.activations(x, objective.layers), model)
+        acts["input"] = x
+        return objective(acts).cpu()
+
+
+def photo_reference(model: Model, objective: Objective, size: int | None = None) -> float:
+    """The objective's best value over scikit-image's sample photos at the model's native size."""
+    photos = _photos(size or model.input_size)
+    return float(objective_values(model, objective, photos).max())
+
+
+def unit_ratio(model: Model, layer: str, c: int, images: Tensor) -> Tensor:
+    """Each image's mean activation of channel `c` divided by the best over natural photos."""
+    obj = channel(layer, c)
+    return objective_values(model, obj, images) / photo_reference(model, obj)
+
+
+def class_probability(model: Model, images: Tensor, label: str | int) -> Tensor:
+    """Softmax probability of a class for each image, shape (B,)."""
+    idx = model.class_index(label)
+    with torch.no_grad():
+        logits = model.activations(images.to(model.device), [OUTPUT])[OUTPUT]
+    return logits.softmax(1)[:, idx].cpu()

@@ -1,0 +1,220 @@
+"""`Model`: any vision `nn.Module` with its input normalisation, layer names and activation hooks."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from diffparam.errors import UserError
+
+OUTPUT = "output"
+"""Pseudo-layer: the module's own return value (the logits of a classifier)."""
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """One named layer: its name, channel count and output shape for a native-size input."""
+
+    name: str
+    channels: int
+    shape: tuple[int, ...]
+
+
+class _StopForward(Exception):
+    """Raised inside a hook once every needed activation is captured, to skip later layers."""
+
+
+class _RedirectedReLU(torch.autograd.Function):
+    """Clamp forward; backward also lets gradient through where it would push the input back in range.
+
+    Lucid's trick: a unit that starts dead (input below 0, or above 6 for ReLU6) still receives
+    the gradient that would revive it, so optimisation can start from anywhere.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, upper: float) -> Tensor:  # type: ignore[override]
+        ctx.save_for_backward(x)
+        ctx.upper = upper
+        return x.clamp(0.0, upper) if upper > 0 else x.clamp_min(0.0)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
+        (x,) = ctx.saved_tensors
+        upper = ctx.upper
+        inside = x >= 0
+        if upper > 0:
+            inside = inside & (x <= upper)
+        # Outside the range, pass gradients that move x back toward it (grad < 0 means "increase").
+        revive = ((x < 0) & (grad < 0)) | ((x > upper) & (grad > 0) if upper > 0 else False)
+        return grad * (inside | revive).to(grad.dtype), None
+
+
+def _redirected_forward(module: nn.Module):
+    upper = 6.0 if isinstance(module, nn.ReLU6) else 0.0
+    return lambda x: _RedirectedReLU.apply(x, upper)
+
+
+class Model:
+    """Wraps an `nn.Module` for visualization: normalises [0,1] images and captures named layers.
+
+    `mean`/`std` describe the module's expected input: it receives (x − mean) / std for x in [0,1].
+    """
+
+    def __init__(
+        self,
+        module: nn.Module,
+        *,
+        mean: Sequence[float] = (0.485, 0.456, 0.406),
+        std: Sequence[float] = (0.229, 0.224, 0.225),
+        input_size: int = 224,
+        name: str = "custom",
+        class_names: Sequence[str] | None = None,
+    ) -> None:
+        self.module = module.eval()
+        for p in self.module.parameters():
+            p.requires_grad_(False)
+        self.mean = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
+        self.std = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+        self.input_size = input_size
+        self.name = name
+        self.class_names = list(class_names) if class_names is not None else None
+        self._modules = dict(module.named_modules())
+        self._modules.pop("", None)
+        self._layer_cache: list[LayerInfo] | None = None
+
+    # -- devices -----------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        """The device the module's weights live on."""
+        for p in self.module.parameters():
+            return p.device
+        return torch.device("cpu")
+
+    def to(self, device: torch.device | str) -> Model:
+        """Move the module (in place) to `device`; returns self."""
+        self.module.to(device)
+        return self
+
+    # -- layers ------------------------------------------------------------------------------
+    def layer_names(self) -> list[str]:
+        """Every named submodule, in definition order, plus the pseudo-layer 'output'."""
+        return [*self._modules, OUTPUT]
+
+    def check_layer(self, name: str) -> str:
+        """Return `name` if it is a layer of this model, else raise a UserError naming close matches."""
+        if name in self._modules or name == OUTPUT:
+            return name
+        close = difflib.get_close_matches(name, self.layer_names(), n=3, cutoff=0.0)
+        hint = f"; closest: {', '.join(close)}" if close else ""
+        raise UserError(
+            f"unknown layer {name!r} in model {self.name}{hint} (list them with `diffparam layers`)"
+        )
+
+    def layers(self) -> list[LayerInfo]:
+        """Each layer with a 4D or 2D output, its channel count and shape at the native input size."""
+        if self._layer_cache is None:
+            shapes: dict[str, tuple[int, ...]] = {}
+            handles = []
+            for lname, mod in self._modules.items():
+
+                def hook(_m, _i, out, lname=lname):
+                    if isinstance(out, Tensor) and out.dim() in (2, 4) and lname not in shapes:
+                        shapes[lname] = tuple(out.shape[1:])
+
+                handles.append(mod.register_forward_hook(hook))
+            try:
+                x = torch.zeros(1, 3, self.input_size, self.input_size, device=self.device)
+                with torch.no_grad():
+                    out = self.module(self.normalize(x))
+            finally:
+                for h in handles:
+                    h.remove()
+            infos = [LayerInfo(n, s[0], s) for n, s in shapes.items()]
+            if isinstance(out, Tensor) and out.dim() in (2, 4):
+                infos.append(LayerInfo(OUTPUT, out.shape[1], tuple(out.shape[1:])))
+            self._layer_cache = infos
+        return list(self._layer_cache)
+
+    def channels(self, layer: str) -> int:
+        """The channel count of `layer` (checked)."""
+        self.check_layer(layer)
+        for info in self.layers():
+            if info.name == layer:
+                return info.channels
+        raise UserError(f"layer {layer!r} of model {self.name} has no image or vector output")
+
+    def class_index(self, label: str | int) -> int:
+        """Resolve a class index or (ImageNet) class name to an index, with close matches on error."""
+        n_out = self.channels(OUTPUT)
+        if isinstance(label, int) or str(label).strip().lstrip("-").isdigit():
+            idx = int(label)
+            if not 0 <= idx < n_out:
+                raise UserError(f"class {idx} is out of range: model {self.name} has {n_out} classes")
+            return idx
+        if self.class_names is None:
+            raise UserError(f"model {self.name} has no class names; give a class index 0..{n_out - 1}")
+        wanted = str(label).strip().lower().replace("_", " ")
+        lowered = [c.lower() for c in self.class_names]
+        if wanted in lowered:
+            return lowered.index(wanted)
+        close = difflib.get_close_matches(wanted, lowered, n=3, cutoff=0.5)
+        hint = f"; closest: {', '.join(self.class_names[lowered.index(c)] for c in close)}"
+        raise UserError(f"unknown class {label!r}" + (hint if close else ""))
+
+    # -- running -----------------------------------------------------------------------------
+    def normalize(self, x: Tensor) -> Tensor:
+        """Map images in [0,1] to the module's expected input."""
+        return (x - self.mean.to(x.device, x.dtype)) / self.std.to(x.device, x.dtype)
+
+    def __call__(self, x: Tensor) -> Tensor:
+        """The module's output for images `x` in [0,1]."""
+        return self.module(self.normalize(x))
+
+    def activations(self, x: Tensor, layers: Iterable[str], stop_early: bool = True) -> dict[str, Tensor]:
+        """Run images `x` in [0,1] and return the outputs of `layers` ('output': the module's result).
+
+        With `stop_early`, the forward pass stops as soon as every requested layer has run.
+        """
+        wanted = {self.check_layer(name) for name in layers}
+        captured: dict[str, Tensor] = {}
+        hooked = wanted - {OUTPUT}
+        stop = stop_early and OUTPUT not in wanted
+
+        def make_hook(lname: str):
+            def hook(_m, _i, out):
+                captured[lname] = out
+                if stop and hooked.issubset(captured):
+                    raise _StopForward
+
+            return hook
+
+        handles = [self._modules[n].register_forward_hook(make_hook(n)) for n in hooked]
+        try:
+            out = self.module(self.normalize(x))
+            if OUTPUT in wanted:
+                captured[OUTPUT] = out
+        except _StopForward:
+            pass
+        finally:
+            for h in handles:
+                h.remove()
+        return captured
+
+    @contextmanager
+    def redirected_relus(self):
+        """Within this block, every nn.ReLU / nn.ReLU6 passes 'reviving' gradients (see Lucid)."""
+        patched = [
+            m for m in self._modules.values() if type(m) in (nn.ReLU, nn.ReLU6)
+        ]
+        for m in patched:
+            m.forward = _redirected_forward(m)  # type: ignore[method-assign]
+        try:
+            yield self
+        finally:
+            for m in patched:
+                del m.forward

@@ -1,0 +1,319 @@
+"""What to maximise: objectives on a model's activations that add and scale like numbers.
+
+An objective maps the captured activations to one value per image of the batch (shape (B,));
+`render` maximises their sum. `batch=i` makes an objective count for image i only, so one render
+can make many different images at once.
+"""
+
+from __future__ import annotations
+
+import builtins
+import re
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from diffparam.errors import UserError
+from diffparam.models.base import OUTPUT
+
+if TYPE_CHECKING:
+    from diffparam.models.base import Model
+
+INPUT = "input"
+"""Key of the rendered image batch (before transforms) among the activations."""
+
+
+class Activations(dict):
+    """Captured layer outputs by name, plus `input` (the image batch) and the `model` they came from."""
+
+    def __init__(self, values: dict[str, Tensor], model: Model | None = None) -> None:
+        super().__init__(values)
+        self.model = model
+
+    @property
+    def batch(self) -> int:
+        """How many images the batch holds."""
+        return next(iter(self.values())).shape[0]
+
+
+Check = Callable[["Model"], None]
+
+
+class Objective:
+    """A differentiable score per image; combine with + - * / and scalars, e.g. `a - 0.1 * b`."""
+
+    def __init__(
+        self,
+        fn: Callable[[Activations], Tensor],
+        layers: Iterable[str] = (),
+        name: str = "objective",
+        checks: Sequence[Check] = (),
+    ) -> None:
+        self.fn = fn
+        self.layers = frozenset(layers)
+        self.name = name
+        self.checks = tuple(checks)
+
+    def __call__(self, acts: Activations) -> Tensor:
+        """Per-image values, shape (B,)."""
+        value = self.fn(acts)
+        if value.dim() == 0:
+            value = value.expand(acts.batch)
+        return value
+
+    def validate(self, model: Model) -> None:
+        """Raise a UserError now if a layer, channel or class does not exist in `model`."""
+        for check in self.checks:
+            check(model)
+
+    def __repr__(self) -> str:
+        return f"Objective({self.name})"
+
+    # -- algebra -----------------------------------------------------------------------------
+    def _combine(self, other: Objective | float, op: Callable, sym: str, swap: bool = False):
+        if isinstance(other, Objective):
+            a, b = (other, self) if swap else (self, other)
+            return Objective(
+                lambda acts: op(a(acts), b(acts)),
+                a.layers | b.layers,
+                f"({a.name} {sym} {b.name})",
+                a.checks + b.checks,
+            )
+        if isinstance(other, (int, float)):
+            c = float(other)
+            name = f"({c:g} {sym} {self.name})" if swap else f"({self.name} {sym} {c:g})"
+            fn = (lambda acts: op(c, self(acts))) if swap else (lambda acts: op(self(acts), c))
+            return Objective(fn, self.layers, name, self.checks)
+        return NotImplemented
+
+    def __add__(self, other):
+        return self._combine(other, lambda a, b: a + b, "+")
+
+    def __radd__(self, other):
+        return self._combine(other, lambda a, b: a + b, "+", swap=True)
+
+    def __sub__(self, other):
+        return self._combine(other, lambda a, b: a - b, "-")
+
+    def __rsub__(self, other):
+        return self._combine(other, lambda a, b: a - b, "-", swap=True)
+
+    def __mul__(self, other):
+        return self._combine(other, lambda a, b: a * b, "*")
+
+    def __rmul__(self, other):
+        return self._combine(other, lambda a, b: a * b, "*", swap=True)
+
+    def __truediv__(self, other):
+        return self._combine(other, lambda a, b: a / b, "/")
+
+    def __rtruediv__(self, other):
+        return self._combine(other, lambda a, b: a / b, "/", swap=True)
+
+    def __neg__(self) -> Objective:
+        return Objective(lambda acts: -self(acts), self.layers, f"-{self.name}", self.checks)
+
+    @staticmethod
+    def sum(objectives: Iterable[Objective]) -> Objective:
+        """The sum of several objectives (also what the built-in `sum` gives)."""
+        return builtins.sum(objectives, start=0)  # type: ignore[return-value]
+
+
+# -- helpers -------------------------------------------------------------------------------------
+def _for_batch(values: Tensor, batch: int | None) -> Tensor:
+    """Keep only image `batch` of per-image values (others 0); all images when batch is None."""
+    if batch is None:
+        return values
+    if not -values.shape[0] <= batch < values.shape[0]:
+        raise UserError(f"batch index {batch} is out of range for a batch of {values.shape[0]}")
+    mask = torch.zeros_like(values)
+    mask[batch] = 1
+    return values * mask
+
+
+def _per_image_mean(t: Tensor) -> Tensor:
+    return t.flatten(1).mean(1) if t.dim() > 1 else t
+
+
+def _layer_check(layer: str) -> Check:
+    def check(model: Model) -> None:
+        model.check_layer(layer)
+
+    return check
+
+
+def _channel_check(layer: str, channel: int) -> Check:
+    def check(model: Model) -> None:
+        n = model.channels(layer)
+        if not 0 <= channel < n:
+            raise UserError(f"{layer} has {n} channels: channel {channel} is out of range 0..{n - 1}")
+
+    return check
+
+
+def _suffix(batch: int | None) -> str:
+    return "" if batch is None else f"[{batch}]"
+
+
+# -- unit objectives -------------------------------------------------------------------------------
+def channel(layer: str, c: int, batch: int | None = None) -> Objective:
+    """Mean activation of channel `c` of `layer` over all positions."""
+
+    def fn(acts: Activations) -> Tensor:
+        return _for_batch(_per_image_mean(acts[layer][:, c]), batch)
+
+    return Objective(fn, [layer], f"{layer}:{c}{_suffix(batch)}",
+                     [_layer_check(layer), _channel_check(layer, c)])
+
+
+def neuron(
+    layer: str, c: int, x: int | None = None, y: int | None = None, batch: int | None = None
+) -> Objective:
+    """Activation of channel `c` at one position (default: the centre of the layer's grid)."""
+
+    def fn(acts: Activations) -> Tensor:
+        t = acts[layer]
+        if t.dim() != 4:
+            raise UserError(f"{layer} has no spatial grid: use a channel objective ({layer}:{c})")
+        h, w = t.shape[-2:]
+        xi = w // 2 if x is None else x
+        yi = h // 2 if y is None else y
+        if not (0 <= xi < w and 0 <= yi < h):
+            raise UserError(f"position {xi},{yi} is outside {layer}'s {w}x{h} grid at this size")
+        return _for_batch(t[:, c, yi, xi], batch)
+
+    at = "" if x is None and y is None else f"@{x},{y}"
+    return Objective(fn, [layer], f"{layer}:{c}{at}{_suffix(batch)}",
+                     [_layer_check(layer), _channel_check(layer, c)])
+
+
+def layer(name: str, batch: int | None = None) -> Objective:
+    """DeepDream: mean squared activation of a whole layer."""
+
+    def fn(acts: Activations) -> Tensor:
+        return _for_batch(_per_image_mean(acts[name] ** 2), batch)
+
+    return Objective(fn, [name], f"{name}{_suffix(batch)}", [_layer_check(name)])
+
+
+def direction(layer: str, vector: Tensor | Sequence[float], batch: int | None = None) -> Objective:
+    """Mean over positions of the activation's projection on a unit `vector` in channel space."""
+    vec = torch.as_tensor(vector, dtype=torch.float32).flatten()
+    vec = vec / vec.norm().clamp_min(1e-12)
+
+    def fn(acts: Activations) -> Tensor:
+        t = acts[layer]
+        v = vec.to(t.device, t.dtype)
+        shape = (1, -1) + (1,) * (t.dim() - 2)
+        return _for_batch(_per_image_mean((t * v.view(shape)).sum(1)), batch)
+
+    def check(model: Model) -> None:
+        n = model.channels(layer)
+        if vec.numel() != n:
+            raise UserError(f"direction has {vec.numel()} values but {layer} has {n} channels")
+
+    return Objective(fn, [layer], f"direction({layer}){_suffix(batch)}", [_layer_check(layer), check])
+
+
+def _class_check(label: str | int) -> Check:
+    def check(model: Model) -> None:
+        model.class_index(label)
+
+    return check
+
+
+def logit(label: str | int, batch: int | None = None) -> Objective:
+    """The model's output (pre-softmax) for a class, given as index or ImageNet name."""
+
+    def fn(acts: Activations) -> Tensor:
+        return _for_batch(acts[OUTPUT][:, acts.model.class_index(label)], batch)
+
+    return Objective(fn, [OUTPUT], f"logit:{label}{_suffix(batch)}", [_class_check(label)])
+
+
+def log_softmax(label: str | int, batch: int | None = None) -> Objective:
+    """Log-probability of a class: raises it and lowers the others."""
+
+    def fn(acts: Activations) -> Tensor:
+        logp = F.log_softmax(acts[OUTPUT], dim=1)
+        return _for_batch(logp[:, acts.model.class_index(label)], batch)
+
+    return Objective(fn, [OUTPUT], f"log_softmax:{label}{_suffix(batch)}", [_class_check(label)])
+
+
+def diversity(layer: str) -> Objective:
+    """Negative mean cosine similarity of each image's Gram matrix with the others' (Lucid)."""
+
+    def fn(acts: Activations) -> Tensor:
+        t = acts[layer]
+        b = t.shape[0]
+        if b < 2:
+            return t.new_zeros(b)
+        f = t.flatten(2)
+        gram = torch.bmm(f, f.transpose(1, 2)).flatten(1)
+        gram = F.normalize(gram, dim=1)
+        sim = gram @ gram.T
+        return -(sim.sum(1) - sim.diagonal()) / (b - 1)
+
+    return Objective(fn, [layer], f"diversity({layer})", [_layer_check(layer)])
+
+
+# -- image regularisers (penalties: subtract them) -------------------------------------------------
+def l1(constant: float = 0.5, batch: int | None = None) -> Objective:
+    """Mean absolute distance of the image from `constant` (a penalty: subtract it)."""
+    return Objective(lambda acts: _for_batch(_per_image_mean((acts[INPUT] - constant).abs()), batch),
+                     [], f"l1{_suffix(batch)}")
+
+
+def l2(constant: float = 0.5, batch: int | None = None) -> Objective:
+    """Root mean squared distance of the image from `constant` (a penalty: subtract it)."""
+
+    def fn(acts: Activations) -> Tensor:
+        return _for_batch(_per_image_mean((acts[INPUT] - constant) ** 2).add(1e-12).sqrt(), batch)
+
+    return Objective(fn, [], f"l2{_suffix(batch)}")
+
+
+def total_variation(batch: int | None = None) -> Objective:
+    """Mean absolute difference between neighbouring pixels (a penalty: subtract it)."""
+
+    def fn(acts: Activations) -> Tensor:
+        img = acts[INPUT]
+        dx = (img[..., :, 1:] - img[..., :, :-1]).abs().flatten(1).mean(1)
+        dy = (img[..., 1:, :] - img[..., :-1, :]).abs().flatten(1).mean(1)
+        return _for_batch(dx + dy, batch)
+
+    return Objective(fn, [], f"total_variation{_suffix(batch)}")
+
+
+# -- the string grammar ----------------------------------------------------------------------------
+_GRAMMAR = "use LAYER, LAYER:CHANNEL, LAYER:CHANNEL@X,Y or logit:CLASS"
+_UNIT = re.compile(r"^(?P<layer>[^:@\s]+):(?P<c>-?\d+)(?:@(?P<x>-?\d+),(?P<y>-?\d+))?$")
+
+
+def parse(spec: str, model: Model, batch: int | None = None) -> Objective:
+    """Turn `layer`, `layer:c`, `layer:c@x,y` or `logit:CLASS` into a checked objective."""
+    text = spec.strip()
+    if not text:
+        raise UserError(f"empty objective: {_GRAMMAR}")
+    if text.startswith("logit:"):
+        label = text[len("logit:"):].strip()
+        if not label:
+            raise UserError(f"logit needs a class: logit:INDEX or logit:NAME ({_GRAMMAR})")
+        obj = logit(int(label) if label.lstrip("-").isdigit() else label, batch=batch)
+    elif ":" not in text and "@" not in text:
+        obj = layer(text, batch=batch)
+    else:
+        m = _UNIT.match(text)
+        if not m:
+            raise UserError(f"cannot read objective {spec!r}: {_GRAMMAR}")
+        c = int(m["c"])
+        if m["x"] is None:
+            obj = channel(m["layer"], c, batch=batch)
+        else:
+            obj = neuron(m["layer"], c, int(m["x"]), int(m["y"]), batch=batch)
+    obj.validate(model)
+    return obj

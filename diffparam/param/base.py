@@ -1,0 +1,65 @@
+"""The `Parameterization` base class: a module whose forward() is an image batch in [0, 1]."""
+
+from __future__ import annotations
+
+import math
+import numbers
+from abc import ABC, abstractmethod
+
+import torch
+from torch import Tensor, nn
+
+from diffparam.errors import UserError
+
+
+def positive_int(name: str, value: object) -> int:
+    """Return `value` as an int if it is a whole number >= 1, else raise UserError naming it."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise UserError(f"{name} must be a whole number >= 1, got {value!r}")
+    return int(value)
+
+
+def non_negative_float(name: str, value: object) -> float:
+    """Return `value` as a float if it is a finite number >= 0, else raise UserError naming it."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise UserError(f"{name} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+def generator_device(generator: torch.Generator | None) -> torch.device | None:
+    """Where initial values are drawn: the generator's device, or the default (None) without one."""
+    return None if generator is None else generator.device
+
+
+class Parameterization(nn.Module, ABC):
+    """An image batch as a function of trainable parameters; the optimiser updates `parameters()`.
+
+    Subclasses set up their parameters and implement `forward()` returning (B, C, H, W) in [0, 1].
+    """
+
+    def __init__(self, height: int, width: int | None, batch: int, channels: int) -> None:
+        super().__init__()
+        self.height = positive_int("height", height)
+        self.width = self.height if width is None else positive_int("width", width)
+        self.batch = positive_int("batch", batch)
+        self.channels = positive_int("channels", channels)
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        """The (batch, channels, height, width) shape that forward() returns."""
+        return (self.batch, self.channels, self.height, self.width)
+
+    @abstractmethod
+    def forward(self) -> Tensor:
+        """Render the image batch, (B, C, H, W) with values in [0, 1], differentiably."""
+
+    def extra_repr(self) -> str:
+        return (
+            f"batch={self.batch}, channels={self.channels}, "
+            f"height={self.height}, width={self.width}"
+        )

@@ -1,0 +1,202 @@
+"""`CPPN`: a compositional pattern-producing network, an MLP from pixel coordinates to colour.
+
+Coordinates are pixel centres; the longer image side spans [-sqrt(3), sqrt(3)] (unit variance) and
+the shorter side proportionally less, so the pattern is never stretched and rendering at another
+resolution of the same aspect samples the same continuous image more or less finely.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import tempfile
+
+import torch
+from torch import Tensor, nn
+
+from diffparam.errors import UserError
+from diffparam.param.base import Parameterization, generator_device, positive_int
+
+ACTIVATIONS = ("composite", "tanh", "relu", "sin")
+"""The accepted `activation` names of `CPPN`."""
+
+_FORMAT = "diffparam.cppn/1"
+_CONFIG_KEYS = (
+    "height",
+    "width",
+    "batch",
+    "channels",
+    "hidden",
+    "layers",
+    "activation",
+    "use_radius",
+)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
+
+
+def _coordinates(
+    height: int,
+    width: int,
+    row_start: int,
+    row_stop: int,
+    use_radius: bool,
+    device: torch.device,
+    dtype: torch.dtype,
+) -> Tensor:
+    """Features x, y[, r] (rows*width, 2 or 3) of pixel centres in rows [row_start, row_stop)."""
+    extent = math.sqrt(3.0) / max(height, width)
+    ys = (torch.arange(row_start, row_stop, device=device, dtype=dtype) * 2 + 1 - height) * extent
+    xs = (torch.arange(width, device=device, dtype=dtype) * 2 + 1 - width) * extent
+    y, x = torch.meshgrid(ys, xs, indexing="ij")
+    features = [x, y, torch.sqrt(x * x + y * y)] if use_radius else [x, y]
+    return torch.stack(features, dim=-1).reshape(-1, len(features))
+
+
+class CPPN(Parameterization):
+    """A batch of independent CPPNs (one per image) evaluated together with batched matmuls.
+
+    Weights ~ N(0, 1/fan_in), biases 0, output sigmoid. Parameters are created on the generator's
+    device (the default device without one); `load` returns the network on the CPU.
+    """
+
+    def __init__(
+        self,
+        height: int,
+        width: int | None = None,
+        batch: int = 1,
+        channels: int = 3,
+        hidden: int = 24,
+        layers: int = 8,
+        activation: str = "composite",
+        use_radius: bool = True,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__(height, width, batch, channels)
+        self.hidden = positive_int("hidden", hidden)
+        self.layers = positive_int("layers", layers)
+        if activation not in ACTIVATIONS:
+            raise UserError(
+                f"unknown CPPN activation {activation!r}; choose one of: {', '.join(ACTIVATIONS)}"
+            )
+        self.activation = activation
+        self.use_radius = bool(use_radius)
+        device = generator_device(generator)
+        act_width = self.hidden * (2 if activation == "composite" else 1)
+        fan_ins = [3 if self.use_radius else 2] + [act_width] * self.layers
+        fan_outs = [self.hidden] * self.layers + [self.channels]
+        self.weights = nn.ParameterList(
+            nn.Parameter(
+                torch.randn((self.batch, n_in, n_out), generator=generator, device=device)
+                * math.sqrt(1.0 / n_in)
+            )
+            for n_in, n_out in zip(fan_ins, fan_outs, strict=True)
+        )
+        self.biases = nn.ParameterList(
+            nn.Parameter(torch.zeros((self.batch, 1, n_out), device=device)) for n_out in fan_outs
+        )
+
+    def config(self) -> dict[str, object]:
+        """The constructor arguments (except the generator) that rebuild this network's shape."""
+        return {key: getattr(self, key) for key in _CONFIG_KEYS}
+
+    def _activate(self, h: Tensor) -> Tensor:
+        if self.activation == "composite":
+            a = torch.atan(h)
+            return torch.cat([a / 0.67, a * a / 0.6], dim=-1)
+        if self.activation == "tanh":
+            return torch.tanh(h)
+        if self.activation == "relu":
+            return torch.relu(h)
+        return torch.sin(h)
+
+    def _evaluate_rows(self, height: int, width: int, row_start: int, row_stop: int) -> Tensor:
+        """Colours (B, C, rows, width) of rows [row_start, row_stop) of a height x width render."""
+        first = self.weights[0]
+        coords = _coordinates(
+            height, width, row_start, row_stop, self.use_radius, first.device, first.dtype
+        )
+        h = coords.expand(self.batch, *coords.shape)
+        last = len(self.weights) - 1
+        for i, (weight, bias) in enumerate(zip(self.weights, self.biases, strict=True)):
+            h = torch.baddbmm(bias, h, weight)
+            h = torch.sigmoid(h) if i == last else self._activate(h)
+        rows = row_stop - row_start
+        return h.transpose(1, 2).reshape(self.batch, self.channels, rows, width)
+
+    def forward(self) -> Tensor:
+        """The image batch (B, C, H, W) in [0, 1] at the configured size, with gradients."""
+        return self._evaluate_rows(self.height, self.width, 0, self.height)
+
+    @torch.no_grad()
+    def render(self, height: int, width: int | None = None, chunk_pixels: int = 1 << 17) -> Tensor:
+        """Evaluate at any resolution without gradients, `chunk_pixels` pixels (all images) at once.
+
+        Memory beyond the (B, C, height, width) result stays bounded by the chunk size.
+        """
+        height = positive_int("height", height)
+        width = height if width is None else positive_int("width", width)
+        chunk_pixels = positive_int("chunk_pixels", chunk_pixels)
+        first = self.weights[0]
+        out = torch.empty(
+            (self.batch, self.channels, height, width), device=first.device, dtype=first.dtype
+        )
+        rows = max(1, chunk_pixels // (width * self.batch))
+        for start in range(0, height, rows):
+            stop = min(height, start + rows)
+            out[:, :, start:stop] = self._evaluate_rows(height, width, start, stop)
+        return out
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write config and weights to `path` atomically (temp file in its folder, then rename)."""
+        path = os.fspath(path)
+        folder = os.path.dirname(os.path.abspath(path))
+        payload = {
+            "format": _FORMAT,
+            "config": self.config(),
+            "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()},
+        }
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=".cppn-", suffix=".tmp", dir=folder)
+        except OSError as error:
+            raise UserError(f"cannot write CPPN file {path}: {_first_line(error)}") from error
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                torch.save(payload, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> CPPN:
+        """Rebuild a CPPN (on the CPU) from a file written by `save`; bad files raise UserError."""
+        path = os.fspath(path)
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as error:
+            raise UserError(f"cannot read CPPN file {path}: {_first_line(error)}") from error
+        if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
+            raise UserError(f"{path} is not a CPPN file written by CPPN.save")
+        config, state = payload.get("config"), payload.get("state_dict")
+        if not isinstance(config, dict) or not isinstance(state, dict):
+            raise UserError(f"{path} is a damaged CPPN file: config or weights missing")
+        missing = [key for key in _CONFIG_KEYS if key not in config]
+        if missing:
+            raise UserError(f"{path} is a damaged CPPN file: config lacks {', '.join(missing)}")
+        model = cls(**{key: config[key] for key in _CONFIG_KEYS})
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as error:
+            raise UserError(
+                f"{path} is a damaged CPPN file: weights do not fit its config "
+                f"({_first_line(error)})"
+            ) from error
+        return model

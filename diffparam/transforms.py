@@ -1,0 +1,273 @@
+"""Random, differentiable image-batch transforms for transformation robustness (Lucid-style).
+
+A transform is a callable `t(x, generator=None) -> Tensor` on a (B, C, H, W) batch; each image of
+the batch gets its own random draw. Random numbers come from `generator` (which must then live on
+x's device), so a seeded generator reproduces the result exactly. Scale and rotation map pixel
+coordinates (not [-1, 1] grid coordinates), so non-square images are not sheared, and consecutive
+scale/rotate steps inside `compose` are fused into one resampling.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from diffparam.errors import UserError
+
+PAD_MODES = ("constant", "reflect")
+"""The accepted `mode` names of `pad`."""
+
+PADDING_MODES = ("reflection", "border", "zeros")
+"""How scale/rotate fill pixels that come from outside the image (`F.grid_sample` names)."""
+
+
+def _non_negative_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        raise UserError(f"{name} must be a whole number >= 0, got {value!r}")
+    return int(value)
+
+
+def _real(name: str, value: object, minimum: float, inclusive: bool) -> float:
+    ok = (
+        not isinstance(value, bool)
+        and isinstance(value, numbers.Real)
+        and math.isfinite(value)
+        and (value >= minimum if inclusive else value > minimum)
+    )
+    if not ok:
+        bound = ">=" if inclusive else ">"
+        raise UserError(f"{name} must be a finite number {bound} {minimum:g}, got {value!r}")
+    return float(value)
+
+
+def _check_padding_mode(padding_mode: str) -> str:
+    if padding_mode not in PADDING_MODES:
+        raise UserError(
+            f"unknown padding_mode {padding_mode!r}; choose one of: {', '.join(PADDING_MODES)}"
+        )
+    return padding_mode
+
+
+class Transform(ABC):
+    """Base of all transforms: checks the input is (B, C, H, W), then applies `_apply`."""
+
+    def __call__(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Transform the batch `x`, drawing any random numbers from `generator`."""
+        if not isinstance(x, Tensor) or x.dim() != 4:
+            shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+            raise UserError(f"transforms need a (B, C, H, W) tensor, got {shape}")
+        if generator is not None and generator.device.type != x.device.type:
+            raise UserError(
+                f"the generator is on {generator.device} but the images are on {x.device}; "
+                "create the generator on the images' device"
+            )
+        return self._apply(x, generator)
+
+    @abstractmethod
+    def _apply(self, x: Tensor, generator: torch.Generator | None) -> Tensor:
+        """Transform a checked (B, C, H, W) batch."""
+
+
+class _Pad(Transform):
+    def __init__(self, width: int, mode: str, value: float) -> None:
+        self.width = _non_negative_int("pad width", width)
+        if mode not in PAD_MODES:
+            raise UserError(f"unknown pad mode {mode!r}; choose one of: {', '.join(PAD_MODES)}")
+        self.mode = mode
+        self.value = _real("pad value", value, -math.inf, inclusive=False)
+
+    def _apply(self, x: Tensor, generator: torch.Generator | None) -> Tensor:
+        w = self.width
+        if self.mode == "reflect":
+            if w >= min(x.shape[-2:]):
+                raise UserError(
+                    f"reflect padding of {w} needs images larger than {w} pixels a side, "
+                    f"got {x.shape[-2]}x{x.shape[-1]}; use mode='constant' or a smaller width"
+                )
+            return F.pad(x, (w, w, w, w), mode="reflect")
+        return F.pad(x, (w, w, w, w), mode="constant", value=self.value)
+
+    def __repr__(self) -> str:
+        return f"pad({self.width}, mode={self.mode!r}, value={self.value:g})"
+
+
+class _Jitter(Transform):
+    def __init__(self, d: int) -> None:
+        self.d = _non_negative_int("jitter d", d)
+
+    def _apply(self, x: Tensor, generator: torch.Generator | None) -> Tensor:
+        b, c, h, w = x.shape
+        d = self.d
+        if d >= h or d >= w:
+            raise UserError(f"jitter({d}) needs images larger than {d} pixels a side, got {h}x{w}")
+        offsets = torch.randint(0, d + 1, (2, b), generator=generator, device=x.device)
+        rows = offsets[0, :, None] + torch.arange(h - d, device=x.device)
+        cols = offsets[1, :, None] + torch.arange(w - d, device=x.device)
+        x = x.gather(2, rows[:, None, :, None].expand(b, c, h - d, w))
+        return x.gather(3, cols[:, None, None, :].expand(b, c, h - d, w - d))
+
+    def __repr__(self) -> str:
+        return f"jitter({self.d})"
+
+
+class _Affine(Transform):
+    """A per-image linear map about the image centre, applied by `F.grid_sample`."""
+
+    def __init__(self, padding_mode: str) -> None:
+        self.padding_mode = _check_padding_mode(padding_mode)
+
+    @abstractmethod
+    def _matrices(self, x: Tensor, generator: torch.Generator | None) -> Tensor:
+        """(B, 2, 2) maps from output to input pixel coordinates (x, y) about the centre."""
+
+    def _apply(self, x: Tensor, generator: torch.Generator | None) -> Tensor:
+        return _warp(x, self._matrices(x, generator), self.padding_mode)
+
+
+def _warp(x: Tensor, matrices: Tensor, padding_mode: str) -> Tensor:
+    """Resample x with per-image pixel-space maps (B, 2, 2), keeping its size."""
+    b, _, h, w = x.shape
+    theta = x.new_zeros((b, 2, 3))
+    theta[:, 0, 0] = matrices[:, 0, 0]
+    theta[:, 0, 1] = matrices[:, 0, 1] * (h / w)
+    theta[:, 1, 0] = matrices[:, 1, 0] * (w / h)
+    theta[:, 1, 1] = matrices[:, 1, 1]
+    grid = F.affine_grid(theta, [b, x.shape[1], h, w], align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode=padding_mode, align_corners=False)
+
+
+class _RandomScale(_Affine):
+    def __init__(self, scales: tuple[float, float] | Sequence[float], padding_mode: str) -> None:
+        super().__init__(padding_mode)
+        if isinstance(scales, tuple):
+            if len(scales) != 2:
+                raise UserError(
+                    f"a scale range must be a (low, high) tuple, got {scales!r}; "
+                    "pass a list to choose among values"
+                )
+            low = _real("scale", scales[0], 0.0, inclusive=False)
+            high = _real("scale", scales[1], 0.0, inclusive=False)
+            if low > high:
+                raise UserError(f"scale range must have low <= high, got {scales!r}")
+            self.range: tuple[float, float] | None = (low, high)
+            self.values: tuple[float, ...] = ()
+        elif isinstance(scales, Sequence) and not isinstance(scales, str) and len(scales) > 0:
+            self.range = None
+            self.values = tuple(_real("scale", s, 0.0, inclusive=False) for s in scales)
+        else:
+            raise UserError(
+                f"scales must be a (low, high) tuple or a non-empty list of values, got {scales!r}"
+            )
+
+    def _matrices(self, x: Tensor, generator: torch.Generator | None) -> Tensor:
+        b = x.shape[0]
+        if self.range is not None:
+            low, high = self.range
+            u = torch.rand(b, generator=generator, device=x.device, dtype=x.dtype)
+            scale = low + (high - low) * u
+        else:
+            pick = torch.randint(len(self.values), (b,), generator=generator, device=x.device)
+            scale = torch.tensor(self.values, device=x.device, dtype=x.dtype)[pick]
+        eye = torch.eye(2, device=x.device, dtype=x.dtype)
+        return eye / scale[:, None, None]
+
+    def __repr__(self) -> str:
+        scales = self.range if self.range is not None else list(self.values)
+        return f"random_scale({scales!r}, padding_mode={self.padding_mode!r})"
+
+
+class _RandomRotate(_Affine):
+    def __init__(self, degrees: float, padding_mode: str) -> None:
+        super().__init__(padding_mode)
+        self.degrees = _real("degrees", degrees, 0.0, inclusive=True)
+
+    def _matrices(self, x: Tensor, generator: torch.Generator | None) -> Tensor:
+        b = x.shape[0]
+        u = torch.rand(b, generator=generator, device=x.device, dtype=x.dtype)
+        angle = (2 * u - 1) * math.radians(self.degrees)
+        cos, sin = torch.cos(angle), torch.sin(angle)
+        return torch.stack([torch.stack([cos, -sin], -1), torch.stack([sin, cos], -1)], -2)
+
+    def __repr__(self) -> str:
+        return f"random_rotate({self.degrees:g}, padding_mode={self.padding_mode!r})"
+
+
+class _Compose(Transform):
+    def __init__(self, transforms: Sequence[Transform]) -> None:
+        flat: list[Transform] = []
+        for t in transforms:
+            if isinstance(t, _Compose):
+                flat.extend(t.transforms)
+            elif isinstance(t, Transform):
+                flat.append(t)
+            else:
+                raise UserError(f"compose takes transforms from diffparam.transforms, got {t!r}")
+        self.transforms = tuple(flat)
+
+    def _apply(self, x: Tensor, generator: torch.Generator | None) -> Tensor:
+        # Runs of scale/rotate steps with the same padding mode become one resampling; random
+        # numbers are drawn in the same order as when the steps run one by one.
+        pending: Tensor | None = None
+        mode = ""
+        for t in self.transforms:
+            if pending is not None and not (isinstance(t, _Affine) and t.padding_mode == mode):
+                x = _warp(x, pending, mode)
+                pending = None
+            if isinstance(t, _Affine):
+                m = t._matrices(x, generator)
+                pending = m if pending is None else pending @ m
+                mode = t.padding_mode
+            else:
+                x = t._apply(x, generator)
+        return x if pending is None else _warp(x, pending, mode)
+
+    def __repr__(self) -> str:
+        return f"compose({', '.join(repr(t) for t in self.transforms)})"
+
+
+def pad(width: int, mode: str = "constant", value: float = 0.5) -> Transform:
+    """Pad each side by `width` pixels ("constant" with `value`, or "reflect"): H, W grow by 2w."""
+    return _Pad(width, mode, value)
+
+
+def jitter(d: int) -> Transform:
+    """Random crop to (H-d)x(W-d), each image with its own integer offsets in [0, d]."""
+    return _Jitter(d)
+
+
+def random_scale(
+    scales: tuple[float, float] | Sequence[float], padding_mode: str = "reflection"
+) -> Transform:
+    """Zoom each image about its centre, keeping its size: by a factor uniform in a (low, high)
+    tuple, or picked from a list of factors (>1 enlarges the content)."""
+    return _RandomScale(scales, padding_mode)
+
+
+def random_rotate(degrees: float, padding_mode: str = "reflection") -> Transform:
+    """Rotate each image about its centre by an angle uniform in [-degrees, degrees]."""
+    return _RandomRotate(degrees, padding_mode)
+
+
+def compose(*transforms: Transform) -> Transform:
+    """Apply `transforms` in order (fusing consecutive scale/rotate steps into one resampling)."""
+    return _Compose(transforms)
+
+
+def standard() -> Transform:
+    """Lucid's default stack: pad 12 (value 0.5), jitter 8, scale 0.9-1.1, rotate ±10°, jitter 4.
+
+    A (B, C, H, W) batch comes out (B, C, H+12, W+12).
+    """
+    return compose(
+        pad(12, mode="constant", value=0.5),
+        jitter(8),
+        random_scale((0.9, 1.1)),
+        random_rotate(10.0),
+        jitter(4),
+    )

@@ -1,0 +1,71 @@
+"""Files: atomic writes, grids, reading user images with clear errors, sample photos."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from PIL import Image
+
+from diffparam import io
+from diffparam.errors import UserError
+
+
+def test_save_and_read_round_trip(tmp_path) -> None:
+    img = torch.rand(3, 20, 30)
+    path = io.save_image(img, tmp_path / "sub" / "a.png")
+    back = io.read_image(path)
+    assert back.shape == (1, 3, 20, 30)
+    assert (back[0] - img).abs().max() < 1 / 255 + 1e-6
+    assert [p.name for p in tmp_path.joinpath("sub").iterdir()] == ["a.png"]
+
+
+def test_batch_becomes_grid_or_separate_files(tmp_path) -> None:
+    batch = torch.rand(4, 3, 10, 10)
+    (grid,) = io.save_images(batch, tmp_path / "g.png")
+    assert Image.open(grid).size == (2 * 12 + 2, 2 * 12 + 2)
+    files = io.save_images(batch, tmp_path / "s.png", separate=True)
+    assert [f.name for f in files] == ["s_0.png", "s_1.png", "s_2.png", "s_3.png"]
+
+
+def test_rgba_is_kept(tmp_path) -> None:
+    path = io.save_image(torch.rand(4, 8, 8), tmp_path / "a.png")
+    assert Image.open(path).mode == "RGBA"
+
+
+def test_failed_write_leaves_no_file(tmp_path) -> None:
+    target = tmp_path / "x.png"
+    with pytest.raises(RuntimeError), io.atomic_path(target) as tmp:
+        tmp.write_text("partial")
+        raise RuntimeError("interrupted")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unknown_extension_is_a_user_error(tmp_path) -> None:
+    with pytest.raises(UserError, match="unknown image extension"):
+        io.save_image(torch.rand(3, 4, 4), tmp_path / "a.xyz")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_read_errors(tmp_path) -> None:
+    with pytest.raises(UserError, match="image not found"):
+        io.read_image(tmp_path / "missing.png")
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image")
+    with pytest.raises(UserError, match="not a readable image"):
+        io.read_image(bad)
+
+
+def test_check_writable(tmp_path) -> None:
+    assert io.check_writable(tmp_path / "new" / "a.png").parent.is_dir()
+    with pytest.raises(UserError, match="it is a folder"):
+        io.check_writable(tmp_path)
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(UserError, match="cannot write"):
+        io.check_writable(blocker / "a.png")
+
+
+def test_sample_photos() -> None:
+    photos = io.sample_photos(64)
+    assert photos.shape == (5, 3, 64, 64)
+    assert 0 <= photos.min() and photos.max() <= 1

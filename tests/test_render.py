@@ -1,0 +1,101 @@
+"""The render loop on a tiny network: it optimises, is deterministic, saves frames, stops on NaN."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from diffparam import objectives as O
+from diffparam.errors import NonFiniteLossError, UserError
+from diffparam.models.base import Model
+from diffparam.param import PixelImage
+from diffparam.render import render
+
+
+def _quick(tiny: Model, objective, **kw):
+    opts = dict(steps=20, size=32, progress=False, device="cpu")
+    opts.update(kw)
+    return render(tiny, objective, **opts)
+
+
+def test_render_raises_the_objective(lite0: Model) -> None:
+    result = _quick(lite0, "blocks.4:3", steps=30, size=64)
+    assert result.images.shape == (1, 3, 64, 64)
+    assert 0 <= result.images.min() and result.images.max() <= 1
+    assert len(result.history) == 30
+    # The loss is minus the mean activation: it starts near -3 and must fall well below.
+    assert result.history[-1] < 3 * result.history[0] < 0
+
+
+def test_same_seed_same_image_other_seed_differs(tiny: Model) -> None:
+    a = _quick(tiny, "conv2:1", seed=3).images
+    b = _quick(tiny, "conv2:1", seed=3).images
+    c = _quick(tiny, "conv2:1", seed=4).images
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+
+
+def test_batch_objectives_make_different_images(tiny: Model) -> None:
+    obj = O.channel("conv3.0", 0, batch=0) + O.channel("conv3.0", 5, batch=1)
+    result = _quick(tiny, obj, batch=2, steps=30)
+    with torch.no_grad():
+        acts = tiny.activations(result.images, ["conv3.0"])["conv3.0"].mean((2, 3))
+    assert acts[0, 0] > acts[1, 0] and acts[1, 5] > acts[0, 5]
+
+
+def test_thresholds_callback_and_custom_param(tiny: Model) -> None:
+    seen = []
+    param = PixelImage(24, 40, batch=2, generator=torch.Generator().manual_seed(0))
+    result = _quick(tiny, "conv1", param=param, thresholds=(5, 10), transforms=None,
+                    optimizer=torch.optim.SGD, lr=0.5,
+                    callback=lambda step, loss, img: seen.append((step, img.shape)))
+    assert sorted(result.frames) == [5, 10] and result.frames[5].shape == (2, 3, 24, 40)
+    assert [s for s, _ in seen] == list(range(1, 21))
+    assert result.param is param
+
+
+def test_nan_loss_stops_with_last_finite_image(tiny: Model) -> None:
+    calls = {"n": 0}
+
+    def explode(acts: O.Activations) -> torch.Tensor:
+        calls["n"] += 1
+        v = acts["conv1"].mean((1, 2, 3))
+        return v * float("nan") if calls["n"] >= 4 else v
+
+    with pytest.raises(NonFiniteLossError, match="loss became nan at step 4") as info:
+        _quick(tiny, O.Objective(explode, ["conv1"], "explode"))
+    images = info.value.result.images
+    assert images.shape == (1, 3, 32, 32) and torch.isfinite(images).all()
+    assert len(info.value.result.history) == 3
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        (dict(steps=0), "steps must be at least 1"),
+        (dict(size=8), "outside 16..4096"),
+        (dict(size=5000), "outside 16..4096"),
+        (dict(lr=-1.0), "learning rate must be positive"),
+        (dict(device="tpu"), "unknown device"),
+        (dict(transforms="wobbly"), "unknown transforms"),
+    ],
+)
+def test_bad_options(tiny: Model, kw, message) -> None:
+    with pytest.raises(UserError, match=message):
+        _quick(tiny, "conv1:0", **kw)
+
+
+def test_input_size_upsamples_before_the_model(tiny: Model) -> None:
+    shapes = []
+    tiny.module.conv1.register_forward_hook(lambda m, i, o: shapes.append(i[0].shape[-1]))
+    _quick(tiny, "conv1:0", steps=1, input_size=48, transforms=None)
+    assert shapes[-1] == 48  # (an earlier call is the one-off layer probe at native size)
+
+
+@pytest.mark.gpu
+def test_render_on_gpu(tiny: Model) -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU")
+    result = _quick(tiny, "conv3:2", steps=40, device="cuda")
+    assert result.images.device.type == "cpu"
+    assert result.history[-1] < result.history[0]
