@@ -136,4 +136,5 @@ def test_gpu_activations_match_cpu(lite0: Model) -> None:
     cpu = lite0.activations(x, ["blocks.6"])["blocks.6"]
     gpu = lite0.to("cuda").activations(x.cuda(), ["blocks.6"])["blocks.6"].cpu()
     lite0.to("cpu")
-    assert torch.allclose(cpu, gpu, atol=1e-3, rtol=1e-3)
+    # cuDNN may run convolutions in TF32: compare by relative norm error, as for any tf32 result.
+    assert (gpu - cpu).norm() / cpu.norm() < 5e-3

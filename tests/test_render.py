@@ -96,6 +96,6 @@ def test_input_size_upsamples_before_the_model(tiny: Model) -> None:
 def test_render_on_gpu(tiny: Model) -> None:
     if not torch.cuda.is_available():
         pytest.skip("no CUDA GPU")
-    result = _quick(tiny, "conv3:2", steps=40, device="cuda")
+    result = _quick(tiny, "conv3.0:2", steps=40, device="cuda")
     assert result.images.device.type == "cpu"
     assert result.history[-1] < result.history[0]

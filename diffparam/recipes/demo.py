@@ -13,7 +13,7 @@ from diffparam.objectives import Objective, parse
 from diffparam.render import render
 
 DEMO_OBJECTIVES = (
-    "blocks.2:7",
+    "blocks.2:3",
     "blocks.6:21",
     "blocks.10:27",
     "blocks.14:57",
