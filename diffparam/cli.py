@@ -30,7 +30,8 @@ def add_render_options(p: argparse.ArgumentParser, size: int = 224, steps: int =
     p.add_argument("--weights", default=None, help="state-dict file to load into the model")
     p.add_argument("--size", type=int, default=size, help="image size in pixels (16..4096)")
     p.add_argument("--steps", type=int, default=steps, help="optimisation steps")
-    p.add_argument("--lr", type=float, default=0.05, help="learning rate (Adam)")
+    p.add_argument("--lr", type=float, default=None,
+                   help="learning rate (Adam); default 0.05, or 0.005 for --param cppn")
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -91,7 +91,7 @@ def render(
     param: Parameterization | None = None,
     transforms: str | Callable | Iterable[Callable] | None = "standard",
     steps: int = 512,
-    lr: float = 0.05,
+    lr: float | None = None,
     seed: int = 0,
     device: str | torch.device = "auto",
     thresholds: Iterable[int] = (),
@@ -106,15 +106,14 @@ def render(
 ) -> Result:
     """Optimise `param` (default: a Fourier image of `size`, `batch` images) to maximise `objective`.
 
-    `input_size` upsamples each transformed image to that many pixels before the model (None:
+    `lr` defaults to the parameterization's own (`param.default_lr`: 0.05 for images, 0.005
+    for CPPNs). `input_size` upsamples each transformed image to that many pixels before the model (None:
     feed as rendered). For the first `relu_redirect_steps` steps ReLUs pass 'reviving'
     gradients (Lucid's trick). Raises NonFiniteLossError, holding the last finite images, if
     the loss becomes NaN or infinite.
     """
     if steps < 1:
         raise UserError(f"steps must be at least 1, got {steps}")
-    if lr <= 0:
-        raise UserError(f"learning rate must be positive, got {lr}")
     if batch < 1:
         raise UserError(f"batch must be at least 1, got {batch}")
     dev = resolve_device(device)
@@ -125,6 +124,9 @@ def render(
         h, w = check_size(size)
         param = FourierImage(h, w, batch=batch, generator=torch.Generator().manual_seed(seed))
     param = param.to(dev)
+    lr = param.default_lr if lr is None else lr
+    if lr <= 0:
+        raise UserError(f"learning rate must be positive, got {lr}")
     transform = _transform(transforms)
     opt = _optimizer(optimizer, param.parameters(), lr)
     generator = torch.Generator(device=dev).manual_seed(seed)

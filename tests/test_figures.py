@@ -58,3 +58,11 @@ def test_same_seed_same_image_on_the_embedded_model(lite0: Model) -> None:
     a = render(lite0, "blocks.6:21", size=48, steps=6, seed=1, device="cpu", progress=False)
     b = render(lite0, "blocks.6:21", size=48, steps=6, seed=1, device="cpu", progress=False)
     assert torch.equal(a.images, b.images) and a.history == b.history
+
+
+def test_cppn_with_its_default_learning_rate(lite0: Model) -> None:
+    from diffparam.param import CPPN
+
+    param = CPPN(96, generator=torch.Generator().manual_seed(0))
+    result = render(lite0, "blocks.10:27", param=param, steps=96, device="cpu", progress=False)
+    assert float(unit_ratio(lite0, "blocks.10", 27, result.images)[0]) >= 3

@@ -42,6 +42,9 @@ class Parameterization(nn.Module, ABC):
     Subclasses set up their parameters and implement `forward()` returning (B, C, H, W) in [0, 1].
     """
 
+    default_lr: float = 0.05
+    """The Adam learning rate that suits this parameterization (render's default)."""
+
     def __init__(self, height: int, width: int | None, batch: int, channels: int) -> None:
         super().__init__()
         self.height = positive_int("height", height)

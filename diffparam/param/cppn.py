@@ -64,6 +64,9 @@ class CPPN(Parameterization):
     device (the default device without one); `load` returns the network on the CPU.
     """
 
+    default_lr = 0.005
+    """Measured: lr 0.05 diverges on EfficientNet-Lite0 (activation 0.9x photos), 0.005 gives 7.4x."""
+
     def __init__(
         self,
         height: int,
