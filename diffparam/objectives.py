@@ -169,6 +169,21 @@ def channel(layer: str, c: int, batch: int | None = None) -> Objective:
                      [_layer_check(layer), _channel_check(layer, c)])
 
 
+def channels(layer: str, cs: Sequence[int]) -> Objective:
+    """Image i maximises channel cs[i] of `layer`: many units in one batch, one gather per step."""
+    index = torch.as_tensor(list(cs), dtype=torch.long)
+
+    def fn(acts: Activations) -> Tensor:
+        t = acts[layer]
+        if t.shape[0] != len(index):
+            raise UserError(f"{len(index)} channels need a batch of {len(index)} images, got {t.shape[0]}")
+        idx = index.to(t.device)
+        return _per_image_mean(t[torch.arange(len(idx), device=t.device), idx])
+
+    return Objective(fn, [layer], f"{layer}:{','.join(str(c) for c in cs)}",
+                     [_layer_check(layer), *(_channel_check(layer, c) for c in cs)])
+
+
 def neuron(
     layer: str, c: int, x: int | None = None, y: int | None = None, batch: int | None = None
 ) -> Objective:
@@ -290,16 +305,31 @@ def total_variation(batch: int | None = None) -> Objective:
 
 
 # -- the string grammar ----------------------------------------------------------------------------
-_GRAMMAR = "use LAYER, LAYER:CHANNEL, LAYER:CHANNEL@X,Y or logit:CLASS"
+_GRAMMAR = "use LAYER, LAYER:CHANNEL, LAYER:C1,C2,..., LAYER:CHANNEL@X,Y or logit:CLASS"
+_CHANNEL_LIST = re.compile(r"^(?P<layer>[^:@\s]+):(?P<cs>\d+(?:,\d+)+)$")
+
+
+def channel_list(spec: str) -> tuple[str, list[int]] | None:
+    """(layer, channels) when `spec` is `LAYER:C1,C2,...` (one image per channel), else None."""
+    m = _CHANNEL_LIST.match(spec.strip())
+    return (m["layer"], [int(c) for c in m["cs"].split(",")]) if m else None
 _UNIT = re.compile(r"^(?P<layer>[^:@\s]+):(?P<c>-?\d+)(?:@(?P<x>-?\d+),(?P<y>-?\d+))?$")
 
 
 def parse(spec: str, model: Model, batch: int | None = None) -> Objective:
-    """Turn `layer`, `layer:c`, `layer:c@x,y` or `logit:CLASS` into a checked objective."""
+    """Turn `layer`, `layer:c`, `layer:c1,c2,...`, `layer:c@x,y` or `logit:CLASS` into an objective.
+
+    A channel list makes a batch objective (image i maximises the i-th channel).
+    """
     text = spec.strip()
     if not text:
         raise UserError(f"empty objective: {_GRAMMAR}")
-    if text.startswith("logit:"):
+    listed = channel_list(text)
+    if listed is not None:
+        if batch is not None:
+            raise UserError(f"a channel list ({text}) already fills the batch: drop batch=")
+        obj = channels(*listed)
+    elif text.startswith("logit:"):
         label = text[len("logit:"):].strip()
         if not label:
             raise UserError(f"logit needs a class: logit:INDEX or logit:NAME ({_GRAMMAR})")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -35,6 +36,8 @@ class Result:
     frames: dict[int, Tensor] = field(default_factory=dict)
     objective: str = ""
     param: Parameterization | None = None
+    seconds: float = 0.0
+    """Wall time of the optimisation loop."""
 
     def save(self, path: str | os.PathLike, separate: bool = False) -> list[Path]:
         """Write the images as PNG: a batch becomes a grid, or one file per image with `separate`."""
@@ -75,14 +78,74 @@ def _transform(transforms: str | Callable | Iterable[Callable] | None) -> Callab
     return T.compose(*transforms)
 
 
-def _optimizer(optimizer, params: Iterable[Tensor], lr: float) -> torch.optim.Optimizer:
+def _optimizer(optimizer, params: list[Tensor], lr: float, device: torch.device,
+               capturable: bool) -> torch.optim.Optimizer:
     if optimizer is None:
+        if device.type == "cuda":  # one fused kernel; capturable so the step can live in a graph
+            return torch.optim.Adam(params, lr=lr, fused=True, capturable=capturable)
         return torch.optim.Adam(params, lr=lr)
     if isinstance(optimizer, type) and issubclass(optimizer, torch.optim.Optimizer):
         return optimizer(params, lr=lr)
     if callable(optimizer):
         return optimizer(params)
     raise UserError("optimizer must be a torch.optim.Optimizer class or a function params → optimizer")
+
+
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
+EAGER_WARMUP = 3
+"""Steps run eagerly before a CUDA graph is captured (they initialise Adam's state and cuDNN)."""
+
+
+class _Loop:
+    """One optimisation step, run eagerly or replayed from a captured CUDA graph."""
+
+    def __init__(self, net: Model, obj: Objective, param: Parameterization, transform: Callable,
+                 opt: torch.optim.Optimizer, generator: torch.Generator | None,
+                 input_size: int | None, precision: str, channels_last: bool) -> None:
+        self.net, self.obj, self.param, self.transform, self.opt = net, obj, param, transform, opt
+        self.generator, self.input_size = generator, input_size
+        self.dtype = PRECISIONS[precision]
+        self.channels_last = channels_last
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.static: tuple[Tensor, Tensor] | None = None
+
+    def _forward_backward(self, redirect: bool) -> tuple[Tensor, Tensor]:
+        images = self.param()
+        x = self.transform(images, self.generator)
+        if self.input_size is not None:
+            x = F.interpolate(x, size=(self.input_size,) * 2, mode="bilinear", align_corners=False)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        amp = (torch.autocast(x.device.type, dtype=self.dtype) if self.dtype is not None
+               else nullcontext())
+        with amp, self.net.redirected_relus() if redirect else nullcontext():
+            captured = self.net.activations(x, self.obj.layers)
+        acts = Activations({k: v.float() for k, v in captured.items()}, self.net)
+        acts[INPUT] = images
+        loss = -self.obj(acts).sum()
+        loss.backward()
+        return loss.detach(), images.detach()
+
+    def eager(self, redirect: bool) -> tuple[Tensor, Tensor]:
+        """Run one step now."""
+        self.opt.zero_grad(set_to_none=True)
+        out = self._forward_backward(redirect)
+        self.opt.step()
+        return out
+
+    def capture(self) -> None:
+        """Record one whole step (param → transforms → model → loss → backward → Adam) as a graph."""
+        self.opt.zero_grad(set_to_none=True)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            self.static = self._forward_backward(redirect=False)
+            self.opt.step()
+
+    def replay(self) -> tuple[Tensor, Tensor]:
+        """Run the captured step again; returns its (static) loss and images."""
+        assert self.graph is not None and self.static is not None
+        self.graph.replay()
+        return self.static
 
 
 def render(
@@ -103,21 +166,37 @@ def render(
     input_size: int | None = None,
     relu_redirect_steps: int = 0,
     callback: Callback | None = None,
+    cuda_graph: bool | None = None,
+    precision: str = "fp32",
+    channels_last: bool | None = None,
 ) -> Result:
     """Optimise `param` (default: a Fourier image of `size`, `batch` images) to maximise `objective`.
 
     `lr` defaults to the parameterization's own (`param.default_lr`: 0.05 for images, 0.005
-    for CPPNs). `input_size` upsamples each transformed image to that many pixels before the model (None:
-    feed as rendered). For the first `relu_redirect_steps` steps ReLUs pass 'reviving'
-    gradients (Lucid's trick). Raises NonFiniteLossError, holding the last finite images, if
-    the loss becomes NaN or infinite.
+    for CPPNs). `input_size` upsamples each transformed image to that many pixels before the
+    model (None: feed as rendered). For the first `relu_redirect_steps` steps ReLUs pass
+    'reviving' gradients (Lucid's trick; off by default, see BENCHMARKS.md).
+
+    Speed on CUDA (defaults None = on there): `cuda_graph` captures the whole step once and
+    replays it; `channels_last` uses NHWC convolutions; `precision="bf16"` autocasts the model.
+    Raises NonFiniteLossError, holding the last finite images, if the loss becomes NaN or
+    infinite (checked every step on CPU, every 16 steps on CUDA to avoid stalls).
     """
     if steps < 1:
         raise UserError(f"steps must be at least 1, got {steps}")
     if batch < 1:
         raise UserError(f"batch must be at least 1, got {batch}")
+    if precision not in PRECISIONS:
+        raise UserError(f"unknown precision {precision!r}: use {' or '.join(PRECISIONS)}")
     dev = resolve_device(device)
+    on_cuda = dev.type == "cuda"
+    if cuda_graph and not on_cuda:
+        raise UserError("cuda_graph needs a CUDA device")
+    use_graph = on_cuda and (optimizer is None if cuda_graph is None else cuda_graph)
+    use_channels_last = on_cuda if channels_last is None else channels_last
     net = load_model(model).to(dev)
+    if use_channels_last:
+        net.module.to(memory_format=torch.channels_last)
     obj = parse(objective, net) if isinstance(objective, str) else objective
     obj.validate(net)
     if param is None:
@@ -127,48 +206,68 @@ def render(
     lr = param.default_lr if lr is None else lr
     if lr <= 0:
         raise UserError(f"learning rate must be positive, got {lr}")
-    transform = _transform(transforms)
-    opt = _optimizer(optimizer, param.parameters(), lr)
-    generator = torch.Generator(device=dev).manual_seed(seed)
-    marks = set(thresholds)
+    opt = _optimizer(optimizer, list(param.parameters()), lr, dev, capturable=use_graph)
+    # A graph replays the default CUDA generator's stream (graph-safe); fork_rng keeps it local.
+    with torch.random.fork_rng(devices=[dev.index or 0] if on_cuda else [], enabled=use_graph):
+        if use_graph:
+            torch.cuda.manual_seed(seed)
+        generator = None if use_graph else torch.Generator(device=dev).manual_seed(seed)
+        loop = _Loop(net, obj, param, _transform(transforms), opt, generator, input_size,
+                     precision, use_channels_last)
+        return _run(loop, obj.name, steps, set(thresholds), callback, progress, use_graph,
+                    relu_redirect_steps, check_every=16 if on_cuda else 1)
 
-    history: list[float] = []
+
+def _run(loop: _Loop, name: str, steps: int, marks: set[int], callback: Callback | None,
+         progress: bool, use_graph: bool, redirect_steps: int, check_every: int) -> Result:
+    """Step `steps` times; record losses on the device and check them every `check_every` steps."""
+    param = loop.param
+    dev = next(param.parameters()).device
+    losses = torch.zeros(steps, device=dev)
     frames: dict[int, Tensor] = {}
-    last_good: Tensor | None = None
-    bar = tqdm(range(1, steps + 1), disable=not progress or not sys.stderr.isatty(),
-               desc=obj.name[:40], unit="step", leave=False)
-    for step in bar:
-        opt.zero_grad(set_to_none=True)
-        images = param()
-        x = transform(images, generator)
-        if input_size is not None:
-            x = F.interpolate(x, size=(input_size, input_size), mode="bilinear", align_corners=False)
-        redirect = net.redirected_relus() if step <= relu_redirect_steps else nullcontext()
-        with redirect:
-            acts = Activations(net.activations(x, obj.layers), net)
-            acts[INPUT] = images
-            loss = -obj(acts).sum()
-            if not torch.isfinite(loss):
-                fallback = (last_good if last_good is not None else images).detach().cpu()
+    last_good = (0, param().detach().cpu())
+    eager_steps = max(EAGER_WARMUP, redirect_steps)
+    bar = tqdm(total=steps, disable=not progress or not sys.stderr.isatty(), desc=name[:40],
+               unit="step", leave=False)
+    start = time.perf_counter()
+    # Eager steps before a capture run on a side stream, as CUDA graph capture requires.
+    side = torch.cuda.Stream(dev) if use_graph else None
+    if side is not None:
+        side.wait_stream(torch.cuda.current_stream(dev))
+    for step in range(1, steps + 1):
+        if side is None or step <= eager_steps:
+            with torch.cuda.stream(side) if side is not None else nullcontext():
+                loss, images = loop.eager(redirect=step <= redirect_steps)
+                losses[step - 1] = loss
+            if side is not None:
+                torch.cuda.current_stream(dev).wait_stream(side)
+        else:
+            if loop.graph is None:
+                loop.capture()
+            loss, images = loop.replay()
+            losses[step - 1] = loss
+        if step % check_every == 0 or step == steps:
+            window = losses[last_good[0]:step]
+            bad = (~torch.isfinite(window)).nonzero()
+            if len(bad):
+                first = last_good[0] + int(bad[0]) + 1
                 raise NonFiniteLossError(
-                    f"loss became {loss.item()} at step {step} of {obj.name}; "
-                    "kept the last finite image (try a lower --lr)",
-                    Result(fallback, history, frames, obj.name, param),
+                    f"loss became {losses[first - 1].item()} at step {first} of {name}; kept the "
+                    f"image from step {last_good[0]} (try a lower --lr)",
+                    Result(last_good[1], losses[:first - 1].tolist(), frames, name, param),
                 )
-            loss.backward()
-        opt.step()
-        value = loss.item()
-        history.append(value)
-        last_good = images.detach()
+            last_good = (step, images.detach().cpu())
+            bar.set_postfix(loss=f"{float(losses[step - 1]):.3g}")
         if step in marks or callback is not None:
             with torch.no_grad():
                 now = param().detach().cpu()
             if step in marks:
                 frames[step] = now
             if callback is not None:
-                callback(step, value, now)
-        if step % 16 == 0:
-            bar.set_postfix(loss=f"{value:.3g}")
+                callback(step, float(loss), now)
+        bar.update()
+    bar.close()
     with torch.no_grad():
         final = param().detach().cpu()
-    return Result(final, history, frames, obj.name, param)
+    seconds = time.perf_counter() - start
+    return Result(final, losses.tolist(), frames, name, param, seconds)

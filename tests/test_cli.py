@@ -54,6 +54,25 @@ def test_user_errors_are_one_line_status_2(args, message, capsys, tmp_path) -> N
     assert not (tmp_path / "x.png").exists()
 
 
+def test_channel_list_writes_one_png_per_channel(tmp_path) -> None:
+    out = tmp_path / "units"
+    code = main(["render", "blocks.4:3,7,11", "--size", "32", "--steps", "2", "--quiet",
+                 "--device", "cpu", "--out", f"{out}/"])
+    assert code == 0
+    assert sorted(p.name for p in out.iterdir()) == ["blocks.4_11.png", "blocks.4_3.png",
+                                                     "blocks.4_7.png"]
+
+
+def test_channel_list_errors(tmp_path, capsys) -> None:
+    assert main(["render", "blocks.4:3,7", "--out", str(tmp_path / "a.png")]) == 2
+    assert "give a folder" in capsys.readouterr().err
+    assert main(["render", "blocks.4:3,7", "--batch", "2", "--out", str(tmp_path)]) == 2
+    assert "drop --batch" in capsys.readouterr().err
+    assert main(["render", "blocks.4:3,700", "--out", str(tmp_path / "d")]) == 2
+    assert "blocks.4 has 40 channels" in capsys.readouterr().err
+    assert not (tmp_path / "d").exists()
+
+
 def test_layers_lists_blocks(capsys) -> None:
     assert main(["layers"]) == 0
     lines = capsys.readouterr().out.splitlines()

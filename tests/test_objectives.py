@@ -114,3 +114,22 @@ def test_embedded_model_errors(lite0: Model) -> None:
     with pytest.raises(UserError, match=r"closest: blocks.1"):
         O.parse("block.10:3", lite0)
     assert O.parse("logit:flamingo", lite0).name == "logit:flamingo"
+
+
+def test_channels_gives_each_image_its_own_channel(tiny: Model) -> None:
+    acts = _acts(b=3)
+    v = O.channels("conv", [2, 0, 1])(acts)
+    expected = torch.stack([acts["conv"][i, c].mean() for i, c in enumerate([2, 0, 1])])
+    assert torch.equal(v, expected)
+    summed = sum(O.channel("conv", c, batch=i) for i, c in enumerate([2, 0, 1]))
+    assert torch.allclose(v, summed(acts))
+    with pytest.raises(UserError, match="3 channels need a batch of 3 images, got 2"):
+        O.channels("conv", [2, 0, 1])(_acts(b=2))
+
+
+def test_channel_list_grammar(tiny: Model) -> None:
+    assert O.channel_list("conv2:1,5,7") == ("conv2", [1, 5, 7])
+    assert O.channel_list("conv2:1") is None
+    assert O.parse("conv2:1,5", tiny).name == "conv2:1,5"
+    with pytest.raises(UserError, match="conv2 has 16 channels: channel 40"):
+        O.parse("conv2:1,40", tiny)

@@ -99,3 +99,34 @@ def test_render_on_gpu(tiny: Model) -> None:
     result = _quick(tiny, "conv3.0:2", steps=40, device="cuda")
     assert result.images.device.type == "cpu"
     assert result.history[-1] < result.history[0]
+
+
+def _unit_ratios(model: Model, **kw) -> list[float]:
+    from diffparam.evaluate import unit_ratio
+
+    cs = [27, 60, 5, 90]
+    result = render(model, O.channels("blocks.10", cs), batch=len(cs), size=128, steps=128,
+                    device="cuda", progress=False, **kw)
+    model.to("cpu")
+    return [float(unit_ratio(model, "blocks.10", c, result.images[i:i + 1])[0])
+            for i, c in enumerate(cs)]
+
+
+@pytest.mark.gpu
+def test_cuda_graph_and_bf16_keep_quality(lite0: Model) -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU")
+    eager = _unit_ratios(lite0, cuda_graph=False, channels_last=False)
+    graph = _unit_ratios(lite0, cuda_graph=True)
+    bf16 = _unit_ratios(lite0, cuda_graph=True, precision="bf16")
+    for fast in (graph, bf16):
+        assert sum(fast) >= 0.85 * sum(eager), (eager, graph, bf16)
+
+
+@pytest.mark.gpu
+def test_cuda_graph_reports_nan(lite0: Model) -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU")
+    obj = O.channel("blocks.4", 3) / 0.0 * 0.0  # NaN from the first step, inside the graph too
+    with pytest.raises(NonFiniteLossError, match="at step 1 "):
+        render(lite0, obj, size=64, steps=40, device="cuda", progress=False, cuda_graph=True)
