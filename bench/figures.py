@@ -43,6 +43,8 @@ def _ratios(model, units, device, chunk, **kw) -> list[dict]:
     for start in range(0, len(units), chunk):
         part = units[start:start + chunk]
         obj = O.Objective.sum(O.channel(layer, c, batch=i) for i, (layer, c) in enumerate(part))
+        if len({layer for layer, _ in part}) == 1:
+            obj = O.channels(part[0][0], [c for _, c in part])
         result = render(model, obj, batch=len(part), device=device, progress=False, **kw)
         model.to(device)
         for (layer, c), value in zip(part, _values(model, part, result.images.to(device)),
@@ -60,7 +62,7 @@ def units_section(model, args) -> dict:
         channels = range(n) if args.channels == 0 else range(min(n, args.channels))
         t = time.perf_counter()
         rows = _ratios(model, [(block, c) for c in channels], args.device, args.chunk,
-                       size=args.size, steps=args.steps, seed=args.seed)
+                       size=args.size, steps=args.steps, seed=args.seed, precision=args.precision)
         ratios = [r["ratio"] for r in rows if r["ratio"] is not None]
         out[block] = dict(
             channels=len(rows), positive_reference=len(ratios),
@@ -174,6 +176,7 @@ def main() -> None:
     p.add_argument("--class-steps", type=int, default=512)
     p.add_argument("--chunk", type=int, default=64, help="images rendered together")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="for the units section")
     p.add_argument("--only", default="units,choices,fourier,classes")
     p.add_argument("--out", default="figures.json")
     args = p.parse_args()

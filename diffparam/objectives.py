@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from diffparam.constant import Constant
 from diffparam.errors import UserError
 from diffparam.models.base import OUTPUT
 
@@ -129,9 +130,9 @@ def _for_batch(values: Tensor, batch: int | None) -> Tensor:
         return values
     if not -values.shape[0] <= batch < values.shape[0]:
         raise UserError(f"batch index {batch} is out of range for a batch of {values.shape[0]}")
-    mask = torch.zeros_like(values)
-    mask[batch] = 1
-    return values * mask
+    # Built on the device with no host copy, so it also works inside a CUDA graph capture.
+    mask = torch.arange(values.shape[0], device=values.device) == batch % values.shape[0]
+    return values * mask.to(values.dtype)
 
 
 def _per_image_mean(t: Tensor) -> Tensor:
@@ -171,14 +172,15 @@ def channel(layer: str, c: int, batch: int | None = None) -> Objective:
 
 def channels(layer: str, cs: Sequence[int]) -> Objective:
     """Image i maximises channel cs[i] of `layer`: many units in one batch, one gather per step."""
-    index = torch.as_tensor(list(cs), dtype=torch.long)
+    index = Constant(torch.as_tensor(list(cs), dtype=torch.long))
+    n = len(index.value)
 
     def fn(acts: Activations) -> Tensor:
         t = acts[layer]
-        if t.shape[0] != len(index):
-            raise UserError(f"{len(index)} channels need a batch of {len(index)} images, got {t.shape[0]}")
-        idx = index.to(t.device)
-        return _per_image_mean(t[torch.arange(len(idx), device=t.device), idx])
+        if t.shape[0] != n:
+            raise UserError(f"{n} channels need a batch of {n} images, got {t.shape[0]}")
+        rows = torch.arange(n, device=t.device)
+        return _per_image_mean(t[rows, index.on(t.device)])
 
     return Objective(fn, [layer], f"{layer}:{','.join(str(c) for c in cs)}",
                      [_layer_check(layer), *(_channel_check(layer, c) for c in cs)])
@@ -216,19 +218,19 @@ def layer(name: str, batch: int | None = None) -> Objective:
 
 def direction(layer: str, vector: Tensor | Sequence[float], batch: int | None = None) -> Objective:
     """Mean over positions of the activation's projection on a unit `vector` in channel space."""
-    vec = torch.as_tensor(vector, dtype=torch.float32).flatten()
-    vec = vec / vec.norm().clamp_min(1e-12)
+    raw = torch.as_tensor(vector, dtype=torch.float32).flatten()
+    vec = Constant(raw / raw.norm().clamp_min(1e-12))
 
     def fn(acts: Activations) -> Tensor:
         t = acts[layer]
-        v = vec.to(t.device, t.dtype)
+        v = vec.on(t.device, t.dtype)
         shape = (1, -1) + (1,) * (t.dim() - 2)
         return _for_batch(_per_image_mean((t * v.view(shape)).sum(1)), batch)
 
     def check(model: Model) -> None:
         n = model.channels(layer)
-        if vec.numel() != n:
-            raise UserError(f"direction has {vec.numel()} values but {layer} has {n} channels")
+        if raw.numel() != n:
+            raise UserError(f"direction has {raw.numel()} values but {layer} has {n} channels")
 
     return Objective(fn, [layer], f"direction({layer}){_suffix(batch)}", [_layer_check(layer), check])
 

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from diffparam.constant import Constant
 from diffparam.errors import UserError
 
 PAD_MODES = ("constant", "reflect")
@@ -160,6 +161,7 @@ class _RandomScale(_Affine):
         elif isinstance(scales, Sequence) and not isinstance(scales, str) and len(scales) > 0:
             self.range = None
             self.values = tuple(_real("scale", s, 0.0, inclusive=False) for s in scales)
+            self.values_tensor = Constant(torch.tensor(self.values))
         else:
             raise UserError(
                 f"scales must be a (low, high) tuple or a non-empty list of values, got {scales!r}"
@@ -173,7 +175,7 @@ class _RandomScale(_Affine):
             scale = low + (high - low) * u
         else:
             pick = torch.randint(len(self.values), (b,), generator=generator, device=x.device)
-            scale = torch.tensor(self.values, device=x.device, dtype=x.dtype)[pick]
+            scale = self.values_tensor.on(x.device, x.dtype)[pick]
         eye = torch.eye(2, device=x.device, dtype=x.dtype)
         return eye / scale[:, None, None]
 

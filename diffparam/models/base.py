@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from diffparam.constant import Constant
 from diffparam.errors import UserError
 
 OUTPUT = "output"
@@ -78,8 +79,8 @@ class Model:
         self.module = module.eval()
         for p in self.module.parameters():
             p.requires_grad_(False)
-        self.mean = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
-        self.std = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+        self.mean = Constant(torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.std = Constant(torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
         self.input_size = input_size
         self.name = name
         self.class_names = list(class_names) if class_names is not None else None
@@ -169,7 +170,7 @@ class Model:
     # -- running -----------------------------------------------------------------------------
     def normalize(self, x: Tensor) -> Tensor:
         """Map images in [0,1] to the module's expected input."""
-        return (x - self.mean.to(x.device, x.dtype)) / self.std.to(x.device, x.dtype)
+        return (x - self.mean.on(x.device, x.dtype)) / self.std.on(x.device, x.dtype)
 
     def __call__(self, x: Tensor) -> Tensor:
         """The module's output for images `x` in [0,1]."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from diffparam.constant import Constant
 from diffparam.errors import UserError
 
 _SQRT_COLOR_CORRELATION = torch.tensor(
@@ -15,6 +16,7 @@ COLOR_CORRELATION: Tensor = _SQRT_COLOR_CORRELATION / _SQRT_COLOR_CORRELATION.no
 """Square root of ImageNet's RGB colour correlation, scaled so its largest column norm is 1."""
 
 _COLOR_CORRELATION_INVERSE: Tensor = torch.linalg.inv(COLOR_CORRELATION)
+_MATRICES = {False: Constant(COLOR_CORRELATION), True: Constant(_COLOR_CORRELATION_INVERSE)}
 
 ACTIVATIONS = ("sigmoid", "clamp")
 """The accepted `activation` names of `to_valid_rgb`."""
@@ -34,8 +36,7 @@ def decorrelate_colors(x: Tensor, inverse: bool = False) -> Tensor:
     """
     if x.dim() < 3 or x.shape[-3] != 3:
         return x
-    matrix = _COLOR_CORRELATION_INVERSE if inverse else COLOR_CORRELATION
-    return torch.einsum("ck,...khw->...chw", matrix.to(device=x.device, dtype=x.dtype), x)
+    return torch.einsum("ck,...khw->...chw", _MATRICES[inverse].on(x.device, x.dtype), x)
 
 
 def to_valid_rgb(x: Tensor, decorrelate: bool = True, activation: str = "sigmoid") -> Tensor:
