@@ -138,3 +138,18 @@ def test_gpu_activations_match_cpu(lite0: Model) -> None:
     lite0.to("cpu")
     # cuDNN may run convolutions in TF32: compare by relative norm error, as for any tf32 result.
     assert (gpu - cpu).norm() / cpu.norm() < 5e-3
+
+
+def test_fold_batchnorm_is_exact_and_keeps_layer_names() -> None:
+    from diffparam.models.efficientnet_lite import load_efficientnet_lite0
+
+    plain = Model(load_efficientnet_lite0(), mean=(0.5,) * 3, std=(0.5,) * 3)
+    folded = Model(load_efficientnet_lite0(), mean=(0.5,) * 3, std=(0.5,) * 3)
+    assert folded.fold_batchnorm() == 49
+    assert "blocks.10.project.bn" in folded.layer_names()
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.module.modules())
+    x = torch.rand(2, 3, 96, 96)
+    layers = ["blocks.10.project.bn", "blocks.10", "output"]
+    a, b = plain.activations(x, layers), folded.activations(x, layers)
+    for name in layers:
+        assert (a[name] - b[name]).norm() / a[name].norm() < 1e-5, name

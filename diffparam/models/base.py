@@ -60,6 +60,16 @@ def _redirected_forward(module: nn.Module):
     return lambda x: _RedirectedReLU.apply(x, upper)
 
 
+def _fold_into(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:
+    """conv ← bn ∘ conv, using bn's running statistics."""
+    with torch.no_grad():
+        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+        conv.weight.mul_(scale.view(-1, 1, 1, 1))
+        bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+        new_bias = (bias - bn.running_mean) * scale + bn.bias
+        conv.bias = nn.Parameter(new_bias, requires_grad=False)
+
+
 class Model:
     """Wraps an `nn.Module` for visualization: normalises [0,1] images and captures named layers.
 
@@ -205,6 +215,27 @@ class Model:
             for h in handles:
                 h.remove()
         return captured
+
+    def fold_batchnorm(self) -> int:
+        """Fold each eval BatchNorm2d that directly follows a Conv2d in a Sequential into the conv.
+
+        Exact for a frozen model and saves an elementwise pass per BN, forward and backward. The
+        BN becomes an Identity, so hooks on its name still see the same values. Returns the count.
+        """
+        folded = 0
+        for parent in self.module.modules():
+            if not isinstance(parent, nn.Sequential):
+                continue
+            children = list(parent.named_children())
+            for (_, conv), (bn_name, bn) in zip(children, children[1:], strict=False):
+                if (isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d)
+                        and bn.track_running_stats and bn.running_var is not None):
+                    _fold_into(conv, bn)
+                    setattr(parent, bn_name, nn.Identity())
+                    folded += 1
+        self._modules = dict(self.module.named_modules())
+        self._modules.pop("", None)
+        return folded
 
     @contextmanager
     def redirected_relus(self):

