@@ -133,7 +133,7 @@ def test_gpu_activations_match_cpu(lite0: Model) -> None:
     if not torch.cuda.is_available():
         pytest.skip("no CUDA GPU")
     x = torch.rand(2, 3, 96, 96)
-    cpu = lite0.activations(x, ["blocks.6"])["blocks.6"]
+    cpu = lite0.to("cpu").activations(x, ["blocks.6"])["blocks.6"]
     gpu = lite0.to("cuda").activations(x.cuda(), ["blocks.6"])["blocks.6"].cpu()
     lite0.to("cpu")
     # cuDNN may run convolutions in TF32: compare by relative norm error, as for any tf32 result.
