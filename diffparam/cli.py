@@ -48,7 +48,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
         raise UserError("a channel list renders one image per channel: drop --batch")
     batch = len(listed[1]) if listed else args.batch
     out = Path(args.out)
-    if listed and out.suffix:
+    if listed and out.suffix.lower() in {".png", ".jpg", ".jpeg"}:
         raise UserError(f"a channel list writes one PNG per channel: give a folder, not {out}")
     model = load_model(args.model, args.weights)
     objective = parse(args.objective, model)  # checked before anything touches the disk
