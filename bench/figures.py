@@ -42,9 +42,10 @@ def _ratios(model, units, device, chunk, **kw) -> list[dict]:
     rows = []
     for start in range(0, len(units), chunk):
         part = units[start:start + chunk]
-        obj = O.Objective.sum(O.channel(layer, c, batch=i) for i, (layer, c) in enumerate(part))
         if len({layer for layer, _ in part}) == 1:
             obj = O.channels(part[0][0], [c for _, c in part])
+        else:
+            obj = O.Objective.sum(O.channel(layer, c, batch=i) for i, (layer, c) in enumerate(part))
         result = render(model, obj, batch=len(part), device=device, progress=False, **kw)
         model.to(device)
         for (layer, c), value in zip(part, _values(model, part, result.images.to(device)),

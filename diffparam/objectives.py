@@ -309,13 +309,13 @@ def total_variation(batch: int | None = None) -> Objective:
 # -- the string grammar ----------------------------------------------------------------------------
 _GRAMMAR = "use LAYER, LAYER:CHANNEL, LAYER:C1,C2,..., LAYER:CHANNEL@X,Y or logit:CLASS"
 _CHANNEL_LIST = re.compile(r"^(?P<layer>[^:@\s]+):(?P<cs>\d+(?:,\d+)+)$")
+_UNIT = re.compile(r"^(?P<layer>[^:@\s]+):(?P<c>-?\d+)(?:@(?P<x>-?\d+),(?P<y>-?\d+))?$")
 
 
 def channel_list(spec: str) -> tuple[str, list[int]] | None:
     """(layer, channels) when `spec` is `LAYER:C1,C2,...` (one image per channel), else None."""
     m = _CHANNEL_LIST.match(spec.strip())
     return (m["layer"], [int(c) for c in m["cs"].split(",")]) if m else None
-_UNIT = re.compile(r"^(?P<layer>[^:@\s]+):(?P<c>-?\d+)(?:@(?P<x>-?\d+),(?P<y>-?\d+))?$")
 
 
 def parse(spec: str, model: Model, batch: int | None = None) -> Objective:

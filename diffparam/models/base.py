@@ -94,7 +94,11 @@ class Model:
         self.input_size = input_size
         self.name = name
         self.class_names = list(class_names) if class_names is not None else None
-        self._modules = dict(module.named_modules())
+        self._index_modules()
+
+    def _index_modules(self) -> None:
+        """Name → submodule (the root left out); forgets cached layer shapes."""
+        self._modules = dict(self.module.named_modules())
         self._modules.pop("", None)
         self._layer_cache: list[LayerInfo] | None = None
 
@@ -233,8 +237,7 @@ class Model:
                     _fold_into(conv, bn)
                     setattr(parent, bn_name, nn.Identity())
                     folded += 1
-        self._modules = dict(self.module.named_modules())
-        self._modules.pop("", None)
+        self._index_modules()
         return folded
 
     @contextmanager
