@@ -1,11 +1,13 @@
-"""Files: PNG and image grids written atomically, user images read with clear errors, sample photos."""
+"""Files: PNG, image grids and GIF/MP4 animations written atomically, user images read with clear
+errors, sample photos."""
 
 from __future__ import annotations
 
 import math
 import os
+import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -21,12 +23,8 @@ SAMPLE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "camera")
 """scikit-image's sample photos used as the 'natural images' reference."""
 
 
-@contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; on success rename it to `path`, else delete it.
-
-    No half-written file is ever left at `path`.
-    """
+def temp_beside(path: str | os.PathLike) -> Path:
+    """A new empty temporary file in `path`'s folder with the same suffix (for write-then-rename)."""
     final = Path(path)
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
@@ -34,10 +32,19 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     except OSError as exc:
         raise UserError(f"cannot write {final}: {exc.strerror or exc}") from exc
     os.close(fd)
-    tmp_path = Path(tmp)
+    return Path(tmp)
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; on success rename it to `path`, else delete it.
+
+    No half-written file is ever left at `path`.
+    """
+    tmp_path = temp_beside(path)
     try:
         yield tmp_path
-        os.replace(tmp_path, final)
+        os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
 
@@ -145,3 +152,104 @@ def sample_photos(size: int = 224, names: tuple[str, ...] = SAMPLE_PHOTOS) -> Te
         img = torch.from_numpy(arr[..., :3]).permute(2, 0, 1).unsqueeze(0).contiguous()
         out.append(center_crop(resize(img, size), size))
     return torch.cat(out)
+
+
+ANIMATION_SUFFIXES = (".gif", ".mp4")
+
+
+class AnimationWriter:
+    """Write frames (C,H,W) in [0,1] one at a time to a GIF or an MP4 (chosen by the suffix).
+
+    Frames go to disk as they come, so long runs hold none in memory: an MP4 is piped to ffmpeg
+    (imageio-ffmpeg) frame by frame; a GIF's frames wait as PNGs in a temporary folder and are
+    assembled on `close()` (a GIF's palette needs them all). The file appears, atomically, only
+    when the writer closes without an error. RGBA frames are flattened over white.
+    """
+
+    def __init__(self, path: str | os.PathLike, fps: float = 12.0) -> None:
+        self.path = Path(path)
+        suffix = self.path.suffix.lower()
+        if suffix not in ANIMATION_SUFFIXES:
+            raise UserError(f"an animation must end in .gif or .mp4, got {self.path}")
+        if not fps > 0:
+            raise UserError(f"frames per second must be positive, got {fps}")
+        check_writable(self.path)
+        self.fps = float(fps)
+        self.count = 0
+        self._size: tuple[int, int] | None = None
+        self._tmp = temp_beside(self.path)
+        self._frames_dir: Path | None = None
+        self._ffmpeg = None
+        if suffix == ".gif":
+            self._frames_dir = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", dir=self.path.parent))
+        else:
+            import imageio.v2 as imageio
+
+            self._ffmpeg = imageio.get_writer(self._tmp, format="FFMPEG", mode="I", fps=self.fps,
+                                              codec="libx264", quality=8, macro_block_size=2)
+
+    def add(self, frame: Tensor) -> None:
+        """Append one frame; every frame must have the first frame's height and width."""
+        arr = to_uint8(frame)
+        if arr.ndim == 2:
+            arr = np.repeat(arr[..., None], 3, axis=2)
+        if arr.shape[-1] == 4:
+            alpha = arr[..., 3:].astype(np.float32) / 255.0
+            arr = (arr[..., :3] * alpha + 255.0 * (1.0 - alpha)).round().astype(np.uint8)
+        size = arr.shape[:2]
+        if self._size is None:
+            self._size = size
+        elif size != self._size:
+            raise UserError(f"animation frames must all be {self._size[0]}x{self._size[1]}, "
+                            f"got {size[0]}x{size[1]}")
+        if self._ffmpeg is not None:
+            if size[0] % 2 or size[1] % 2:  # H.264 needs even sizes: repeat the last row/column
+                arr = np.pad(arr, ((0, size[0] % 2), (0, size[1] % 2), (0, 0)), mode="edge")
+            self._ffmpeg.append_data(arr)
+        else:
+            assert self._frames_dir is not None
+            Image.fromarray(arr).save(self._frames_dir / f"{self.count:06d}.png")
+        self.count += 1
+
+    def close(self, ok: bool = True) -> Path:
+        """Finish the file (or, with `ok=False`, discard it) and return its path."""
+        try:
+            if ok and self.count == 0:
+                raise UserError(f"no frames were written to {self.path}")
+            if self._ffmpeg is not None:
+                self._ffmpeg.close()
+            elif ok:
+                self._write_gif()
+        except BaseException:
+            ok = False
+            raise
+        finally:
+            if self._frames_dir is not None:
+                shutil.rmtree(self._frames_dir, ignore_errors=True)
+            if ok:
+                os.replace(self._tmp, self.path)
+            self._tmp.unlink(missing_ok=True)
+        return self.path
+
+    def _write_gif(self) -> None:
+        assert self._frames_dir is not None
+        files = sorted(self._frames_dir.glob("*.png"))
+        frames = (Image.open(f).convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT)
+                  for f in files[1:])
+        first = Image.open(files[0]).convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT)
+        first.save(self._tmp, format="GIF", save_all=True, append_images=frames, loop=0,
+                   duration=round(1000 / self.fps), optimize=False)
+
+    def __enter__(self) -> AnimationWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.close(ok=exc_type is None)
+
+
+def save_animation(frames: Iterable[Tensor] | Tensor, path: str | os.PathLike, fps: float = 12.0) -> Path:
+    """Write frames (an iterable of (C,H,W), or a (N,C,H,W) batch) as a GIF or MP4 at `path`."""
+    with AnimationWriter(path, fps) as writer:
+        for frame in frames:
+            writer.add(frame)
+    return writer.path

@@ -22,6 +22,7 @@ from diffparam.models.base import Model
 from diffparam.models.registry import load_model
 from diffparam.objectives import INPUT, Activations, Objective, parse
 from diffparam.param import FourierImage, Parameterization
+from diffparam.param.rgba import Background, background_from, composite
 
 MIN_SIZE, MAX_SIZE = 16, 4096
 Callback = Callable[[int, float, Tensor], None]
@@ -101,8 +102,10 @@ class _Loop:
 
     def __init__(self, net: Model, obj: Objective, param: Parameterization, transform: Callable,
                  opt: torch.optim.Optimizer, generator: torch.Generator | None,
-                 input_size: int | None, precision: str, channels_last: bool) -> None:
+                 input_size: int | None, precision: str, channels_last: bool,
+                 background: Background | None) -> None:
         self.net, self.obj, self.param, self.transform, self.opt = net, obj, param, transform, opt
+        self.background = background
         self.generator, self.input_size = generator, input_size
         self.dtype = PRECISIONS[precision]
         self.channels_last = channels_last
@@ -111,7 +114,10 @@ class _Loop:
 
     def _forward_backward(self, redirect: bool) -> tuple[Tensor, Tensor]:
         images = self.param()
-        x = self.transform(images, self.generator)
+        x = images
+        if images.shape[1] == 4 and self.background is not None:
+            x = composite(images, self.background(x[:, :3].shape, x.device, self.generator))
+        x = self.transform(x, self.generator)
         if self.input_size is not None:
             x = F.interpolate(x, size=(self.input_size,) * 2, mode="bilinear", align_corners=False)
         if self.channels_last:
@@ -169,6 +175,7 @@ def render(
     cuda_graph: bool | None = None,
     precision: str = "fp32",
     channels_last: bool | None = None,
+    background: str | Background | None = "noise",
 ) -> Result:
     """Optimise `param` (default: a Fourier image of `size`, `batch` images) to maximise `objective`.
 
@@ -179,8 +186,11 @@ def render(
 
     Speed on CUDA (defaults None = on there): `cuda_graph` captures the whole step once and
     replays it; `channels_last` uses NHWC convolutions; `precision="bf16"` autocasts the model.
-    Raises NonFiniteLossError, holding the last finite images, if the loss becomes NaN or
-    infinite (checked every step on CPU, every 16 steps on CUDA to avoid stalls).
+    A 4-channel (RGBA) image is composited over a fresh random `background` each step ("noise",
+    "fourier", a function (shape, device, generator) → RGB batch, or None to feed all 4 channels);
+    objectives see the RGBA image as `INPUT`.
+    Raises NonFiniteLossError, holding the last finite images, if the loss becomes NaN or infinite
+    (checked every step on CPU, every 16 steps on CUDA to avoid stalls).
     """
     if steps < 1:
         raise UserError(f"steps must be at least 1, got {steps}")
@@ -213,7 +223,7 @@ def render(
             torch.cuda.manual_seed(seed)
         generator = None if use_graph else torch.Generator(device=dev).manual_seed(seed)
         loop = _Loop(net, obj, param, _transform(transforms), opt, generator, input_size,
-                     precision, use_channels_last)
+                     precision, use_channels_last, background_from(background))
         return _run(loop, obj.name, steps, set(thresholds), callback, progress, use_graph,
                     relu_redirect_steps, check_every=16 if on_cuda else 1)
 

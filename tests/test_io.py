@@ -69,3 +69,27 @@ def test_sample_photos() -> None:
     photos = io.sample_photos(64)
     assert photos.shape == (5, 3, 64, 64)
     assert 0 <= photos.min() and photos.max() <= 1
+
+
+@pytest.mark.parametrize("suffix", [".gif", ".mp4"])
+def test_animation_is_written_frame_by_frame(tmp_path, suffix) -> None:
+    import imageio.v2 as imageio
+
+    frames = torch.rand(4, 3, 33, 40)  # odd height: MP4 pads to even sizes
+    path = io.save_animation(frames, tmp_path / f"anim{suffix}", fps=8)
+    reader = imageio.get_reader(path)
+    read = [f for f in reader]
+    assert len(read) == 4
+    assert read[0].shape[1] == 40 and read[0].shape[0] in (33, 34)
+    assert [p.name for p in tmp_path.iterdir()] == [f"anim{suffix}"]  # no temporary files left
+
+
+def test_animation_errors_leave_no_file(tmp_path) -> None:
+    with pytest.raises(UserError, match="must end in .gif or .mp4"):
+        io.AnimationWriter(tmp_path / "a.avi")
+    with pytest.raises(UserError, match="must all be"), io.AnimationWriter(tmp_path / "a.gif") as w:
+        w.add(torch.rand(3, 8, 8))
+        w.add(torch.rand(3, 9, 8))
+    with pytest.raises(UserError, match="no frames"), io.AnimationWriter(tmp_path / "b.gif"):
+        pass
+    assert list(tmp_path.iterdir()) == []

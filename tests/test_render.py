@@ -8,7 +8,7 @@ import torch
 from diffparam import objectives as O
 from diffparam.errors import NonFiniteLossError, UserError
 from diffparam.models.base import Model
-from diffparam.param import PixelImage
+from diffparam.param import PixelImage, RGBAImage
 from diffparam.render import render
 
 
@@ -133,3 +133,23 @@ def test_cuda_graph_reports_nan(lite0: Model) -> None:
             render(lite0, obj, size=64, steps=40, device="cuda", progress=False, cuda_graph=True)
     finally:
         lite0.to("cpu")  # the model is shared by the whole session
+
+
+def test_rgba_image_is_composited_over_fresh_backgrounds(tiny: Model) -> None:
+    seen = []
+
+    def background(shape, device, generator):
+        bg = torch.rand(shape, device=device, generator=generator)
+        seen.append(bg)
+        return bg
+
+    param = RGBAImage(32, batch=2, generator=torch.Generator().manual_seed(0))
+    result = render(tiny, "conv2:3", param=param, steps=3, seed=0, progress=False, background=background)
+    assert result.images.shape == (2, 4, 32, 32)
+    assert len(seen) == 3 and not torch.equal(seen[0], seen[1])
+    for kind in ("noise", "fourier"):
+        out = render(tiny, "conv2:3", param=RGBAImage(32, kind="pixel"), steps=2, progress=False,
+                     background=kind)
+        assert out.images.shape == (1, 4, 32, 32)
+    with pytest.raises(UserError, match="unknown background"):
+        render(tiny, "conv2:3", param=RGBAImage(32), steps=1, progress=False, background="plaid")

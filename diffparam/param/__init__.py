@@ -10,12 +10,15 @@ from diffparam.param.color import decorrelate_colors, to_valid_rgb
 from diffparam.param.cppn import CPPN
 from diffparam.param.fourier import FourierImage
 from diffparam.param.pixel import PixelImage
+from diffparam.param.rgba import RGBAImage, composite
 
 __all__ = [
     "CPPN",
     "FourierImage",
     "Parameterization",
     "PixelImage",
+    "RGBAImage",
+    "composite",
     "decorrelate_colors",
     "make_param",
     "to_valid_rgb",

@@ -1,0 +1,51 @@
+"""Command line: one subcommand per user task, each a thin layer over the Python API.
+
+Every module in this package except `common` defines `register(sub)`, which adds its subcommand(s)
+to the `diffparam` parser; `build_parser` finds them, so a new command is a new file here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+from collections.abc import Sequence
+
+from diffparam import __version__
+from diffparam.cli.common import Parser
+from diffparam.errors import NonFiniteLossError, UserError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `diffparam` argument parser with all its subcommands."""
+    parser = Parser(prog="diffparam", description="Images made by optimising differentiable "
+                    "parameterizations through neural networks.")
+    parser.add_argument("--version", action="version", version=f"diffparam {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if info.name != "common":
+            importlib.import_module(f"{__name__}.{info.name}").register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; user errors print one line to stderr and return status 2."""
+    try:
+        args = build_parser().parse_args(argv)
+        if getattr(args, "steps", 1) < 1:
+            raise UserError(f"--steps must be at least 1, got {args.steps}")
+        return args.func(args)
+    except UserError as exc:
+        print(f"diffparam: error: {exc}", file=sys.stderr)
+        return 2
+    except NonFiniteLossError as exc:
+        print(f"diffparam: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("diffparam: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

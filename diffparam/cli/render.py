@@ -1,0 +1,66 @@
+"""`diffparam render`: feature visualization of one objective, or of a channel list as one batch."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from diffparam.cli.common import add_render_options, model_from_args
+from diffparam.errors import NonFiniteLossError, UserError
+from diffparam.io import check_writable, save_image
+from diffparam.objectives import channel_list, parse
+from diffparam.param import make_param
+from diffparam.render import check_size, render
+
+
+def _cmd_render(args: argparse.Namespace) -> int:
+    check_size(args.size)
+    if args.batch < 1:
+        raise UserError(f"--batch must be at least 1, got {args.batch}")
+    listed = channel_list(args.objective)
+    if listed is not None and args.batch != 1:
+        raise UserError("a channel list renders one image per channel: drop --batch")
+    batch = len(listed[1]) if listed else args.batch
+    out = Path(args.out)
+    if listed and out.suffix.lower() in {".png", ".jpg", ".jpeg"}:
+        raise UserError(f"a channel list writes one PNG per channel: give a folder, not {out}")
+    model = model_from_args(args)
+    objective = parse(args.objective, model)  # checked before anything touches the disk
+    check_writable(out / f"{listed[0]}_{listed[1][0]}.png" if listed else out)
+    param = make_param(args.param, args.size, batch=batch,
+                       generator=torch.Generator().manual_seed(args.seed))
+    try:
+        result = render(model, objective, param=param, steps=args.steps, lr=args.lr,
+                        seed=args.seed, device=args.device, progress=not args.quiet,
+                        precision=args.precision)
+    except NonFiniteLossError as exc:
+        if exc.result is not None and not listed:
+            exc.result.save(out, separate=args.separate)
+        raise
+    if listed:
+        layer, cs = listed
+        paths = [save_image(img, out / f"{layer}_{c}.png") for img, c in zip(result.images, cs,
+                                                                              strict=True)]
+    else:
+        paths = result.save(out, separate=args.separate)
+    for path in paths:
+        print(path)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add `render`."""
+    p = sub.add_parser("render", help="feature visualization of one objective")
+    p.add_argument("objective", help="LAYER, LAYER:CHANNEL, LAYER:C1,C2,... (one image each, "
+                   "--out DIR/), LAYER:CHANNEL@X,Y or logit:CLASS")
+    add_render_options(p)
+    p.add_argument("--param", default="fourier", choices=["fourier", "pixel", "cppn"],
+                   help="image parameterization")
+    p.add_argument("--batch", type=int, default=1, help="images from different random starts")
+    p.add_argument("--separate", action="store_true", help="one file per image instead of a grid")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
+                   help="bf16 autocasts the model (GPU speed)")
+    p.add_argument("--out", default="out.png", help="output PNG (a folder for a channel list)")
+    p.set_defaults(func=_cmd_render)
