@@ -1,0 +1,417 @@
+"""Rendering an atlas: every unit of the job list, batched, resumable, sharded over ranks.
+
+Files in the atlas folder:
+  manifest.json        what is done: options, layers, one entry per finished unit, run timings
+  LAYER/C.png          one image per unit
+  .parts/batch-N.json  a finished batch's entries, written by the rank that rendered it
+  index.html           the page (diffparam.atlas.page)
+Every file is written to a temporary name and renamed, and a batch's part is written after its
+PNGs, so a job killed at any moment leaves only whole files; at most the batch in flight is lost.
+The next run with the same options removes stray temporaries, folds the parts into the manifest
+and renders only the units that are not in it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from diffparam.atlas.distributed import Ranks, device_for, join, launched_ranks, leave, spawn
+from diffparam.atlas.jobs import Batch, Unit, batches, job_list, layer_order, resolve_layers
+from diffparam.constant import Constant
+from diffparam.errors import UserError
+from diffparam.evaluate import objective_values
+from diffparam.io import atomic_path, check_writable, sample_photos, save_image
+from diffparam.models.base import Model
+from diffparam.models.registry import load_model
+from diffparam.objectives import Activations, Objective
+from diffparam.param import make_param
+from diffparam.render import PRECISIONS, Callback, check_size, render, resolve_device
+
+VERSION = 1
+MANIFEST = "manifest.json"
+PARTS = ".parts"
+_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}(?P<suffix>\.[^./]*)?$")
+"""The name `io.temp_beside` gives a temporary file: `.NAME.XXXXXXXX.SUFFIX` (NAME ends in SUFFIX)."""
+
+
+@dataclass(frozen=True)
+class Options:
+    """What an image depends on besides its unit; a resumed atlas must use the same."""
+
+    size: int = 128
+    steps: int = 512
+    lr: float | None = None
+    param: str = "fourier"
+    seed: int = 0
+    batch: int = 32
+    precision: str = "fp32"
+
+    def resolved(self) -> Options:
+        """Checked, with `lr` replaced by the parameterization's default when None."""
+        check_size(self.size)
+        if self.steps < 1:
+            raise UserError(f"steps must be at least 1, got {self.steps}")
+        if self.batch < 1:
+            raise UserError(f"batch must be at least 1, got {self.batch}")
+        if self.precision not in PRECISIONS:
+            raise UserError(f"unknown precision {self.precision!r}: use {' or '.join(PRECISIONS)}")
+        lr = make_param(self.param, 16).default_lr if self.lr is None else float(self.lr)
+        if not lr > 0:
+            raise UserError(f"learning rate must be positive, got {lr}")
+        return replace(self, lr=lr)
+
+
+@dataclass
+class Plan:
+    """What this run renders: the batches with units still to do, and how many units are done."""
+
+    out: Path
+    options: Options
+    pending: list[Batch]
+    total: int
+    done: int
+    layers: list[str]
+
+
+# -- the objective -----------------------------------------------------------------------------
+def units_objective(units: Sequence[Unit]) -> Objective:
+    """Image i maximises the mean activation of units[i]: units of several layers in one batch.
+
+    One gather per layer per step (like `objectives.channels`), safe inside a CUDA graph.
+    """
+    rows: dict[str, list[int]] = {}
+    for i, unit in enumerate(units):
+        rows.setdefault(unit.layer, []).append(i)
+    groups = [(name, Constant(torch.tensor(r)), Constant(torch.tensor([units[i].channel for i in r])))
+              for name, r in rows.items()]
+    inverse = Constant(torch.tensor([i for r in rows.values() for i in r]).argsort())
+    n = len(units)
+
+    def fn(acts: Activations) -> Tensor:
+        values = []
+        for name, r, cs in groups:
+            t = acts[name]
+            if t.shape[0] != n:
+                raise UserError(f"{n} units need a batch of {n} images, got {t.shape[0]}")
+            v = t[r.on(t.device), cs.on(t.device)]
+            values.append(v.flatten(1).mean(1) if v.dim() > 1 else v)
+        out = torch.cat(values)
+        return out[inverse.on(out.device)]
+
+    first, last = units[0], units[-1]
+    return Objective(fn, rows, f"atlas {first.key} … {last.key} ({n} units)")
+
+
+def photo_best(model: Model, layers: Sequence[str]) -> dict[str, Tensor]:
+    """Each channel's best mean activation over scikit-image's sample photos, per layer (on the CPU)."""
+    photos = sample_photos(model.input_size).to(model.device)
+    with torch.no_grad():
+        acts = model.activations(photos, layers)
+    return {name: (t.flatten(2).mean(2) if t.dim() > 2 else t).amax(0).float().cpu()
+            for name, t in acts.items()}
+
+
+# -- the manifest --------------------------------------------------------------------------------
+def read_manifest(out: str | os.PathLike) -> dict[str, Any] | None:
+    """The atlas manifest in folder `out`, or None when there is none yet."""
+    path = Path(out) / MANIFEST
+    if not path.is_file():
+        return None
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot read {path}: not an atlas manifest ({exc})") from exc
+    if not isinstance(manifest, dict) or manifest.get("version") != VERSION:
+        raise UserError(f"{path} is not a version-{VERSION} atlas manifest: choose another --out")
+    return manifest
+
+
+def write_manifest(out: str | os.PathLike, manifest: dict[str, Any]) -> Path:
+    """Write `out/manifest.json` atomically."""
+    path = Path(out) / MANIFEST
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+    return path
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _remove_temporaries(out: Path) -> int:
+    """Delete the temporary files a killed run left behind (see `io.temp_beside`); return the count."""
+    count = 0
+    for folder, _, files in os.walk(out):
+        for name in files:
+            m = _TEMPORARY.match(name)
+            if m and m["name"].endswith(m["suffix"] or ""):
+                (Path(folder) / name).unlink(missing_ok=True)
+                count += 1
+    return count
+
+
+def _absorb_parts(out: Path, manifest: dict[str, Any]) -> list[Path]:
+    """Fold every finished batch's part into `manifest`; returns the part files folded."""
+    parts = sorted((out / PARTS).glob("batch-*.json"))
+    for part in parts:
+        try:
+            entries = json.loads(part.read_text(encoding="utf-8"))["units"]
+        except (OSError, ValueError, KeyError) as exc:
+            raise UserError(f"cannot read {part}: {exc}; delete it to render that batch again") from exc
+        for key, entry in entries.items():
+            old = manifest["units"].get(key)
+            if old is not None and old.get("role") == "unit":
+                entry["role"] = "unit"
+            manifest["units"][key] = entry
+    return parts
+
+
+def absorb(out: str | os.PathLike) -> dict[str, Any] | None:
+    """Fold the finished batches' parts into the manifest and write it (then drop the parts)."""
+    folder = Path(out)
+    manifest = read_manifest(folder)
+    if manifest is None:
+        return None
+    parts = _absorb_parts(folder, manifest)
+    if parts:
+        manifest["updated"] = _now()
+        write_manifest(folder, manifest)
+        for part in parts:
+            part.unlink(missing_ok=True)
+    return manifest
+
+
+def _check_same(manifest: dict[str, Any], model: Model, options: Options, out: Path) -> None:
+    """Resuming needs the options the atlas was started with; say which one differs."""
+    if manifest.get("model") != model.name:
+        raise UserError(f"{out} holds an atlas of model {manifest.get('model')}, not {model.name}: "
+                        "use the same --model or another --out")
+    before = manifest.get("options", {})
+    for name, value in asdict(options).items():
+        if before.get(name) != value:
+            raise UserError(f"{out} holds an atlas made with {name} {before.get(name)!r}, not "
+                            f"{value!r}: resume with the same options or choose another --out")
+
+
+def prepare(out: str | os.PathLike, model: Model, layers: str | Sequence[str], options: Options,
+            circuits: bool = True) -> Plan:
+    """Check everything, tidy the folder after an interruption, and plan the units still to render.
+
+    Writes the manifest (options, layers, units done so far) before any rendering starts.
+    """
+    options = options.resolved()
+    names = resolve_layers(model, layers)
+    units = job_list(model, names, circuits)
+    folder = Path(out)
+    check_writable(folder / MANIFEST)
+    _remove_temporaries(folder)
+    manifest = read_manifest(folder)
+    if manifest is None:
+        manifest = {"version": VERSION, "model": model.name, "options": asdict(options),
+                    "created": _now(), "layers": {}, "units": {}, "timings": {"runs": []}}
+    _check_same(manifest, model, options, folder)
+    parts = _absorb_parts(folder, manifest)
+    manifest["units"] = {k: e for k, e in manifest["units"].items() if (folder / e["image"]).is_file()}
+    order = layer_order(model)
+    wanted = set(names)
+    for unit in units:
+        old = manifest["layers"].get(unit.layer, {}).get("role")
+        role = "unit" if unit.layer in wanted or old == "unit" else "circuit"
+        manifest["layers"][unit.layer] = {"channels": model.channels(unit.layer),
+                                          "index": order[unit.layer], "role": role}
+        entry = manifest["units"].get(unit.key)
+        if entry is not None and unit.role == "unit":
+            entry["role"] = "unit"
+    manifest["layers"] = dict(sorted(manifest["layers"].items(), key=lambda kv: kv[1]["index"]))
+    manifest["updated"] = _now()
+    write_manifest(folder, manifest)
+    for part in parts:
+        part.unlink(missing_ok=True)
+    done = set(manifest["units"])
+    pending = []
+    for b in batches(units, options.batch):
+        todo = tuple(u for u in b.units if u.key not in done)
+        if todo:
+            pending.append(Batch(b.index, todo))
+    left = sum(len(b.units) for b in pending)
+    return Plan(folder, options, pending, len(units), len(units) - left, names)
+
+
+# -- rendering -------------------------------------------------------------------------------------
+def render_batch(model: Model, batch: Batch, options: Options, device: str | torch.device,
+                 callback: Callback | None = None) -> tuple[Tensor, Tensor, float]:
+    """Render one batch: (images (B,C,H,W) on the CPU, each unit's activation on its image, seconds)."""
+    seed = batch.seed(options.seed)
+    param = make_param(options.param, options.size, batch=len(batch.units),
+                       generator=torch.Generator().manual_seed(seed))
+    objective = units_objective(batch.units)
+    result = render(model, objective, param=param, steps=options.steps, lr=options.lr, seed=seed,
+                    device=device, progress=False, precision=options.precision, callback=callback)
+    values = objective_values(model, objective, result.images)
+    return result.images, values, result.seconds
+
+
+def _render_share(plan: Plan, model: Model, share: list[Batch], device: str, rank: int,
+                  progress: bool, callback: Callback | None) -> dict[str, Any]:
+    """Render this rank's batches, writing each batch's PNGs and then its part; returns timings."""
+    start = time.perf_counter()
+    busy = 0.0
+    units = 0
+    model.to(resolve_device(device))
+    needed = sorted({u.layer for b in share for u in b.units})
+    photos = photo_best(model, needed) if needed else {}
+    bar = tqdm(total=sum(len(b.units) for b in share), unit="unit", desc=f"atlas rank {rank}",
+               disable=not progress or not os.isatty(2), leave=False)
+    parts = plan.out / PARTS
+    for batch in share:
+        images, values, seconds = render_batch(model, batch, plan.options, device, callback)
+        entries = {}
+        for unit, image, value in zip(batch.units, images, values.tolist(), strict=True):
+            save_image(image, plan.out / unit.image)
+            entries[unit.key] = {
+                "layer": unit.layer, "channel": unit.channel, "role": unit.role, "image": unit.image,
+                "seed": batch.seed(plan.options.seed), "batch": batch.index,
+                "activation": value, "photo_activation": float(photos[unit.layer][unit.channel]),
+                "seconds": seconds / len(batch.units), "batch_seconds": seconds,
+                "rank": rank, "device": str(device),
+            }
+        with atomic_path(parts / f"batch-{batch.index:06d}.json") as tmp:
+            tmp.write_text(json.dumps({"units": entries}) + "\n", encoding="utf-8")
+        busy += seconds
+        units += len(batch.units)
+        bar.update(len(batch.units))
+    bar.close()
+    return {"rank": rank, "device": str(device), "host": socket.gethostname(), "units": units,
+            "batches": len(share), "render_seconds": busy, "seconds": time.perf_counter() - start}
+
+
+def _finish(plan: Plan, stats: list[dict[str, Any]], started: float) -> dict[str, Any]:
+    """Fold the parts into the manifest and add this run's timings."""
+    manifest = read_manifest(plan.out)
+    assert manifest is not None, "prepare wrote the manifest"
+    parts = _absorb_parts(plan.out, manifest)
+    run = {"started": datetime.fromtimestamp(started, UTC).isoformat(timespec="seconds"),
+           "finished": _now(), "world_size": len(stats), "layers": plan.layers,
+           "units": sum(s["units"] for s in stats), "batches": sum(s["batches"] for s in stats),
+           "wall_seconds": time.time() - started,
+           "render_seconds": sum(s["render_seconds"] for s in stats), "ranks": stats}
+    timings = manifest.setdefault("timings", {"runs": []})
+    timings["runs"].append(run)
+    timings["render_seconds"] = sum(e["seconds"] for e in manifest["units"].values())
+    timings["units"] = len(manifest["units"])
+    manifest["updated"] = _now()
+    write_manifest(plan.out, manifest)
+    for part in parts:
+        part.unlink(missing_ok=True)
+    return manifest
+
+
+def _rank_main(ranks: Ranks, model: Model | str | nn.Module, layers: str | Sequence[str], out: Path,
+               options: Options, device: str, circuits: bool, page: bool, progress: bool,
+               callback: Callback | None, started: float) -> dict[str, Any]:
+    """One rank's whole job: rank 0 plans, every rank renders its share, rank 0 merges and pages."""
+    device = str(resolve_device(device_for(device, ranks)))
+    net = load_model(model)
+    plan: Plan | str = ""
+    error: Exception | None = None
+    if ranks.rank == 0:
+        try:
+            plan = prepare(out, net, layers, options, circuits)
+        except Exception as exc:  # noqa: BLE001 - every rank must hear of it, then it is raised
+            plan, error = f"{exc}", exc
+    plan = ranks.broadcast(plan)
+    if error is not None:
+        raise error
+    if isinstance(plan, str):
+        raise UserError(plan)
+    if ranks.rank == 0 and progress and plan.done:
+        print(f"atlas {out}: resuming, {plan.done} of {plan.total} units already done", file=sys.stderr)
+    share = plan.pending[ranks.rank::ranks.world]
+    try:
+        stats = _render_share(plan, net, share, device, ranks.rank, progress and ranks.rank == 0,
+                              callback)
+    except KeyboardInterrupt:
+        if ranks.world == 1:
+            absorb(out)  # the manifest shows what finished before the interruption
+        raise
+    gathered = ranks.gather(stats)
+    manifest: dict[str, Any] | None = None
+    if ranks.rank == 0:
+        assert gathered is not None
+        manifest = _finish(plan, gathered, started)
+        if page:
+            from diffparam.atlas.page import build_page
+
+            begin = time.perf_counter()
+            build_page(out, net, manifest, progress=progress)
+            manifest["timings"]["runs"][-1]["page_seconds"] = time.perf_counter() - begin
+            write_manifest(out, manifest)
+    ranks.barrier()
+    return manifest if manifest is not None else read_manifest(out) or {}
+
+
+def atlas(
+    model: Model | str | nn.Module,
+    layers: str | Sequence[str],
+    out: str | os.PathLike,
+    *,
+    size: int = 128,
+    steps: int = 512,
+    lr: float | None = None,
+    param: str = "fourier",
+    seed: int = 0,
+    batch: int = 32,
+    precision: str = "fp32",
+    device: str = "auto",
+    workers: int = 1,
+    circuits: bool = True,
+    page: bool = True,
+    progress: bool = True,
+    callback: Callback | None = None,
+) -> dict[str, Any]:
+    """Render every channel of `layers` ("all", "L1,L2" or a list) into folder `out`; return the manifest.
+
+    Resumable: run it again with the same arguments after any interruption and only the units not
+    yet in the manifest are rendered. Under torchrun, each rank renders every N-th batch (on
+    cuda:LOCAL_RANK); `workers` > 1 starts that many CPU processes instead. Batch i is rendered
+    with seed `seed + i`, so an image does not depend on the number of ranks or on interruptions.
+    `circuits` adds the previous layer's channels that feed each unit when that layer is not
+    asked for; `page` writes `out/index.html`. `callback(step, loss, images)` is passed to each
+    batch's `render` (with workers > 1 it must be picklable).
+    """
+    started = time.time()
+    options = Options(size, steps, lr, param, seed, batch, precision)
+    folder = Path(out)
+    rank, world, local_rank = launched_ranks()
+    if workers < 1:
+        raise UserError(f"workers must be at least 1, got {workers}")
+    if workers > 1:
+        if world > 1:
+            raise UserError("--workers starts its own processes: leave it at 1 under torchrun")
+        if resolve_device(device).type != "cpu":
+            raise UserError("--workers is for the CPU (add --device cpu); on GPUs run "
+                            "`torchrun --nproc-per-node N -m diffparam atlas ...`")
+        prepare(folder, load_model(model), layers, options, circuits)  # one-line errors here, not in a child
+        spawn(_rank_main, workers, (model, layers, folder, options, "cpu", circuits, page, progress,
+                                    callback, started))
+        return read_manifest(folder) or {}
+    ranks = join(rank, world, local_rank)
+    try:
+        return _rank_main(ranks, model, layers, folder, options, device, circuits, page, progress,
+                          callback, started)
+    finally:
+        leave(ranks)
