@@ -1,0 +1,136 @@
+"""`TextureImage`: a mesh's texture, parameterized like a 2D image, seen through rasterised views.
+
+The texture is a `FourierImage` (1/f spectrum, decorrelated colour). forward() renders `batch`
+views of the mesh from random cameras (drawn from the parameterization's own seeded generator) as
+RGBA, alpha = coverage, so `render` composites them over random backgrounds. The gradient reaches
+the texture through the UV lookup; optimising through views makes it consistent across UV seams.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from diffparam.errors import UserError
+from diffparam.param.base import Parameterization, positive_int
+from diffparam.param.fourier import FourierImage
+from diffparam.param.rgba import Background, background_from, composite
+from diffparam.three_d.cameras import Cameras, ViewSampler, turntable
+from diffparam.three_d.mesh import Mesh
+from diffparam.three_d.raster import shade
+from diffparam.three_d.uvmap import coverage, pad, padding_index
+
+MAX_TEXTURE = 8192
+
+
+def _resized(texture: Tensor, size: int, what: str) -> Tensor:
+    if texture.dim() != 3 or texture.shape[0] != 3:
+        raise UserError(f"{what} must be (3,H,W), got {tuple(texture.shape)}")
+    return F.interpolate(texture[None].float(), size=(size, size), mode="bilinear", antialias=True,
+                         align_corners=False).clamp(0, 1)
+
+
+class TextureImage(Parameterization):
+    """Views (B,4,V,V) of `mesh` wearing an optimisable texture (texture_size²).
+
+    With gradients enabled, every forward() draws `batch` new cameras from `views` (a
+    `ViewSampler`) with a generator seeded by `seed`; without gradients (previews, final images)
+    it shows `batch` fixed turntable views (over white when compositing), so looking at the result
+    never changes the random sequence. `init` (3,H,W) starts from a given texture instead of grey
+    noise; `supersample` anti-aliases (rasterises at that multiple of the view size); `decay` is
+    the texture spectrum's 1/f^decay prior (lower: less smooth in UV space, see BENCHMARKS.md).
+
+    For style transfer, `reference` (3,H,W) is a fixed texture rendered from the same cameras:
+    forward() then returns 2B views, the B optimised ones first. With `background` ("noise",
+    "fourier" or a function, see `diffparam.param.rgba`) the views are composited here, a view and
+    its reference over the same random background, and forward() returns RGB.
+    """
+
+    def __init__(
+        self,
+        mesh: Mesh,
+        texture_size: int = 1024,
+        view_size: int = 512,
+        batch: int = 4,
+        views: ViewSampler | None = None,
+        supersample: int = 2,
+        seed: int = 0,
+        init: Tensor | None = None,
+        reference: Tensor | None = None,
+        background: str | Background | None = None,
+        sd: float = 0.01,
+        decay: float = 1.0,
+        decorrelate: bool = True,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        per_step = positive_int("batch", batch)
+        self.background = background_from(background)
+        super().__init__(view_size, view_size, per_step * (1 if reference is None else 2),
+                         4 if self.background is None else 3)
+        self.views_per_step = per_step
+        self.texture_size = positive_int("texture_size", texture_size)
+        if not 16 <= self.texture_size <= MAX_TEXTURE:
+            raise UserError(f"texture size {texture_size} is outside 16..{MAX_TEXTURE} pixels")
+        if not 16 <= self.height <= 4096:
+            raise UserError(f"view size {view_size} is outside 16..4096 pixels")
+        self.supersample = positive_int("supersample", supersample)
+        self.views = views or ViewSampler()
+        self.mesh_name = mesh.name
+        if init is None:
+            self.texture = FourierImage(self.texture_size, sd=sd, decay=decay, decorrelate=decorrelate,
+                                        generator=generator)
+        else:
+            start = _resized(init, self.texture_size, "an initial texture")
+            self.texture = FourierImage.from_image(start, decay=decay, decorrelate=decorrelate)
+        ref = None if reference is None else _resized(reference, self.texture_size, "a reference texture")
+        self.register_buffer("reference", ref, persistent=False)
+        self.register_buffer("vertices", mesh.vertices.float().clone(), persistent=False)
+        self.register_buffer("faces", mesh.faces.long().clone(), persistent=False)
+        self.register_buffer("uv", mesh.uv.float().clone(), persistent=False)
+        # Edge padding, when the UVs lie in one copy of the texture (no tiling).
+        flat = bool(((mesh.uv >= 0) & (mesh.uv <= 1)).all())
+        index = padding_index(coverage(mesh.uv, mesh.faces, self.texture_size)) if flat else None
+        self.register_buffer("padding", index, persistent=False)
+        self.camera_generator = torch.Generator().manual_seed(int(seed))
+        self.preview = turntable(self.views_per_step)
+
+    def texture_image(self) -> Tensor:
+        """The texture (1,3,T,T) in [0,1], differentiably (v up: row 0 is v = 1); texels outside
+        the UV charts repeat the nearest chart texel (edge padding), so seams show no border line."""
+        tex = self.texture()
+        return tex if self.padding is None else pad(tex, self.padding)
+
+    def render_views(self, cameras: Cameras, texture: Tensor | None = None,
+                     size: int | None = None) -> Tensor:
+        """RGBA views (B,4,S,S) of the mesh through `cameras` with `texture` (default: this one)."""
+        tex = self.texture_image() if texture is None else texture.to(self.vertices.device)
+        return shade(self.vertices, self.faces, self.uv, cameras, size or self.height, tex, self.supersample)
+
+    def forward(self, cameras: Cameras | None = None) -> Tensor:
+        """Views in [0,1]: from random cameras when optimising, from the turntable otherwise."""
+        if cameras is None:
+            cameras = (self.views.sample(self.views_per_step, self.camera_generator)
+                       if torch.is_grad_enabled() else self.preview)
+        tex = self.texture_image()
+        if self.reference is None:
+            views = self.render_views(cameras, tex)
+        else:  # one rasterisation, both textures in one lookup
+            both = self.render_views(cameras, torch.cat([tex, self.reference], 1))
+            alpha = both[:, 6:]
+            views = torch.cat([torch.cat([both[:, :3], alpha], 1), torch.cat([both[:, 3:6], alpha], 1)])
+        if self.background is None:
+            return views
+        if not torch.is_grad_enabled():  # previews: white, and the random sequence untouched
+            return composite(views, torch.ones_like(views[:, :3]))
+        shape = (len(cameras), 3, self.height, self.width)
+        bg = self.background(shape, torch.device("cpu"), self.camera_generator).to(views.device)
+        return composite(views, bg.repeat(len(views) // len(bg), 1, 1, 1))
+    def as_mesh(self) -> Mesh:
+        """The mesh (on the CPU) wearing the current texture."""
+        with torch.no_grad():
+            tex = self.texture_image()[0].detach().cpu()
+        return Mesh(self.vertices.cpu(), self.faces.cpu(), self.uv.cpu(), tex, self.mesh_name)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, texture_size={self.texture_size}, faces={len(self.faces)}"

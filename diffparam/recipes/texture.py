@@ -1,0 +1,291 @@
+"""3D: feature visualization and style transfer on a mesh's texture, optimised through renderings
+from random viewpoints, then exported for 3D software (OBJ + MTL + PNG, GLB) with a turntable."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from diffparam.errors import UserError
+from diffparam.evaluate import objective_values
+from diffparam.io import AnimationWriter, check_writable
+from diffparam.models.base import Model
+from diffparam.models.registry import DEFAULT_MODEL, load_model
+from diffparam.objectives import Activations, Objective, gram, parse, style, style_targets
+from diffparam.param.rgba import composite
+from diffparam.param.texture import TextureImage
+from diffparam.recipes.style import default_layers, load_image
+from diffparam.render import render, resolve_device
+from diffparam.three_d.cameras import Cameras, ViewSampler, turntable
+from diffparam.three_d.export import export_glb, export_obj
+from diffparam.three_d.mesh import Mesh
+from diffparam.three_d.raster import render_mesh
+from diffparam.three_d.shapes import mesh_from
+
+TEXTURE_SIZE, VIEW_SIZE, STEPS, VIEWS = 1024, 512, 400, 4
+TURNTABLE_FRAMES = 48
+STYLE_DECAY = 0.95
+STYLE_LR = 0.02
+"""texture_style's default learning rate: at 0.05 the Gram moving average lags the texture and
+ends further from the style than the plain loss; at 0.02 it ends nearer (BENCHMARKS.md)."""
+CONTENT_WEIGHT = 1.0
+INITS = ("content", "noise")
+PLAIN = 0.7
+"""Grey level of the plain texture used as content when a mesh has none of its own."""
+STYLE_VIEWS = ViewSampler(distance=(1.2, 2.0))
+"""Closer views than for feature visualization: the object fills more of each view, so its Gram
+matrices are more the texture's than the background's."""
+
+
+@dataclass
+class TextureResult:
+    """The optimised texture on its mesh (CPU), loss per step, wall time and the files written."""
+
+    mesh: Mesh
+    history: list[float]
+    seconds: float
+    param: TextureImage
+    files: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def texture(self) -> Tensor:
+        """The texture (3,T,T) in [0,1] (row 0 is the top of the image: v = 1)."""
+        assert self.mesh.texture is not None
+        return self.mesh.texture
+
+
+def turntable_views(mesh: Mesh, frames: int = TURNTABLE_FRAMES, size: int = VIEW_SIZE,
+                    device: str | torch.device = "cpu", chunk: int = 8,
+                    elevation: float = 20.0) -> Iterator[Tensor]:
+    """RGBA frames (4,S,S) of `mesh` with its texture circling once, rendered `chunk` at a time."""
+    cams = turntable(frames, elevation=elevation)
+    tex = _own_texture(mesh).to(resolve_device(device))[None]
+    for start in range(0, frames, chunk):
+        part = Cameras(cams.view[start:start + chunk], cams.fov[start:start + chunk])
+        with torch.no_grad():
+            yield from render_mesh(mesh, part, size, tex, supersample=2).cpu()
+
+
+def _own_texture(mesh: Mesh) -> Tensor:
+    if mesh.texture is None:
+        raise UserError(f"mesh {mesh.name} has no texture")
+    return mesh.texture
+
+
+def _check_out(out: str | os.PathLike, animation: str) -> Path:
+    """Fail before long work if the outputs could not be written."""
+    if animation not in ("gif", "mp4"):
+        raise UserError(f"the turntable is a gif or an mp4, got {animation!r}")
+    folder = Path(out)
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"the output {folder} must be a folder, but it is a file")
+    check_writable(folder / "mesh.obj")
+    return folder
+
+
+def write_outputs(mesh: Mesh, out: str | os.PathLike, frames: int = TURNTABLE_FRAMES,
+                  size: int = VIEW_SIZE, animation: str = "gif", device: str | torch.device = "cpu"
+                  ) -> dict[str, Path]:
+    """Write a textured mesh to folder `out`: mesh.obj + mesh.mtl + texture.png, mesh.glb and a
+    turntable (turntable.gif or .mp4, `frames` frames of size²; 0 frames: none). Each file is
+    written atomically."""
+    folder = _check_out(out, animation)
+    texture = _own_texture(mesh)
+    files: dict[str, Path] = {}
+    obj, mtl, png = export_obj(mesh, folder / "mesh.obj", texture, texture_file="texture.png")
+    files.update(obj=obj, mtl=mtl, texture=png, glb=export_glb(mesh, folder / "mesh.glb", texture))
+    if frames > 0:
+        with AnimationWriter(folder / f"turntable.{animation}", fps=16) as writer:
+            for frame in turntable_views(mesh, frames, size, device):
+                writer.add(frame)
+        files["turntable"] = writer.path
+    return files
+
+
+def held_out_views(mesh: Mesh, n: int = 8, size: int = 224, seed: int = 12345,
+                   views: ViewSampler | None = None, background: float = 0.5,
+                   device: str | torch.device = "cpu") -> Tensor:
+    """`n` views (n,3,S,S) of the textured `mesh` from random cameras drawn with `seed` (pick one
+    the optimisation did not use), over a plain grey background: for judging a texture."""
+    cams = (views or ViewSampler()).sample(n, torch.Generator().manual_seed(seed))
+    tex = _own_texture(mesh).to(resolve_device(device))[None]
+    with torch.no_grad():
+        rgba = render_mesh(mesh, cams, size, tex, supersample=2)
+    return composite(rgba, torch.full_like(rgba[:, :3], background)).cpu()
+
+
+def _texture_param(mesh: Mesh, texture_size: int, view_size: int, views: int, seed: int,
+                   supersample: int, cameras: ViewSampler | None, **kwargs) -> TextureImage:
+    return TextureImage(mesh, texture_size, view_size, batch=views, views=cameras, supersample=supersample,
+                        seed=seed, generator=torch.Generator().manual_seed(seed), **kwargs)
+
+
+def _finish(param: TextureImage, history: list[float], seconds: float, out: str | os.PathLike | None,
+            frames: int, animation: str, device: str | torch.device) -> TextureResult:
+    param = param.cpu()
+    mesh = param.as_mesh()
+    result = TextureResult(mesh, history, seconds, param)
+    if out is not None:
+        result.files = write_outputs(mesh, out, frames, param.height, animation, device)
+    return result
+
+
+def texture_feature(
+    mesh: Mesh | str | os.PathLike,
+    objective: Objective | str,
+    model: Model | str = DEFAULT_MODEL,
+    *,
+    out: str | os.PathLike | None = None,
+    texture_size: int = TEXTURE_SIZE,
+    view_size: int = VIEW_SIZE,
+    steps: int = STEPS,
+    views: int = VIEWS,
+    cameras: ViewSampler | None = None,
+    lr: float | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    progress: bool = True,
+    transforms: str | Callable | None = "standard",
+    background: str | None = "noise",
+    supersample: int = 2,
+    spectrum_decay: float = 1.0,
+    turntable_frames: int = TURNTABLE_FRAMES,
+    animation: str = "gif",
+) -> TextureResult:
+    """Feature visualization on a surface: optimise `mesh`'s texture so that `views` random views
+    per step (from `cameras`, default `ViewSampler()`, composited over random `background`s)
+    maximise `objective`; write the textured mesh
+    and a turntable to folder `out` when given (see `write_outputs`).
+
+    `mesh` is a `Mesh`, a mesh file or "shape:NAME" (sphere, torus, knot). `spectrum_decay` is the
+    texture's 1/f^decay Fourier prior (`TextureImage`).
+    """
+    net = load_model(model)
+    obj = parse(objective, net) if isinstance(objective, str) else objective
+    obj.validate(net)
+    surface = mesh_from(mesh)
+    if out is not None:
+        _check_out(out, animation)
+    param = _texture_param(surface, texture_size, view_size, views, seed, supersample, cameras,
+                           decay=spectrum_decay)
+    result = render(net, obj, param=param, steps=steps, lr=lr, seed=seed, device=device,
+                    progress=progress, transforms=transforms, background=background, cuda_graph=False)
+    return _finish(param, result.history, result.seconds, out, turntable_frames, animation, device)
+
+
+def _first_half(objective: Objective) -> Objective:
+    """`objective` on the first half of the batch only (the optimised views; 0 for the rest)."""
+
+    def fn(acts: Activations) -> Tensor:
+        half = acts.batch // 2
+        values = objective(Activations({k: v[:half] for k, v in acts.items()}, acts.model))
+        return torch.cat([values, values.new_zeros(acts.batch - half)])
+
+    return Objective(fn, objective.layers, objective.name, objective.checks)
+
+
+def paired_content(layer: str, weight: float = CONTENT_WEIGHT) -> Objective:
+    """Minus `weight` · mean (A − R)² / mean R² on `layer`, where image i of the first half (A) is
+    compared with image i of the second half (R, its reference view, held fixed)."""
+
+    def fn(acts: Activations) -> Tensor:
+        t = acts[layer]
+        half = t.shape[0] // 2
+        a, r = t[:half], t[half:].detach()
+        loss = (a - r).pow(2).flatten(1).mean(1) / r.pow(2).flatten(1).mean(1).clamp_min(1e-12)
+        return torch.cat([-weight * loss, loss.new_zeros(t.shape[0] - half)])
+
+    return Objective(fn, [layer], f"content({layer}, paired)")
+
+
+def style_loss(model: Model, targets: Mapping[str, Tensor], images: Tensor) -> tuple[float, float]:
+    """Plain Gram style loss of `images` (B,3,H,W): the mean over images of each image's loss, and
+    the loss of their Gram matrices averaged (the style the images show together)."""
+    per_image = -float(objective_values(model, style(dict(targets)), images).mean())
+    with torch.no_grad():
+        acts = model.activations(images.to(model.device), list(targets))
+    pooled = 0.0
+    for layer, target in targets.items():
+        g = gram(acts[layer].float()).mean(0).cpu()
+        pooled += float((g - target).abs().mean() / target.abs().mean().clamp_min(1e-12))
+    return per_image, pooled
+
+
+def texture_style(
+    mesh: Mesh | str | os.PathLike,
+    style_image: str | os.PathLike | Tensor,
+    model: Model | str = DEFAULT_MODEL,
+    *,
+    out: str | os.PathLike | None = None,
+    style_layers: Sequence[str] | None = None,
+    content_layer: str | None = None,
+    content_weight: float | None = None,
+    decay: float | None = STYLE_DECAY,
+    init: str | None = None,
+    texture_size: int = TEXTURE_SIZE,
+    view_size: int = VIEW_SIZE,
+    style_size: int | None = None,
+    steps: int = STEPS,
+    views: int = VIEWS,
+    cameras: ViewSampler | None = None,
+    lr: float | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    progress: bool = True,
+    background: str | None = "fourier",
+    supersample: int = 2,
+    spectrum_decay: float = 1.0,
+    turntable_frames: int = TURNTABLE_FRAMES,
+    animation: str = "gif",
+) -> TextureResult:
+    """3D style transfer: restyle `mesh`'s texture after `style_image` (file or (3,H,W) tensor).
+
+    Each step renders `views` random views (from `cameras`, default `STYLE_VIEWS`) with the
+    optimised texture and the same views with the content texture, both over the same random
+    `background`; the loss is the style loss of the optimised views + `content_weight` · their
+    feature distance to the content views on `content_layer`. With `decay` (default 0.95) the
+    style loss uses moving averages of the Gram matrices over recent views (forward value the
+    average, gradient to the current view), so no single view has to carry all of the style;
+    `decay=None` gives the plain per-view loss. Layers default to the model's
+    (diffparam.recipes.style); `lr` to `STYLE_LR`.
+
+    The content texture is the mesh's own; a mesh without one gets a plain grey texture, which
+    (views being unlit) says nothing but "stay grey", so there `content_weight` defaults to 0 and
+    `init` to "noise" (else 1.0 and "content": start from the content texture).
+    """
+    surface = mesh_from(mesh)
+    textured = surface.texture is not None
+    init = init or ("content" if textured else "noise")
+    if init not in INITS:
+        raise UserError(f"unknown start {init!r}: use content or noise")
+    content_weight = (CONTENT_WEIGHT if textured else 0.0) if content_weight is None else content_weight
+    net = load_model(model)
+    layers, layer = (tuple(style_layers) if style_layers else None), content_layer
+    if layers is None or layer is None:
+        known = default_layers(net)
+        layers, layer = layers or known[0], layer or known[1]
+    for name in (*layers, layer):
+        net.check_layer(name)
+    style_img = load_image(style_image, style_size or view_size)
+    if out is not None:
+        _check_out(out, animation)
+    content_texture = surface.texture if textured else torch.full((3, 16, 16), PLAIN)
+    # Without a content term the reference views would go unused: leave them out (half the work).
+    reference = content_texture if content_weight > 0 else None
+    param = _texture_param(surface, texture_size, view_size, views, seed, supersample, cameras or STYLE_VIEWS,
+                           init=content_texture if init == "content" else None, reference=reference,
+                           background=background, decay=spectrum_decay)
+    net.to("cpu")
+    targets = style_targets(net, style_img, layers)
+    obj = style(targets, decay=decay)
+    if reference is not None:
+        obj = _first_half(obj) + paired_content(layer, content_weight)
+    result = render(net, obj, param=param, steps=steps, lr=STYLE_LR if lr is None else lr, seed=seed,
+                    device=device, progress=progress, transforms=None, cuda_graph=False)
+    return _finish(param, result.history, result.seconds, out, turntable_frames, animation, device)
+
