@@ -61,6 +61,14 @@ class Parameterization(nn.Module, ABC):
     def forward(self) -> Tensor:
         """Render the image batch, (B, C, H, W) with values in [0, 1], differentiably."""
 
+    def logits(self) -> Tensor:
+        """The values before the final sigmoid (after colour decorrelation), so forward() is their
+        sigmoid; parameterizations are composed by adding these (see `SharedImage`)."""
+        raise UserError(
+            f"{type(self).__name__} has no logits() (values before its final squash), so it cannot "
+            "be composed with others; use FourierImage or PixelImage"
+        )
+
     def extra_repr(self) -> str:
         return (
             f"batch={self.batch}, channels={self.channels}, "

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from diffparam.errors import UserError
 from diffparam.param.base import Parameterization, generator_device, non_negative_float
-from diffparam.param.color import from_valid_rgb, to_valid_rgb
+from diffparam.param.color import decorrelate_colors, from_valid_rgb
 
 GAIN = 2.0
 """Pixel std per unit of spectrum std (see the module docstring)."""
@@ -84,11 +84,15 @@ class FourierImage(Parameterization):
         scale = spectrum_scale(self.height, self.width, self.decay).to(device)
         self.register_buffer("scale", scale, persistent=False)
 
-    def forward(self) -> Tensor:
-        """The image batch (B, C, H, W) in [0, 1]."""
+    def logits(self) -> Tensor:
+        """The image before the sigmoid: the inverse FFT of the scaled spectrum, colours decorrelated."""
         spectrum = torch.view_as_complex(self.spectrum) * self.scale
         raw = torch.fft.irfft2(spectrum, s=(self.height, self.width), norm="ortho")
-        return to_valid_rgb(raw, self.decorrelate)
+        return decorrelate_colors(raw) if self.decorrelate else raw
+
+    def forward(self) -> Tensor:
+        """The image batch (B, C, H, W) in [0, 1]."""
+        return torch.sigmoid(self.logits())
 
     @classmethod
     def from_image(cls, img: Tensor, decay: float = 1.0, decorrelate: bool = True) -> FourierImage:

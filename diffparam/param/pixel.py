@@ -10,7 +10,7 @@ from diffparam.param.base import (
     generator_device,
     non_negative_float,
 )
-from diffparam.param.color import to_valid_rgb
+from diffparam.param.color import decorrelate_colors
 
 
 class PixelImage(Parameterization):
@@ -35,6 +35,10 @@ class PixelImage(Parameterization):
         noise = torch.randn(self.shape, generator=generator, device=generator_device(generator))
         self.pixels = nn.Parameter(noise * sd)
 
+    def logits(self) -> Tensor:
+        """The image before the sigmoid: the raw pixels, colours decorrelated if asked."""
+        return decorrelate_colors(self.pixels) if self.decorrelate else self.pixels
+
     def forward(self) -> Tensor:
         """The image batch (B, C, H, W) in [0, 1]."""
-        return to_valid_rgb(self.pixels, self.decorrelate)
+        return torch.sigmoid(self.logits())

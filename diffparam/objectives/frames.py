@@ -1,0 +1,53 @@
+"""Objectives across the frames of a batch: interpolate between two objectives, keep frames aligned.
+
+The batch is read as an animation: image i is frame i of N.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from diffparam.errors import UserError
+from diffparam.objectives.core import Activations, Objective, _layer_check
+
+
+def frame_positions(frames: int, device: torch.device, dtype: torch.dtype) -> Tensor:
+    """t_i = i / (N - 1) for the N frames (0 for a single frame), built on the device."""
+    t = torch.arange(frames, device=device, dtype=dtype)
+    return t / (frames - 1) if frames > 1 else t
+
+
+def interpolation(a: Objective, b: Objective) -> Objective:
+    """Frame i of N maximises (1 − t_i)·a + t_i·b with t_i = i/(N−1): from `a` at the first frame
+    to `b` at the last. `a` and `b` are whole-batch objectives (no `batch=`)."""
+
+    def fn(acts: Activations) -> Tensor:
+        va, vb = a(acts), b(acts)
+        t = frame_positions(va.shape[0], va.device, va.dtype)
+        return (1 - t) * va + t * vb
+
+    return Objective(fn, a.layers | b.layers, f"interpolation({a.name}, {b.name})", a.checks + b.checks)
+
+
+def alignment(layer: str, reach: int = 1, decay: float = 2.0) -> Objective:
+    """Minus the mean squared difference of `layer`'s activations between nearby frames (higher is
+    better aligned): pairs 1..`reach` frames apart, weighted 1, 1/decay, 1/decay², …; each pair's
+    cost is split between its two frames. Add it with a weight to an interpolation (Lucid's
+    `alignment`)."""
+    if isinstance(reach, bool) or not isinstance(reach, int) or reach < 1:
+        raise UserError(f"reach must be a whole number >= 1 (frames apart), got {reach!r}")
+    if not decay > 0:
+        raise UserError(f"decay must be a number > 0, got {decay!r}")
+
+    def fn(acts: Activations) -> Tensor:
+        t = acts[layer]
+        n = t.shape[0]
+        cost = t.new_zeros(n)
+        for d in range(1, min(reach, n - 1) + 1):
+            pair = (t[d:] - t[:-d]).pow(2).flatten(1).mean(1) * (0.5 / decay ** (d - 1))
+            cost = cost + F.pad(pair, (0, d)) + F.pad(pair, (d, 0))
+        return -cost
+
+    return Objective(fn, [layer], f"alignment({layer})", [_layer_check(layer)])
