@@ -32,7 +32,14 @@ def temp_beside(path: str | os.PathLike) -> Path:
     except OSError as exc:
         raise UserError(f"cannot write {final}: {exc.strerror or exc}") from exc
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a finished file gets the usual mode
     return Path(tmp)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 @contextmanager

@@ -93,3 +93,14 @@ def test_animation_errors_leave_no_file(tmp_path) -> None:
     with pytest.raises(UserError, match="no frames"), io.AnimationWriter(tmp_path / "b.gif"):
         pass
     assert list(tmp_path.iterdir()) == []
+
+
+def test_written_files_get_the_usual_mode_not_0600(tmp_path) -> None:
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        path = io.save_image(torch.rand(3, 8, 8), tmp_path / "a.png")
+    finally:
+        os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o644

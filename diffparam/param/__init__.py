@@ -11,6 +11,8 @@ from diffparam.param.cppn import CPPN
 from diffparam.param.fourier import FourierImage
 from diffparam.param.pixel import PixelImage
 from diffparam.param.rgba import RGBAImage, composite
+from diffparam.param.shared import SharedImage
+from diffparam.param.texture import TextureImage
 
 __all__ = [
     "CPPN",
@@ -18,6 +20,8 @@ __all__ = [
     "Parameterization",
     "PixelImage",
     "RGBAImage",
+    "SharedImage",
+    "TextureImage",
     "composite",
     "decorrelate_colors",
     "make_param",
