@@ -12,6 +12,8 @@ from diffparam.errors import NonFiniteLossError, UserError
 from diffparam.io import check_writable, save_image
 from diffparam.objectives import channel_list, parse
 from diffparam.param import make_param
+from diffparam.param.rgba import BACKGROUNDS
+from diffparam.recipes.transparency import render_transparent
 from diffparam.render import check_size, render
 
 
@@ -29,12 +31,18 @@ def _cmd_render(args: argparse.Namespace) -> int:
     model = model_from_args(args)
     objective = parse(args.objective, model)  # checked before anything touches the disk
     check_writable(out / f"{listed[0]}_{listed[1][0]}.png" if listed else out)
-    param = make_param(args.param, args.size, batch=batch,
-                       generator=torch.Generator().manual_seed(args.seed))
+    if args.alpha and not listed and out.suffix.lower() != ".png":
+        raise UserError(f"--alpha writes an RGBA PNG: give a .png path, not {out}")
+    options = dict(steps=args.steps, lr=args.lr, seed=args.seed, device=args.device,
+                   progress=not args.quiet, precision=args.precision)
     try:
-        result = render(model, objective, param=param, steps=args.steps, lr=args.lr,
-                        seed=args.seed, device=args.device, progress=not args.quiet,
-                        precision=args.precision)
+        if args.alpha:
+            result = render_transparent(model, objective, args.size, batch=batch, kind=args.param,
+                                        background=args.background, **options)
+        else:
+            param = make_param(args.param, args.size, batch=batch,
+                               generator=torch.Generator().manual_seed(args.seed))
+            result = render(model, objective, param=param, **options)
     except NonFiniteLossError as exc:
         if exc.result is not None and not listed:
             exc.result.save(out, separate=args.separate)
@@ -62,5 +70,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--separate", action="store_true", help="one file per image instead of a grid")
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
                    help="bf16 autocasts the model (GPU speed)")
+    p.add_argument("--alpha", action="store_true",
+                   help="semi-transparent: an RGBA image, composited over a random background each "
+                   "step, objective x (1 - mean opacity); writes an RGBA PNG")
+    p.add_argument("--background", default="noise", choices=sorted(BACKGROUNDS),
+                   help="with --alpha: the random background drawn each step")
     p.add_argument("--out", default="out.png", help="output PNG (a folder for a channel list)")
     p.set_defaults(func=_cmd_render)

@@ -4,6 +4,7 @@
 other modules add families of objectives (one import line each below).
 """
 
+from diffparam.objectives.alpha import mean_opacity, transparency
 from diffparam.objectives.core import (
     INPUT,
     Activations,
@@ -22,22 +23,33 @@ from diffparam.objectives.core import (
     parse,
     total_variation,
 )
+from diffparam.objectives.frames import alignment, interpolation
+from diffparam.objectives.style import content, content_target, gram, style, style_targets
 
 __all__ = [
     "INPUT",
     "Activations",
     "Objective",
+    "alignment",
     "channel",
     "channel_list",
     "channels",
+    "content",
+    "content_target",
     "direction",
     "diversity",
+    "gram",
+    "interpolation",
     "l1",
     "l2",
     "layer",
     "log_softmax",
     "logit",
+    "mean_opacity",
     "neuron",
     "parse",
+    "style",
+    "style_targets",
     "total_variation",
+    "transparency",
 ]

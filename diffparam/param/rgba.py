@@ -15,6 +15,7 @@ from torch import Tensor
 from diffparam.constant import Constant
 from diffparam.errors import UserError
 from diffparam.param.base import Parameterization
+from diffparam.param.cppn import CPPN
 from diffparam.param.fourier import FourierImage, spectrum_scale
 from diffparam.param.pixel import PixelImage
 
@@ -86,3 +87,34 @@ class RGBAImage(Parameterization):
     def forward(self) -> Tensor:
         """The RGBA batch (B, 4, H, W) in [0, 1]."""
         return torch.cat([self.color(), self.alpha()], dim=1)
+
+
+RGBA_KINDS = ("fourier", "pixel", "cppn")
+"""The parameterization kinds that `make_rgba` builds with an opacity channel."""
+
+
+def make_rgba(kind: str, height: int, width: int | None = None, batch: int = 1,
+              generator: torch.Generator | None = None) -> Parameterization:
+    """An RGBA parameterization by name: `RGBAImage` ("fourier", "pixel") or a 4-channel `CPPN`."""
+    if kind == "cppn":
+        return CPPN(height, width, batch=batch, channels=4, generator=generator)
+    if kind not in RGBA_KINDS:
+        raise UserError(f"unknown RGBA parameterization {kind!r}; choose one of: {', '.join(RGBA_KINDS)}")
+    return RGBAImage(height, width, batch=batch, kind=kind, generator=generator)
+
+
+def checkerboard(height: int, width: int, square: int = 8, light: float = 0.85,
+                 dark: float = 0.6) -> Tensor:
+    """A grey checkerboard (1, 3, H, W), the usual way to show where an image is transparent."""
+    ys = torch.arange(height) // square
+    xs = torch.arange(width) // square
+    odd = ((ys[:, None] + xs[None, :]) % 2).to(torch.float32)
+    return (light + (dark - light) * odd).expand(1, 3, height, width).clone()
+
+
+def over_checkerboard(rgba: Tensor, square: int = 8) -> Tensor:
+    """An RGBA batch (B,4,H,W) composited over a checkerboard, for display: (B,3,H,W)."""
+    if rgba.dim() != 4 or rgba.shape[1] != 4:
+        raise UserError(f"over_checkerboard needs an RGBA batch (B,4,H,W), got {tuple(rgba.shape)}")
+    board = checkerboard(rgba.shape[2], rgba.shape[3], square).to(rgba.device, rgba.dtype)
+    return composite(rgba, board.expand(rgba.shape[0], -1, -1, -1))

@@ -1,0 +1,113 @@
+"""`diffparam cppn` (CPPN art at any resolution, optionally filmed) and `diffparam morph`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from diffparam.cli.common import add_render_options, model_from_args
+from diffparam.errors import NonFiniteLossError, UserError
+from diffparam.io import ANIMATION_SUFFIXES, check_writable
+from diffparam.objectives import channel_list, parse
+from diffparam.render import check_size
+
+
+def _check_png(path: str) -> Path:
+    out = check_writable(path)
+    if out.suffix.lower() != ".png":
+        raise UserError(f"--out must be a .png file, got {out}")
+    return out
+
+
+def _check_animation(path: str, option: str) -> Path:
+    out = check_writable(path)
+    if out.suffix.lower() not in ANIMATION_SUFFIXES:
+        raise UserError(f"{option} must end in .gif or .mp4, got {out}")
+    return out
+
+
+def _cmd_cppn(args: argparse.Namespace) -> int:
+    from diffparam.recipes.cppn_art import check_render_size, cppn_art, save_render
+
+    check_size(args.size)
+    if channel_list(args.objective):
+        raise UserError("cppn renders one objective; give one channel (LAYER:CHANNEL), not a list")
+    if args.render_size is not None:
+        check_render_size(args.render_size)
+    if args.video_size is not None:
+        check_size(args.video_size)
+    model = model_from_args(args)
+    objective = parse(args.objective, model)  # checked before anything touches the disk
+    out = _check_png(args.out)
+    video = None if args.video is None else _check_animation(args.video, "--video")
+    if args.save is not None:
+        check_writable(args.save)
+    try:
+        art = cppn_art(model, objective, size=args.size, steps=args.steps, lr=args.lr, seed=args.seed,
+                       device=args.device, progress=not args.quiet, video=video, every=args.every,
+                       video_size=args.video_size, fps=args.fps, hidden=args.hidden,
+                       layers=args.layers)
+    except NonFiniteLossError as exc:
+        if exc.result is not None:
+            exc.result.save(out)
+        raise
+    paths = []
+    if args.save is not None:
+        art.cppn.save(args.save)
+        paths.append(args.save)
+    if args.render_size is None:
+        paths.extend(art.result.save(out))
+    else:
+        paths.append(save_render(art.cppn, out, args.render_size, progress=not args.quiet))
+    if art.video is not None:
+        paths.append(art.video)
+    for path in paths:
+        print(path)
+    return 0
+
+
+def _cmd_morph(args: argparse.Namespace) -> int:
+    from diffparam.param import CPPN
+    from diffparam.recipes.cppn_art import morph
+
+    if args.size is not None:
+        check_size(args.size)
+    a, b = CPPN.load(args.a), CPPN.load(args.b)
+    out = _check_animation(args.out, "--out")
+    result = morph(a, b, out, frames=args.frames, size=args.size, fps=args.fps, device=args.device,
+                   progress=not args.quiet)
+    print(result.path)
+    mean = sum(result.adjacent) / len(result.adjacent)
+    print(f"adjacent-frame change: mean {mean:.4f}, largest {max(result.adjacent):.4f} "
+          f"({result.jump:.1f}x the mean); first to last {result.endpoints:.4f}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add `cppn` and `morph`."""
+    p = sub.add_parser("cppn", help="CPPN art: optimise a CPPN, render it at any size, film it")
+    p.add_argument("objective", help="LAYER, LAYER:CHANNEL, LAYER:CHANNEL@X,Y or logit:CLASS")
+    add_render_options(p)
+    p.add_argument("--out", default="art.png", help="output PNG")
+    p.add_argument("--render-size", type=int, default=None,
+                   help="write --out at this many pixels (16..16384) instead of --size")
+    p.add_argument("--save", default=None, help="also save the trained CPPN here (.pt)")
+    p.add_argument("--video", default=None, help="film the training as a .gif or .mp4")
+    p.add_argument("--every", type=int, default=4, help="one video frame every this many steps")
+    p.add_argument("--video-size", type=int, default=None,
+                   help="video frames rendered at this many pixels, 16..4096 (default --size)")
+    p.add_argument("--fps", type=float, default=12.0, help="video frames per second")
+    p.add_argument("--hidden", type=int, default=24, help="CPPN units per layer")
+    p.add_argument("--layers", type=int, default=8, help="CPPN hidden layers")
+    p.set_defaults(func=_cmd_cppn)
+
+    p = sub.add_parser("morph", help="a GIF/MP4 morph between two CPPNs saved by `cppn --save`")
+    p.add_argument("a", help="first CPPN (.pt)")
+    p.add_argument("b", help="second CPPN (.pt), same architecture")
+    p.add_argument("--frames", type=int, default=48, help="frames from A to B, both included")
+    p.add_argument("--out", default="morph.gif", help="output .gif or .mp4")
+    p.add_argument("--size", type=int, default=None, help="frame size in pixels (default A's size)")
+    p.add_argument("--fps", type=float, default=12.0, help="frames per second")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_morph)

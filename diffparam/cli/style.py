@@ -1,0 +1,69 @@
+"""`diffparam style`: neural style transfer of a content photo in the style of another image."""
+
+from __future__ import annotations
+
+import argparse
+
+from diffparam.cli.common import add_render_options, model_from_args
+from diffparam.errors import UserError
+from diffparam.io import check_writable
+
+
+def _style_layers(text: str) -> dict[str, float]:
+    """`L1,L2=0.5,...` → {layer: weight}; a layer without `=W` weighs 1."""
+    weights = {}
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        name, sep, value = item.partition("=")
+        try:
+            weights[name.strip()] = float(value) if sep else 1.0
+        except ValueError:
+            raise UserError(f"cannot read the weight in --style-layers item {item!r}: use LAYER=NUMBER") \
+                from None
+    if not weights:
+        raise UserError(f"--style-layers needs layer names separated by commas, got {text!r}")
+    return weights
+
+
+def _cmd_style(args: argparse.Namespace) -> int:
+    from diffparam.recipes.style import style_transfer
+
+    out = check_writable(args.out)
+    weights = _style_layers(args.style_layers) if args.style_layers else None
+    result = style_transfer(
+        args.content, args.style, model_from_args(args), param=args.param, init=args.init,
+        style_layers=list(weights) if weights else None, style_weights=weights,
+        content_layer=args.content_layer, content_weight=args.content_weight, size=args.size,
+        steps=args.steps, lr=args.lr, seed=args.seed, device=args.device, progress=not args.quiet,
+    )
+    result.save(out)
+    print(out)
+    if not args.quiet:
+        print(f"style loss {result.style_loss:.3f}, content loss {result.content_loss:.3f}, "
+              f"high-frequency energy {100 * result.high_frequency:.2f}%")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add `style`."""
+    from diffparam.recipes.style import CONTENT_WEIGHT, SIZE, STEPS
+
+    p = sub.add_parser("style", help="paint a photo in the style of another image (Gatys et al.)",
+                       description="Paint CONTENT in the style of STYLE. The output keeps CONTENT's aspect "
+                       "ratio with its shorter side --size; STYLE is resized to the same shorter side.")
+    p.add_argument("content", help="content image file (PNG, JPEG, ...)")
+    p.add_argument("style", help="style image file")
+    add_render_options(p, size=SIZE, steps=STEPS)
+    p.add_argument("--out", default="style.png", help="output PNG")
+    p.add_argument("--param", default="fourier", choices=["fourier", "pixel"],
+                   help="image parameterization")
+    p.add_argument("--init", default="content", choices=["content", "noise"],
+                   help="start from the content image or from noise")
+    p.add_argument("--style-layers", default=None,
+                   help="comma-separated layer names, each optionally LAYER=WEIGHT (default: the "
+                   "model's known choice, weights 1)")
+    p.add_argument("--content-layer", default=None, help="layer name (default: the model's known choice)")
+    p.add_argument("--content-weight", type=float, default=CONTENT_WEIGHT,
+                   help="weight of the content loss against the style loss")
+    p.set_defaults(func=_cmd_style)

@@ -1,0 +1,119 @@
+"""Semi-transparent feature visualization: an RGBA image optimised over random backgrounds.
+
+Each step `render` composites the RGBA image over a fresh random background, then transforms it,
+then shows it to the model, so the unit objective is always measured on the composited image: a
+transparent pixel shows the model noise that changes every step and cannot drive the unit, so
+opacity has to be earned. The article's transparency objective multiplies the unit objective by
+(1 - mean opacity): an opaque image gains nothing, and whatever opacity the unit does not need is
+pushed away.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from diffparam.errors import UserError
+from diffparam.evaluate import objective_values, photo_reference
+from diffparam.io import resize, sample_photos
+from diffparam.models.base import Model
+from diffparam.models.registry import load_model
+from diffparam.objectives import Objective, channel_list, parse, transparency
+from diffparam.param.rgba import BACKGROUNDS, Background, composite, make_rgba
+from diffparam.render import Result, check_size, render
+
+EVALUATION_BACKGROUNDS = (*BACKGROUNDS, "photos")
+"""Backgrounds for `activation_over_backgrounds`: new random draws of each kind, and the photos."""
+
+
+def render_transparent(
+    model: Model | str | torch.nn.Module,
+    objective: Objective | str,
+    size: int | Sequence[int] = 224,
+    steps: int = 512,
+    lr: float | None = None,
+    seed: int = 0,
+    device: str | torch.device = "auto",
+    progress: bool = True,
+    *,
+    batch: int = 1,
+    kind: str = "fourier",
+    background: str | Background = "noise",
+    transforms: str | Callable | Iterable[Callable] | None = "standard",
+    transparent: bool = True,
+    **options: Any,
+) -> Result:
+    """Optimise an RGBA image (`kind` fourier, pixel or cppn) for `objective` over random backgrounds.
+
+    `objective` is multiplied by (1 - mean opacity) unless `transparent=False` (then opacity is
+    free, which is the baseline the transparency objective is measured against). A channel list
+    (`LAYER:C1,C2,...`) renders one image per channel. Other `options` (precision, input_size,
+    callback, ...) go to `render`. `Result.images` are RGBA, (B, 4, H, W).
+    """
+    net = load_model(model)
+    if isinstance(objective, str):
+        listed = channel_list(objective)
+        batch = len(listed[1]) if listed else batch
+        objective = parse(objective, net)
+    h, w = check_size(size)
+    param = make_rgba(kind, h, w, batch=batch, generator=torch.Generator().manual_seed(seed))
+    return render(net, transparency(objective) if transparent else objective, param=param,
+                  transforms=transforms, steps=steps, lr=lr, seed=seed, device=device,
+                  progress=progress, background=background, **options)
+
+
+def mean_opacity(rgba: Tensor) -> Tensor:
+    """Mean alpha of each image of an RGBA batch (B,4,H,W): 0 transparent, 1 opaque."""
+    if rgba.dim() != 4 or rgba.shape[1] != 4:
+        raise UserError(f"mean_opacity needs an RGBA batch (B,4,H,W), got {tuple(rgba.shape)}")
+    return rgba[:, 3].flatten(1).mean(1)
+
+
+def _backgrounds(kind: str, draws: int, height: int, width: int,
+                 generator: torch.Generator) -> Tensor:
+    if kind == "photos":
+        return resize(sample_photos(max(height, width)), (height, width))
+    if kind not in BACKGROUNDS:
+        raise UserError(f"unknown background {kind!r}; choose from: {', '.join(EVALUATION_BACKGROUNDS)}")
+    return BACKGROUNDS[kind]((draws, 3, height, width), torch.device("cpu"), generator)
+
+
+def activation_over_backgrounds(
+    model: Model,
+    objective: Objective,
+    rgba: Tensor,
+    backgrounds: Sequence[str] = EVALUATION_BACKGROUNDS,
+    draws: int = 8,
+    seed: int = 12345,
+) -> dict[str, Tensor]:
+    """Each image's `objective` composited over backgrounds it never saw, over its best on photos.
+
+    For each kind: `draws` new random backgrounds (from `seed`, which should differ from the
+    render's), or scikit-image's photos as backgrounds for "photos". Returns, per kind, a tensor
+    (B, backgrounds) of ratios to the objective's best value on the photos themselves.
+    """
+    if rgba.dim() != 4 or rgba.shape[1] != 4:
+        raise UserError(f"expected an RGBA batch (B,4,H,W), got {tuple(rgba.shape)}")
+    generator = torch.Generator().manual_seed(seed)
+    reference = photo_reference(model, objective)
+    if reference <= 0:
+        raise UserError(f"{objective.name} is not positive on any photo: a ratio to photos means nothing")
+    h, w = rgba.shape[-2:]
+    rgba = rgba.detach().cpu().float()
+    out = {}
+    for kind in backgrounds:
+        bg = _backgrounds(kind, draws, h, w, generator)
+        rows = [objective_values(model, objective, composite(img.expand(len(bg), -1, -1, -1), bg))
+                for img in rgba]
+        out[kind] = torch.stack(rows) / reference
+    return out
+
+
+def over_backgrounds_summary(ratios: dict[str, Tensor]) -> str:
+    """One line: the mean and the lowest ratio per background kind."""
+    return "; ".join(f"{kind}: mean {float(r.mean()):.1f}x, lowest {float(r.min()):.1f}x"
+                     for kind, r in ratios.items())
+
