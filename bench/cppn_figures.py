@@ -31,7 +31,7 @@ from diffparam.evaluate import unit_ratio
 from diffparam.models.registry import efficientnet_lite0
 from diffparam.param import CPPN
 from diffparam.recipes.cppn_art import cppn_art, morph, save_render
-from diffparam.recipes.transparency import activation_over_backgrounds, mean_opacity, render_transparent
+from diffparam.recipes.transparency import activation_over_backgrounds, opacity, render_transparent
 
 UNITS = ("blocks.6:21", "blocks.10:27", "blocks.14:57")
 
@@ -137,7 +137,7 @@ def alpha_section(model, args) -> dict:
             model.to("cpu")
             ratios = activation_over_backgrounds(model, obj, result.images, draws=args.draws)
             rows.append(dict(unit=spec, transparency_objective=transparent,
-                             opacity=float(mean_opacity(result.images)[0]),
+                             opacity=float(opacity(result.images)[0]),
                              **{f"{kind}_mean": float(r.mean()) for kind, r in ratios.items()},
                              **{f"{kind}_lowest": float(r.min()) for kind, r in ratios.items()}))
     return dict(size=args.size, steps=args.steps, rows=rows)

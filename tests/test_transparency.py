@@ -13,7 +13,7 @@ from diffparam.errors import UserError
 from diffparam.models.base import Model
 from diffparam.param import CPPN, RGBAImage
 from diffparam.param.rgba import checkerboard, make_rgba, over_checkerboard
-from diffparam.recipes.transparency import activation_over_backgrounds, mean_opacity, render_transparent
+from diffparam.recipes.transparency import activation_over_backgrounds, opacity, render_transparent
 
 
 def _acts(image: torch.Tensor) -> O.Activations:
@@ -54,8 +54,8 @@ def test_transparent_unit_stays_strong_over_backgrounds_it_never_saw(lite0: Mode
                                      transparent=t) for t in (True, False)}
     rgba = results[True].images
     assert rgba.shape == (1, 4, 64, 64)
-    opacity = float(mean_opacity(rgba)[0])
-    assert opacity < 0.45 and opacity < float(mean_opacity(results[False].images)[0]) - 0.25
+    mean = float(opacity(rgba)[0])
+    assert mean < 0.45 and mean < float(opacity(results[False].images)[0]) - 0.25
     ratios = activation_over_backgrounds(lite0, obj, rgba, draws=4)
     assert float(ratios["noise"].min()) >= 5, ratios
     assert float(ratios["fourier"].min()) >= 3, ratios

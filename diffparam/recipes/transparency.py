@@ -65,10 +65,10 @@ def render_transparent(
                   progress=progress, background=background, **options)
 
 
-def mean_opacity(rgba: Tensor) -> Tensor:
+def opacity(rgba: Tensor) -> Tensor:
     """Mean alpha of each image of an RGBA batch (B,4,H,W): 0 transparent, 1 opaque."""
     if rgba.dim() != 4 or rgba.shape[1] != 4:
-        raise UserError(f"mean_opacity needs an RGBA batch (B,4,H,W), got {tuple(rgba.shape)}")
+        raise UserError(f"opacity needs an RGBA batch (B,4,H,W), got {tuple(rgba.shape)}")
     return rgba[:, 3].flatten(1).mean(1)
 
 
