@@ -30,6 +30,15 @@ class TinyNet(nn.Module):
 
 
 @pytest.fixture
+def one_thread():
+    """One intra-op thread: on a busy 2-core machine two spinning OpenMP threads run 50x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
 def tiny() -> Model:
     torch.manual_seed(0)
     return Model(TinyNet(), input_size=32, name="tiny",

@@ -30,14 +30,7 @@ from diffparam.three_d import seams, shapes
 from diffparam.three_d.cameras import ViewSampler
 from diffparam.three_d.mesh import Mesh
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on a busy 2-core machine two spinning OpenMP threads run 50x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

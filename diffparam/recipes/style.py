@@ -81,6 +81,18 @@ def default_layers(model: Model) -> tuple[tuple[str, ...], str]:
     return DEFAULT_LAYERS[model.name]
 
 
+def style_layers_of(model: Model, style_layers: Sequence[str] | None,
+                    content_layer: str | None) -> tuple[tuple[str, ...], str]:
+    """The style layers and content layer to use: those given, the rest from `default_layers`; all checked."""
+    layers, layer = (tuple(style_layers) if style_layers else None), content_layer
+    if layers is None or layer is None:
+        known = default_layers(model)
+        layers, layer = layers or known[0], layer or known[1]
+    for name in (*layers, layer):
+        model.check_layer(name)
+    return layers, layer
+
+
 def high_frequency_share(images: Tensor, cutoff: float = HIGH_FREQUENCY) -> Tensor:
     """Per image (B,C,H,W): share of the mean-removed spectral energy above `cutoff` cycles/pixel."""
     x = images.double()
@@ -190,12 +202,7 @@ def style_transfer(
     check_size(size)
     non_negative_float("content weight", content_weight)
     net = load_model(model)
-    layers, layer = (tuple(style_layers) if style_layers else None), content_layer
-    if layers is None or layer is None:
-        known = default_layers(net)
-        layers, layer = layers or known[0], layer or known[1]
-    for name in (*layers, layer):
-        net.check_layer(name)
+    layers, layer = style_layers_of(net, style_layers, content_layer)
     content_img = load_image(content_image, size)
     check_size(tuple(content_img.shape[-2:]))
     style_img = load_image(style_image, style_size or size)

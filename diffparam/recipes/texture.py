@@ -19,7 +19,7 @@ from diffparam.models.registry import DEFAULT_MODEL, load_model
 from diffparam.objectives import Activations, Objective, gram, parse, style, style_targets
 from diffparam.param.rgba import composite
 from diffparam.param.texture import TextureImage
-from diffparam.recipes.style import default_layers, load_image
+from diffparam.recipes.style import load_image, style_layers_of
 from diffparam.render import render, resolve_device
 from diffparam.three_d.cameras import Cameras, ViewSampler, turntable
 from diffparam.three_d.export import export_glb, export_obj
@@ -265,12 +265,7 @@ def texture_style(
         raise UserError(f"unknown start {init!r}: use content or noise")
     content_weight = (CONTENT_WEIGHT if textured else 0.0) if content_weight is None else content_weight
     net = load_model(model)
-    layers, layer = (tuple(style_layers) if style_layers else None), content_layer
-    if layers is None or layer is None:
-        known = default_layers(net)
-        layers, layer = layers or known[0], layer or known[1]
-    for name in (*layers, layer):
-        net.check_layer(name)
+    layers, layer = style_layers_of(net, style_layers, content_layer)
     style_img = load_image(style_image, style_size or view_size)
     if out is not None:
         _check_out(out, animation)
