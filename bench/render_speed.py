@@ -2,8 +2,9 @@
 
 Sections (each timed render of --steps steps follows an untimed warm-up render of --warmup steps):
   ceilings     device-to-device copy bandwidth and 8192³ matmul rates (fp32, TF32, bf16)
-  lite0        EfficientNet-Lite0, channel objectives on blocks.10, --sizes × --batches, three variants
-               of diffparam (eager fp32, CUDA graph fp32, CUDA graph bf16) and lucent's render_vis
+  lite0        EfficientNet-Lite0, channel objectives on blocks.10, --sizes × --batches, the --variants
+               of diffparam (eager or CUDA graph, fp32 or bf16, compiled blocks, checkpointing) and
+               lucent's render_vis
   torchvision  GoogLeNet (inception4c) and ResNet-50 (layer3), random weights, 224 px, batch 1 and 64
   cpu          Lite0 at 128 px, batch 1, 2 threads, --cpu-steps steps (scaled to --steps)
 The floor of a step is max(FLOPs / matmul rate, bytes / copy bandwidth), from the work that the step
@@ -55,7 +56,13 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "eager fp32": dict(cuda_graph=False, channels_last=False),
     "graph fp32": dict(cuda_graph=True),
     "graph bf16": dict(cuda_graph=True, precision="bf16"),
+    "graph bf16 NCHW": dict(cuda_graph=True, precision="bf16", channels_last=False),
+    "graph fp32 compiled": dict(cuda_graph=True, compile=True),
+    "graph bf16 compiled": dict(cuda_graph=True, precision="bf16", compile=True),
+    "graph fp32 checkpoint": dict(cuda_graph=True, checkpoint=True),
+    "graph bf16 compiled checkpoint": dict(cuda_graph=True, precision="bf16", compile=True, checkpoint=True),
 }
+DEFAULT_VARIANTS = "eager fp32,graph fp32,graph bf16,graph fp32 compiled,graph bf16 compiled"
 LUCENT = "lucent 0.1.8"
 TV_SIZE, TV_BATCHES, TV_LUCENT_BATCH = 224, (1, 64), 1
 CPU_SIZE, CPU_THREADS = 128, 2
@@ -78,6 +85,8 @@ class Run:
     status: str = "ok"
     note: str = ""
     seconds: float | None = None
+    warmup_seconds: float | None = None
+    """The untimed warm-up render (for compiled variants: compilation)."""
     peak_mib: float | None = None
     mib_per_image: float | None = None
     floor_ms: float | None = None
@@ -307,7 +316,8 @@ class Bench:
             t = time.perf_counter()
             prepare(warm)()
             _sync(dev)
-            estimate = (time.perf_counter() - t) / warm * run.steps
+            run.warmup_seconds = time.perf_counter() - t
+            estimate = run.warmup_seconds / warm * run.steps
             if cap_s is not None and estimate > cap_s:
                 run.status = "skipped"
                 run.note = f"~{estimate:.0f} s estimated from the warm-up > cap {cap_s:.0f} s"
@@ -338,7 +348,8 @@ class Bench:
         what = f"[{run.network} {run.layer} {run.size}px B={run.batch} {run.variant}]"
         if run.seconds is not None:
             mem = f", {run.mib_per_image:.1f} MiB/img" if run.mib_per_image is not None else ""
-            print(f"{what} {run.seconds:.2f} s, {run.ms_per_step:.2f} ms/step{mem}", flush=True)
+            print(f"{what} {run.seconds:.2f} s, {run.ms_per_step:.2f} ms/step{mem} "
+                  f"(warm-up {run.warmup_seconds:.1f} s)", flush=True)
         else:
             print(f"{what} {run.status}: {run.note}", flush=True)
 
@@ -436,7 +447,8 @@ class Bench:
         """EfficientNet-Lite0, blocks.10, every size and batch asked for."""
         base = load_model("efficientnet_lite0")
         grid = [(s, b) for s in self.args.sizes for b in self.args.batches]
-        self.network("lite0", "Lite0", base, "blocks.10", grid, list(VARIANTS), self.args.lucent_max_batch)
+        self.network("lite0", "Lite0", base, "blocks.10", grid, self.args.variants,
+                     self.args.lucent_max_batch)
 
     def torchvision(self) -> None:
         """GoogLeNet and ResNet-50 from torchvision with random weights (nothing to download)."""
@@ -550,6 +562,14 @@ def _ints(text: str) -> list[int]:
     return [int(x) for x in text.split(",") if x.strip()]
 
 
+def _variants(text: str) -> list[str]:
+    names = [v.strip() for v in text.split(",") if v.strip()]
+    unknown = [v for v in names if v not in VARIANTS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown variants {unknown}: use {', '.join(VARIANTS)}")
+    return names
+
+
 def main() -> None:
     """Parse the flags and run the sections asked for."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
@@ -558,6 +578,8 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=5, help="steps of the untimed warm-up render")
     p.add_argument("--sizes", type=_ints, default=[128, 224], help="Lite0 image sizes, comma-separated")
     p.add_argument("--batches", type=_ints, default=[1, 8, 64, 256], help="Lite0 batch sizes")
+    p.add_argument("--variants", type=_variants, default=_variants(DEFAULT_VARIANTS),
+                   help=f"Lite0 variants, comma-separated, of: {', '.join(VARIANTS)}")
     p.add_argument("--skip-lucent", action="store_true")
     p.add_argument("--lucent-max-batch", type=int, default=64, help="no lucent run above this batch")
     p.add_argument("--lucent-max-pixels", type=int, default=64 * 128**2,

@@ -176,6 +176,8 @@ def render(
     precision: str = "fp32",
     channels_last: bool | None = None,
     background: str | Background | None = "noise",
+    compile: bool | str = False,
+    checkpoint: bool = False,
 ) -> Result:
     """Optimise `param` (default: a Fourier image of `size`, `batch` images) to maximise `objective`.
 
@@ -186,6 +188,10 @@ def render(
 
     Speed on CUDA (defaults None = on there): `cuda_graph` captures the whole step once and
     replays it; `channels_last` uses NHWC convolutions; `precision="bf16"` autocasts the model.
+    `compile` (True = "inductor", or a torch.compile backend name) compiles each block of the model
+    that holds no hooked layer inside it; the first steps then pay for compilation (kept on the Model
+    for later renders). `checkpoint` recomputes those blocks' inner activations in backward: less
+    memory for big batches, about a third more work.
     A 4-channel (RGBA) image is composited over a fresh random `background` each step ("noise",
     "fourier", a function (shape, device, generator) → RGB batch, or None to feed all 4 channels);
     objectives see the RGBA image as `INPUT`.
@@ -196,6 +202,8 @@ def render(
         raise UserError(f"steps must be at least 1, got {steps}")
     if batch < 1:
         raise UserError(f"batch must be at least 1, got {batch}")
+    if compile is not False and not isinstance(compile, str | bool):
+        raise UserError(f"compile must be True, False or a torch.compile backend name, got {compile!r}")
     if precision not in PRECISIONS:
         raise UserError(f"unknown precision {precision!r}: use {' or '.join(PRECISIONS)}")
     dev = resolve_device(device)
@@ -224,8 +232,10 @@ def render(
         generator = None if use_graph else torch.Generator(device=dev).manual_seed(seed)
         loop = _Loop(net, obj, param, _transform(transforms), opt, generator, input_size,
                      precision, use_channels_last, background_from(background))
-        return _run(loop, obj.name, steps, set(thresholds), callback, progress, use_graph,
-                    relu_redirect_steps, check_every=16 if on_cuda else 1)
+        backend = "inductor" if compile is True else (compile or None)
+        with net.accelerated(obj.layers, compile=backend, checkpoint=checkpoint):
+            return _run(loop, obj.name, steps, set(thresholds), callback, progress, use_graph,
+                        relu_redirect_steps, check_every=16 if on_cuda else 1)
 
 
 def _run(loop: _Loop, name: str, steps: int, marks: set[int], callback: Callback | None,
@@ -235,8 +245,9 @@ def _run(loop: _Loop, name: str, steps: int, marks: set[int], callback: Callback
     dev = next(param.parameters()).device
     losses = torch.zeros(steps, device=dev)
     frames: dict[int, Tensor] = {}
-    last_good = (0, param().detach().cpu())
-    eager_steps = max(EAGER_WARMUP, redirect_steps)
+    last_good = (0, param().detach().clone())  # kept on the device: no copy to the host per check
+    # Redirected steps trace other code than plain ones (a compiled model recompiles): warm up after.
+    eager_steps = redirect_steps + EAGER_WARMUP if redirect_steps else EAGER_WARMUP
     bar = tqdm(total=steps, disable=not progress or not sys.stderr.isatty(), desc=name[:40],
                unit="step", leave=False)
     start = time.perf_counter()
@@ -264,9 +275,9 @@ def _run(loop: _Loop, name: str, steps: int, marks: set[int], callback: Callback
                 raise NonFiniteLossError(
                     f"loss became {losses[first - 1].item()} at step {first} of {name}; kept the "
                     f"image from step {last_good[0]} (try a lower --lr)",
-                    Result(last_good[1], losses[:first - 1].tolist(), frames, name, param),
+                    Result(last_good[1].cpu(), losses[:first - 1].tolist(), frames, name, param),
                 )
-            last_good = (step, images.detach().cpu())
+            last_good = (step, images.detach().clone())
             bar.set_postfix(loss=f"{float(losses[step - 1]):.3g}")
         if step in marks or callback is not None:
             with torch.no_grad():

@@ -15,7 +15,17 @@ import torch
 from PIL import Image
 from torch import nn
 
-from diffparam.atlas import Unit, atlas, batches, block_layers, job_list, resolve_layers, units_objective
+from diffparam.atlas import (
+    Options,
+    Unit,
+    atlas,
+    batches,
+    block_layers,
+    job_list,
+    prepare,
+    resolve_layers,
+    units_objective,
+)
 from diffparam.atlas.distributed import cpu_threads
 from diffparam.cli import main
 from diffparam.errors import UserError
@@ -94,7 +104,7 @@ def test_atlas_beats_photos_and_records_what_it_measured(lite0, tmp_path) -> Non
                      circuits=False, page=False, progress=False)
     assert manifest["model"] == "efficientnet_lite0" and manifest["version"] == 1
     assert manifest["options"] == {"size": 48, "steps": 48, "lr": 0.05, "param": "fourier", "seed": 0,
-                                   "batch": 32, "precision": "fp32"}
+                                   "batch": 32, "precision": "fp32", "compile": False}
     assert manifest["layers"] == {"blocks.1": {"channels": 24, "index": 26, "role": "unit"}}
     units = manifest["units"]
     assert sorted(units) == sorted(f"blocks.1:{c}" for c in range(24))
@@ -186,6 +196,9 @@ def test_resume_needs_the_same_options(tiny, tmp_path) -> None:
     other = Model(nn.Sequential(nn.Conv2d(3, 4, 3)), input_size=32, name="other")
     with pytest.raises(UserError, match="holds an atlas of model tiny, not other"):
         atlas(other, "0", tmp_path, **TINY)
+    # A speed-only option may change: everything is done, so nothing renders (or compiles).
+    same = Options(size=32, steps=4, batch=5, compile=True)
+    assert prepare(tmp_path, tiny, "conv3.0", same, circuits=False).pending == []
 
 
 def test_two_gloo_workers_share_the_batches(tiny, tmp_path) -> None:

@@ -78,6 +78,7 @@ def test_nan_loss_stops_with_last_finite_image(tiny: Model) -> None:
         (dict(lr=-1.0), "learning rate must be positive"),
         (dict(device="tpu"), "unknown device"),
         (dict(transforms="wobbly"), "unknown transforms"),
+        (dict(compile=3), "compile must be True, False or a torch.compile backend name"),
     ],
 )
 def test_bad_options(tiny: Model, kw, message) -> None:
@@ -90,6 +91,43 @@ def test_input_size_upsamples_before_the_model(tiny: Model) -> None:
     tiny.module.conv1.register_forward_hook(lambda m, i, o: shapes.append(i[0].shape[-1]))
     _quick(tiny, "conv1:0", steps=1, input_size=48, transforms=None)
     assert shapes[-1] == 48  # (an earlier call is the one-off layer probe at native size)
+
+
+def test_blocks_are_the_largest_units_without_a_hooked_layer_inside(tiny: Model) -> None:
+    assert [n for n, _ in tiny.blocks(["conv3"])] == ["conv1", "conv2", "conv3", "pool"]
+    assert [n for n, _ in tiny.blocks(["conv2.0", "output"])] == ["conv1", "conv3", "pool"]
+
+
+def test_compiled_and_checkpointed_blocks_change_nothing(tiny: Model) -> None:
+    """Each block compiled (aot_eager: no C++ compiler needed) and checkpointed: same images, same
+    losses, and a hook inside a block (conv2.0) still sees its layer; afterwards nothing is left."""
+    plain = _quick(tiny, "conv2.0:3", steps=6)
+    fast = _quick(tiny, "conv2.0:3", steps=6, compile="aot_eager", checkpoint=True)
+    assert torch.allclose(plain.images, fast.images, atol=1e-6)
+    assert fast.history == pytest.approx(plain.history, rel=1e-5)
+    assert all("forward" not in vars(m) for m in tiny.module.modules())
+
+
+def test_checkpoint_keeps_less_for_backward(lite0: Model) -> None:
+    """Tensors autograd keeps for backward (outside the checkpoints' own recomputation), summed."""
+    x = torch.rand(2, 3, 64, 64, requires_grad=True)
+
+    def kept(checkpoint: bool) -> int:
+        total = 0
+
+        def pack(t: torch.Tensor) -> torch.Tensor:
+            nonlocal total
+            total += t.numel() * t.element_size()
+            return t
+
+        with lite0.accelerated(["blocks.10"], checkpoint=checkpoint), \
+                torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            acts = lite0.activations(x, ["blocks.10"])
+        acts["blocks.10"][:, 3].mean().backward()
+        return total
+
+    plain, checkpointed = kept(False), kept(True)
+    assert checkpointed < 0.2 * plain, (plain, checkpointed)
 
 
 @pytest.mark.gpu
@@ -121,6 +159,17 @@ def test_cuda_graph_and_bf16_keep_quality(lite0: Model) -> None:
     bf16 = _unit_ratios(lite0, cuda_graph=True, precision="bf16")
     for fast in (graph, bf16):
         assert sum(fast) >= 0.85 * sum(eager), (eager, graph, bf16)
+
+
+@pytest.mark.gpu
+def test_compiled_graph_keeps_quality(lite0: Model) -> None:
+    """Inductor-compiled blocks inside the captured step, fp32 and bf16, reach the eager figures."""
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU")
+    eager = _unit_ratios(lite0, cuda_graph=False, channels_last=False)
+    for precision in ("fp32", "bf16"):
+        fast = _unit_ratios(lite0, cuda_graph=True, compile=True, precision=precision)
+        assert sum(fast) >= 0.85 * sum(eager), (precision, eager, fast)
 
 
 @pytest.mark.gpu

@@ -59,6 +59,8 @@ class Options:
     seed: int = 0
     batch: int = 32
     precision: str = "fp32"
+    compile: bool = False
+    """Speed only (see `render`): an atlas may be resumed with it changed."""
 
     def resolved(self) -> Options:
         """Checked, with `lr` replaced by the parameterization's default when None."""
@@ -195,6 +197,10 @@ def absorb(out: str | os.PathLike) -> dict[str, Any] | None:
     return manifest
 
 
+SPEED_ONLY = {"compile"}
+"""Options that change how fast an atlas renders, not what it shows."""
+
+
 def _check_same(manifest: dict[str, Any], model: Model, options: Options, out: Path) -> None:
     """Resuming needs the options the atlas was started with; say which one differs."""
     if manifest.get("model") != model.name:
@@ -202,7 +208,7 @@ def _check_same(manifest: dict[str, Any], model: Model, options: Options, out: P
                         "use the same --model or another --out")
     before = manifest.get("options", {})
     for name, value in asdict(options).items():
-        if before.get(name) != value:
+        if name not in SPEED_ONLY and before.get(name) != value:
             raise UserError(f"{out} holds an atlas made with {name} {before.get(name)!r}, not "
                             f"{value!r}: resume with the same options or choose another --out")
 
@@ -260,7 +266,8 @@ def render_batch(model: Model, batch: Batch, options: Options, device: str | tor
                        generator=torch.Generator().manual_seed(seed))
     objective = units_objective(batch.units)
     result = render(model, objective, param=param, steps=options.steps, lr=options.lr, seed=seed,
-                    device=device, progress=False, precision=options.precision, callback=callback)
+                    device=device, progress=False, precision=options.precision, compile=options.compile,
+                    callback=callback)
     values = objective_values(model, objective, result.images)
     return result.images, values, result.seconds
 
@@ -376,6 +383,7 @@ def atlas(
     seed: int = 0,
     batch: int = 32,
     precision: str = "fp32",
+    compile: bool = False,
     device: str = "auto",
     workers: int = 1,
     circuits: bool = True,
@@ -390,11 +398,12 @@ def atlas(
     cuda:LOCAL_RANK); `workers` > 1 starts that many CPU processes instead. Batch i is rendered
     with seed `seed + i`, so an image does not depend on the number of ranks or on interruptions.
     `circuits` adds the previous layer's channels that feed each unit when that layer is not
-    asked for; `page` writes `out/index.html`. `callback(step, loss, images)` is passed to each
-    batch's `render` (with workers > 1 it must be picklable).
+    asked for; `page` writes `out/index.html`. `compile` compiles the model's blocks once for all
+    batches (see `render`; worth it on a GPU for big atlases). `callback(step, loss, images)` is
+    passed to each batch's `render` (with workers > 1 it must be picklable).
     """
     started = time.time()
-    options = Options(size, steps, lr, param, seed, batch, precision)
+    options = Options(size, steps, lr, param, seed, batch, precision, compile)
     folder = Path(out)
     rank, world, local_rank = launched_ranks()
     if workers < 1:

@@ -13,8 +13,8 @@ def _cmd_atlas(args: argparse.Namespace) -> int:
 
     manifest = atlas(model_from_args(args), args.layers, args.out, size=args.size, steps=args.steps,
                      lr=args.lr, param=args.param, seed=args.seed, batch=args.batch,
-                     precision=args.precision, device=args.device, workers=args.workers,
-                     circuits=not args.no_circuits, progress=not args.quiet)
+                     precision=args.precision, compile=args.compile, device=args.device,
+                     workers=args.workers, circuits=not args.no_circuits, progress=not args.quiet)
     runs = manifest.get("timings", {}).get("runs", [])
     if runs and not args.quiet:
         run = runs[-1]
@@ -41,6 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="image parameterization")
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
                    help="bf16 autocasts the model (GPU speed)")
+    p.add_argument("--compile", action="store_true",
+                   help="compile the model's blocks with torch.compile once for all batches (GPU speed)")
     p.add_argument("--workers", type=int, default=1, help="CPU processes (with --device cpu)")
     p.add_argument("--no-circuits", action="store_true",
                    help="do not add the previous layer's channels that feed each unit")

@@ -34,7 +34,8 @@ def _cmd_render(args: argparse.Namespace) -> int:
     if args.alpha and not listed and out.suffix.lower() != ".png":
         raise UserError(f"--alpha writes an RGBA PNG: give a .png path, not {out}")
     options = dict(steps=args.steps, lr=args.lr, seed=args.seed, device=args.device,
-                   progress=not args.quiet, precision=args.precision)
+                   progress=not args.quiet, precision=args.precision, compile=args.compile,
+                   checkpoint=args.checkpoint)
     try:
         if args.alpha:
             result = render_transparent(model, objective, args.size, batch=batch, kind=args.param,
@@ -70,6 +71,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--separate", action="store_true", help="one file per image instead of a grid")
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
                    help="bf16 autocasts the model (GPU speed)")
+    p.add_argument("--compile", action="store_true",
+                   help="compile the model's blocks with torch.compile (GPU speed for long or big "
+                   "renders; the first steps wait for compilation)")
+    p.add_argument("--checkpoint", action="store_true",
+                   help="gradient checkpointing: about half the memory per image, a third more time")
     p.add_argument("--alpha", action="store_true",
                    help="semi-transparent: an RGBA image, composited over a random background each "
                    "step, objective x (1 - mean opacity); writes an RGBA PNG")

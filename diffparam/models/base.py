@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint as _checkpoint
 
 from diffparam.constant import Constant
 from diffparam.errors import UserError
@@ -60,6 +61,17 @@ def _redirected_forward(module: nn.Module):
     return lambda x: _RedirectedReLU.apply(x, upper)
 
 
+def _checkpointed(forward: Callable) -> Callable:
+    """`forward` run under non-reentrant gradient checkpointing whenever gradients are on."""
+
+    def run(*args, **kwargs):
+        if not torch.is_grad_enabled():
+            return forward(*args, **kwargs)
+        return _checkpoint(forward, *args, use_reentrant=False, **kwargs)
+
+    return run
+
+
 def _fold_into(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:
     """conv ← bn ∘ conv, using bn's running statistics."""
     with torch.no_grad():
@@ -101,6 +113,7 @@ class Model:
         self._modules = dict(self.module.named_modules())
         self._modules.pop("", None)
         self._layer_cache: list[LayerInfo] | None = None
+        self._compiled: dict[tuple[str, str], Callable] = {}
 
     # -- devices -----------------------------------------------------------------------------
     @property
@@ -239,6 +252,51 @@ class Model:
                     folded += 1
         self._index_modules()
         return folded
+
+    def blocks(self, layers: Iterable[str]) -> list[tuple[str, nn.Module]]:
+        """The largest submodules with children that hold none of `layers` below them.
+
+        A forward pass can run each whole (compiled or checkpointed) and still capture `layers`:
+        a hook on a block itself fires outside the block's forward.
+        """
+        inside = {self.check_layer(n) for n in layers} - {OUTPUT}
+        found: list[tuple[str, nn.Module]] = []
+
+        def visit(prefix: str, module: nn.Module) -> None:
+            for name, child in module.named_children():
+                full = prefix + name
+                if isinstance(child, nn.ModuleList | nn.ModuleDict) or any(
+                        n.startswith(full + ".") for n in inside):
+                    visit(full + ".", child)
+                elif next(child.children(), None) is not None:
+                    found.append((full, child))
+
+        visit("", self.module)
+        return found
+
+    @contextmanager
+    def accelerated(self, layers: Iterable[str], compile: str | None = None, checkpoint: bool = False):
+        """Within this block, the forward of each of `blocks(layers)` is compiled with the torch.compile
+        backend `compile` (kept per block, so later renders reuse it) and/or gradient-checkpointed
+        (its inner activations are recomputed in backward instead of kept: less memory, ~⅓ more work)."""
+        wrapped = [] if not (compile or checkpoint) else self.blocks(layers)
+        if compile:  # one compiled graph per distinct block; dynamo's default limit (8) is too low
+            import torch._dynamo
+            limit = max(torch._dynamo.config.recompile_limit, 4 * len(wrapped))
+            torch._dynamo.config.recompile_limit = limit
+        for name, block in wrapped:
+            forward = block.forward
+            if compile:
+                key = (name, compile)
+                if key not in self._compiled:
+                    self._compiled[key] = torch.compile(forward, backend=compile, dynamic=False)
+                forward = self._compiled[key]
+            block.forward = _checkpointed(forward) if checkpoint else forward  # type: ignore[method-assign]
+        try:
+            yield self
+        finally:
+            for _, block in wrapped:
+                del block.forward
 
     @contextmanager
     def redirected_relus(self):
