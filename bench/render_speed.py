@@ -65,6 +65,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
 DEFAULT_VARIANTS = "eager fp32,graph fp32,graph bf16,graph fp32 compiled,graph bf16 compiled"
 LUCENT = "lucent 0.1.8"
 TV_SIZE, TV_BATCHES, TV_LUCENT_BATCH = 224, (1, 64), 1
+TV_VARIANTS = ["eager fp32", "graph fp32", "graph fp32 compiled"]
 CPU_SIZE, CPU_THREADS = 128, 2
 
 Prepared = Callable[[int], Callable[[], object]]
@@ -464,7 +465,7 @@ class Bench:
         grid = [(TV_SIZE, b) for b in TV_BATCHES]
         for label, layer, make in nets:
             torch.manual_seed(0)
-            self.network("torchvision", label, load_model(make()), layer, grid, ["eager fp32", "graph fp32"],
+            self.network("torchvision", label, load_model(make()), layer, grid, TV_VARIANTS,
                          min(TV_LUCENT_BATCH, self.args.lucent_max_batch))
 
     def cpu(self) -> None:

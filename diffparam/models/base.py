@@ -14,6 +14,9 @@ from torch.utils.checkpoint import checkpoint as _checkpoint
 from diffparam.constant import Constant
 from diffparam.errors import UserError
 
+RECOMPILE_LIMIT = 1024
+"""Compiled graphs kept per block code (a shape or precision change compiles anew; past this, eager)."""
+
 OUTPUT = "output"
 """Pseudo-layer: the module's own return value (the logits of a classifier)."""
 
@@ -280,10 +283,11 @@ class Model:
         backend `compile` (kept per block, so later renders reuse it) and/or gradient-checkpointed
         (its inner activations are recomputed in backward instead of kept: less memory, ~⅓ more work)."""
         wrapped = [] if not (compile or checkpoint) else self.blocks(layers)
-        if compile:  # one compiled graph per distinct block; dynamo's default limit (8) is too low
+        if compile:  # one graph per block, shape and precision: dynamo's limits (8, 256) are too low
             import torch._dynamo
-            limit = max(torch._dynamo.config.recompile_limit, 4 * len(wrapped))
-            torch._dynamo.config.recompile_limit = limit
+            config = torch._dynamo.config
+            config.recompile_limit = max(config.recompile_limit, RECOMPILE_LIMIT)
+            config.accumulated_recompile_limit = max(config.accumulated_recompile_limit, 16 * RECOMPILE_LIMIT)
         for name, block in wrapped:
             forward = block.forward
             if compile:
