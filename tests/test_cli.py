@@ -22,7 +22,7 @@ def test_render_writes_png(tmp_path, capsys) -> None:
 def test_render_batch_separate_files(tmp_path) -> None:
     out = tmp_path / "u.png"
     code = main(["render", "blocks.2:3", "--size", "32", "--steps", "2", "--batch", "2",
-                 "--separate", "--param", "pixel", "--quiet", "--out", str(out)])
+                 "--separate", "--param", "pixel", "--checkpoint", "--quiet", "--out", str(out)])
     assert code == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["u_0.png", "u_1.png"]
 
