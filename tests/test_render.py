@@ -79,6 +79,7 @@ def test_nan_loss_stops_with_last_finite_image(tiny: Model) -> None:
         (dict(device="tpu"), "unknown device"),
         (dict(transforms="wobbly"), "unknown transforms"),
         (dict(compile=3), "compile must be True, False or a torch.compile backend name"),
+        (dict(compile="warp"), r"compile must be .*inductor.*got 'warp'"),
     ],
 )
 def test_bad_options(tiny: Model, kw, message) -> None:

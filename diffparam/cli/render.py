@@ -75,7 +75,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="compile the model's blocks with torch.compile (GPU speed for long or big "
                    "renders; the first steps wait for compilation)")
     p.add_argument("--checkpoint", action="store_true",
-                   help="gradient checkpointing: about half the memory per image, a third more time")
+                   help="gradient checkpointing: about half the memory per image, a quarter more time")
     p.add_argument("--alpha", action="store_true",
                    help="semi-transparent: an RGBA image, composited over a random background each "
                    "step, objective x (1 - mean opacity); writes an RGBA PNG")
