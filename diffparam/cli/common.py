@@ -29,7 +29,8 @@ def add_render_options(p: argparse.ArgumentParser, size: int = 224, steps: int =
     p.add_argument("--size", type=int, default=size, help="image size in pixels (16..4096)")
     p.add_argument("--steps", type=int, default=steps, help="optimisation steps")
     p.add_argument("--lr", type=float, default=None,
-                   help="learning rate (Adam); default 0.05, or 0.005 for --param cppn")
+                   help="learning rate (Adam); default: tuned per command (0.05 for images, 0.005 "
+                   "for CPPNs, 0.02 for texture-style)")
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
