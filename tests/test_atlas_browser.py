@@ -78,6 +78,12 @@ def _open(browser, url: str):
     return page, problems, requests
 
 
+def _wait_title(page, prefix: str) -> None:
+    """Wait (up to 10 s) until the detail view shows a unit whose name starts with `prefix`."""
+    page.wait_for_function("p => (document.getElementById('detail-title')?.innerText || '').startsWith(p)",
+                           arg=prefix, timeout=10_000)
+
+
 def test_page_in_chromium(browser, server: str, tmp_path: Path) -> None:
     page, problems, requests = _open(browser, f"{server}/index.html")
     assert page.evaluate(BROKEN_IMAGES) == []
@@ -88,8 +94,9 @@ def test_page_in_chromium(browser, server: str, tmp_path: Path) -> None:
     assert page.locator("section.group h3").first.inner_text().startswith("Group 1")
 
     assert page.locator("#detail").is_hidden()
-    page.locator('button.tile[data-unit="conv2:3"]').click()
-    assert page.locator("#detail").is_visible()
+    page.locator('button.tile[data-unit="conv2:3"]').click()  # the page routes on hashchange: wait
+    page.locator("#detail").wait_for(state="visible", timeout=10_000)
+    _wait_title(page, "conv2:3")
     assert page.locator("#detail-title").inner_text() == "conv2:3"
     page.wait_for_function(ALL_IMAGES_LOADED)
     assert page.evaluate(BROKEN_IMAGES) == []
@@ -101,11 +108,11 @@ def test_page_in_chromium(browser, server: str, tmp_path: Path) -> None:
     page.screenshot(path=str(tmp_path / "atlas_detail.png"))
 
     page.locator("#detail a[href] figure").first.click()  # follow a rendered circuit input
-    assert page.locator("#detail-title").inner_text().startswith("conv1:")
+    _wait_title(page, "conv1:")
     page.wait_for_function(ALL_IMAGES_LOADED)
     assert page.evaluate(BROKEN_IMAGES) == []
     page.keyboard.press("Escape")
-    assert page.locator("#detail").is_hidden()
+    page.locator("#detail").wait_for(state="hidden", timeout=10_000)
 
     page.locator("#by-channel").click()
     assert page.locator("section.group").count() == 0
@@ -124,6 +131,7 @@ def test_page_works_from_a_file(browser, atlas_dir: Path) -> None:
     page, problems, requests = _open(browser, (atlas_dir / "index.html").as_uri())
     assert page.evaluate(BROKEN_IMAGES) == []
     page.goto((atlas_dir / "index.html").as_uri() + "#conv2:5")
+    _wait_title(page, "conv2:5")
     page.wait_for_function(ALL_IMAGES_LOADED)
     assert page.locator("#detail-title").inner_text() == "conv2:5"
     assert page.evaluate(BROKEN_IMAGES) == []
