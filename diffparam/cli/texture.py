@@ -26,7 +26,8 @@ def _common(args: argparse.Namespace) -> dict:
         raise UserError(f"--frames must be 0 (no turntable) or more, got {args.frames}")
     return dict(out=Path(args.out), texture_size=args.texture_size, view_size=args.size, steps=args.steps,
                 views=args.views, lr=args.lr, seed=args.seed, device=args.device, progress=not args.quiet,
-                turntable_frames=args.frames, animation=args.animation)
+                turntable_frames=args.frames, animation=args.animation, texture_space=args.texture_space,
+                volume_size=args.volume_size)
 
 
 def _report(files: dict[str, Path], history: list[float], seconds: float, quiet: bool) -> int:
@@ -64,11 +65,20 @@ def _cmd_texture_style(args: argparse.Namespace) -> int:
 
 def _add_options(p: argparse.ArgumentParser, steps: int, size: int, texture_size: int, views: int,
                  frames: int) -> None:
+    from diffparam.param.texture import SPACES
+    from diffparam.recipes.texture import TEXTURE_SPACE
+
     add_render_options(p, size=size, steps=steps)
     p.add_argument("--view-size", dest="size", type=int, default=argparse.SUPPRESS,
                    help="the same as --size: pixels of each rendered view")
     p.add_argument("--texture-size", type=int, default=texture_size, help="texture pixels (16..8192)")
     p.add_argument("--views", type=int, default=views, help="random views per step")
+    p.add_argument("--texture-space", default=TEXTURE_SPACE, choices=SPACES,
+                   help="where the texture is parameterized: surface (a 3D field read at each texel's "
+                   f"surface point: no seams) or uv (the image: seams show) (default {TEXTURE_SPACE})")
+    p.add_argument("--volume-size", type=int, default=None,
+                   help="voxels per side of the surface field (default: texture size / 8, 16..128, for "
+                   "texture; / 2, 16..256, for texture-style)")
     p.add_argument("--frames", type=int, default=frames, help="turntable frames (0: no turntable)")
     p.add_argument("--animation", default="gif", choices=["gif", "mp4"], help="turntable format")
     p.add_argument("--out", required=True, help="output folder (mesh.obj/.mtl, texture.png, mesh.glb, "

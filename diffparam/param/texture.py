@@ -1,9 +1,16 @@
-"""`TextureImage`: a mesh's texture, parameterized like a 2D image, seen through rasterised views.
+"""`TextureImage`: a mesh's texture, parameterized like an image, seen through rasterised views.
 
-The texture is a `FourierImage` (1/f spectrum, decorrelated colour). forward() renders `batch`
-views of the mesh from random cameras (drawn from the parameterization's own seeded generator) as
-RGBA, alpha = coverage, so `render` composites them over random backgrounds. The gradient reaches
-the texture through the UV lookup; optimising through views makes it consistent across UV seams.
+The texture is either read from a solid colour field at each texel's 3D surface point (`space`
+"surface", the default: a `SolidField`, 1/f spectrum in 3D, decorrelated colour) or a UV-space
+`FourierImage` ("uv"). forward() renders `batch` views of the mesh from random cameras (drawn from
+the parameterization's own seeded generator) as RGBA, alpha = coverage, so `render` composites them
+over random backgrounds; the gradient reaches the texture through the UV lookup.
+
+Why "surface": a UV image's low frequencies are independent on either side of a UV seam, so the
+seams show even when optimised through views (seam ÷ interior colour jump 1.9 on the knot at full
+size); a field in 3D gives both sides of a seam the same colour by construction (1.15, against
+1.12 for a texture baked from 3D position), with the same activation on held-out views
+(BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -16,12 +23,19 @@ from diffparam.errors import UserError
 from diffparam.param.base import Parameterization, positive_int
 from diffparam.param.fourier import FourierImage
 from diffparam.param.rgba import Background, background_from, composite
+from diffparam.param.surface import SolidField, grid_points
 from diffparam.three_d.cameras import Cameras, ViewSampler, turntable
 from diffparam.three_d.mesh import Mesh
 from diffparam.three_d.raster import shade
-from diffparam.three_d.uvmap import coverage, pad, padding_index
+from diffparam.three_d.uvmap import coverage, pad, padding_index, position_map
 
 MAX_TEXTURE = 8192
+SPACES = ("surface", "uv")
+
+
+def default_volume(texture_size: int) -> int:
+    """The solid field's voxels per side for a texture of `texture_size`²: an eighth, 16..128."""
+    return max(16, min(128, texture_size // 8))
 
 
 def _resized(texture: Tensor, size: int, what: str) -> Tensor:
@@ -39,7 +53,12 @@ class TextureImage(Parameterization):
     it shows `batch` fixed turntable views (over white when compositing), so looking at the result
     never changes the random sequence. `init` (3,H,W) starts from a given texture instead of grey
     noise; `supersample` anti-aliases (rasterises at that multiple of the view size); `decay` is
-    the texture spectrum's 1/f^decay prior (lower: less smooth in UV space, see BENCHMARKS.md).
+    the texture spectrum's 1/f^decay prior (lower: less smooth, see BENCHMARKS.md).
+
+    `space` "surface" reads the texture from a `SolidField` of `volume_size`³ voxels (default
+    `default_volume(texture_size)`) at each texel's 3D point (`uvmap.position_map`), so it is
+    seamless; it needs UVs inside [0,1]. An `init` texture is then a fixed base (in logit space)
+    that the field, starting near zero, adds to. `space` "uv" optimises the UV image itself.
 
     For style transfer, `reference` (3,H,W) is a fixed texture rendered from the same cameras:
     forward() then returns 2B views, the B optimised ones first. With `background` ("noise",
@@ -63,6 +82,8 @@ class TextureImage(Parameterization):
         decay: float = 1.0,
         decorrelate: bool = True,
         generator: torch.Generator | None = None,
+        space: str = "surface",
+        volume_size: int | None = None,
     ) -> None:
         per_step = positive_int("batch", batch)
         self.background = background_from(background)
@@ -74,32 +95,59 @@ class TextureImage(Parameterization):
             raise UserError(f"texture size {texture_size} is outside 16..{MAX_TEXTURE} pixels")
         if not 16 <= self.height <= 4096:
             raise UserError(f"view size {view_size} is outside 16..4096 pixels")
+        if space not in SPACES:
+            raise UserError(f"unknown texture space {space!r}; choose one of: {', '.join(SPACES)}")
+        self.space = space
         self.supersample = positive_int("supersample", supersample)
         self.views = views or ViewSampler()
         self.mesh_name = mesh.name
-        if init is None:
-            self.texture = FourierImage(self.texture_size, sd=sd, decay=decay, decorrelate=decorrelate,
-                                        generator=generator)
+        size = self.texture_size
+        # Edge padding, when the UVs lie in one copy of the texture (no tiling).
+        flat = bool(((mesh.uv >= 0) & (mesh.uv <= 1)).all())
+        if space != "uv" and not flat:
+            raise UserError(f"texture space {space!r} needs UVs inside [0,1]; mesh {mesh.name} tiles its "
+                            "texture (use space 'uv')")
+        self.texture: FourierImage | None = None
+        self.field: SolidField | None = None
+        start = None if init is None else _resized(init, size, "an initial texture")
+        points = base = None
+        if space == "uv":
+            if start is None:
+                self.texture = FourierImage(size, sd=sd, decay=decay, decorrelate=decorrelate,
+                                            generator=generator)
+            else:
+                self.texture = FourierImage.from_image(start, decay=decay, decorrelate=decorrelate)
+            index = padding_index(coverage(mesh.uv, mesh.faces, size)) if flat else None
         else:
-            start = _resized(init, self.texture_size, "an initial texture")
-            self.texture = FourierImage.from_image(start, decay=decay, decorrelate=decorrelate)
-        ref = None if reference is None else _resized(reference, self.texture_size, "a reference texture")
+            positions, covered = position_map(mesh.vertices, mesh.faces, mesh.uv, size)
+            index = padding_index(covered)
+            vsize = volume_size if volume_size is not None else default_volume(size)
+            self.field = SolidField(vsize, sd=sd, decay=decay, decorrelate=decorrelate, generator=generator)
+            points = grid_points(positions.float(), self.field.size)
+            # The initial texture stays, fixed, under the learnt field (which starts near zero).
+            base = None if start is None else torch.logit(start.clamp(1e-4, 1 - 1e-4))
+        self.register_buffer("base", base, persistent=False)
+        self.register_buffer("points", points, persistent=False)
+        self.register_buffer("padding", index, persistent=False)
+        ref = None if reference is None else _resized(reference, size, "a reference texture")
         self.register_buffer("reference", ref, persistent=False)
         self.register_buffer("vertices", mesh.vertices.float().clone(), persistent=False)
         self.register_buffer("faces", mesh.faces.long().clone(), persistent=False)
         self.register_buffer("uv", mesh.uv.float().clone(), persistent=False)
-        # Edge padding, when the UVs lie in one copy of the texture (no tiling).
-        flat = bool(((mesh.uv >= 0) & (mesh.uv <= 1)).all())
-        index = padding_index(coverage(mesh.uv, mesh.faces, self.texture_size)) if flat else None
-        self.register_buffer("padding", index, persistent=False)
         self.camera_generator = torch.Generator().manual_seed(int(seed))
         self.preview = turntable(self.views_per_step)
 
     def texture_image(self) -> Tensor:
         """The texture (1,3,T,T) in [0,1], differentiably (v up: row 0 is v = 1); texels outside
         the UV charts repeat the nearest chart texel (edge padding), so seams show no border line."""
-        tex = self.texture()
-        return tex if self.padding is None else pad(tex, self.padding)
+        if self.field is None:
+            assert self.texture is not None
+            tex = self.texture()
+            return tex if self.padding is None else pad(tex, self.padding)
+        logits = self.field.logits(self.points)
+        if self.base is not None:
+            logits = logits + self.base
+        return pad(torch.sigmoid(logits), self.padding)
 
     def render_views(self, cameras: Cameras, texture: Tensor | None = None,
                      size: int | None = None) -> Tensor:
@@ -126,6 +174,7 @@ class TextureImage(Parameterization):
         shape = (len(cameras), 3, self.height, self.width)
         bg = self.background(shape, torch.device("cpu"), self.camera_generator).to(views.device)
         return composite(views, bg.repeat(len(views) // len(bg), 1, 1, 1))
+
     def as_mesh(self) -> Mesh:
         """The mesh (on the CPU) wearing the current texture."""
         with torch.no_grad():
@@ -133,4 +182,5 @@ class TextureImage(Parameterization):
         return Mesh(self.vertices.cpu(), self.faces.cpu(), self.uv.cpu(), tex, self.mesh_name)
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, texture_size={self.texture_size}, faces={len(self.faces)}"
+        return (f"{super().extra_repr()}, texture_size={self.texture_size}, faces={len(self.faces)}, "
+                f"space={self.space}")

@@ -28,6 +28,9 @@ from diffparam.three_d.raster import render_mesh
 from diffparam.three_d.shapes import mesh_from
 
 TEXTURE_SIZE, VIEW_SIZE, STEPS, VIEWS = 1024, 512, 400, 4
+TEXTURE_SPACE = "surface"
+"""Where the texture is parameterized by default (see `TextureImage`): a solid field read on the
+surface, seamless across UV cuts and higher on held-out views than the UV image (BENCHMARKS.md)."""
 TURNTABLE_FRAMES = 48
 STYLE_DECAY = 0.95
 STYLE_LR = 0.02
@@ -40,6 +43,13 @@ PLAIN = 0.7
 STYLE_VIEWS = ViewSampler(distance=(1.2, 2.0))
 """Closer views than for feature visualization: the object fills more of each view, so its Gram
 matrices are more the texture's than the background's."""
+
+
+def style_volume(texture_size: int) -> int:
+    """texture_style's solid field: texture_size/2 voxels per side (16..256). Style statistics need
+    detail down to the pixel: measured, finer fields gave much lower held-out style loss (BENCHMARKS.md),
+    where feature visualization did best at texture_size/8."""
+    return max(16, min(256, texture_size // 2))
 
 
 @dataclass
@@ -154,6 +164,8 @@ def texture_feature(
     background: str | None = "noise",
     supersample: int = 2,
     spectrum_decay: float = 1.0,
+    texture_space: str = TEXTURE_SPACE,
+    volume_size: int | None = None,
     turntable_frames: int = TURNTABLE_FRAMES,
     animation: str = "gif",
 ) -> TextureResult:
@@ -163,16 +175,18 @@ def texture_feature(
     and a turntable to folder `out` when given (see `write_outputs`).
 
     `mesh` is a `Mesh`, a mesh file or "shape:NAME" (sphere, torus, knot). `spectrum_decay` is the
-    texture's 1/f^decay Fourier prior (`TextureImage`).
+    texture's 1/f^decay Fourier prior; `texture_space` where it lives ("surface": a solid field of
+    `volume_size`³ voxels, default texture_size/8, read at each texel's 3D point: seamless; "uv":
+    the UV image), see `TextureImage`.
     """
     net = load_model(model)
     obj = parse(objective, net) if isinstance(objective, str) else objective
     obj.validate(net)
     surface = mesh_from(mesh)
+    param = _texture_param(surface, texture_size, view_size, views, seed, supersample, cameras,
+                           decay=spectrum_decay, space=texture_space, volume_size=volume_size)
     if out is not None:
         _check_out(out, animation)
-    param = _texture_param(surface, texture_size, view_size, views, seed, supersample, cameras,
-                           decay=spectrum_decay)
     result = render(net, obj, param=param, steps=steps, lr=lr, seed=seed, device=device,
                     progress=progress, transforms=transforms, background=background, cuda_graph=False)
     return _finish(param, result.history, result.seconds, out, turntable_frames, animation, device)
@@ -240,6 +254,8 @@ def texture_style(
     background: str | None = "fourier",
     supersample: int = 2,
     spectrum_decay: float = 1.0,
+    texture_space: str = TEXTURE_SPACE,
+    volume_size: int | None = None,
     turntable_frames: int = TURNTABLE_FRAMES,
     animation: str = "gif",
 ) -> TextureResult:
@@ -256,7 +272,10 @@ def texture_style(
 
     The content texture is the mesh's own; a mesh without one gets a plain grey texture, which
     (views being unlit) says nothing but "stay grey", so there `content_weight` defaults to 0 and
-    `init` to "noise" (else 1.0 and "content": start from the content texture).
+    `init` to "noise" (else 1.0 and "content": start from the content texture). `texture_space`
+    and `spectrum_decay` are as for `texture_feature`; `volume_size` defaults to
+    `style_volume(texture_size)`, finer than for feature visualization. With a surface field, the
+    content start is a fixed base that the learnt field adds to.
     """
     surface = mesh_from(mesh)
     textured = surface.texture is not None
@@ -267,14 +286,15 @@ def texture_style(
     net = load_model(model)
     layers, layer = style_layers_of(net, style_layers, content_layer)
     style_img = load_image(style_image, style_size or view_size)
-    if out is not None:
-        _check_out(out, animation)
     content_texture = surface.texture if textured else torch.full((3, 16, 16), PLAIN)
     # Without a content term the reference views would go unused: leave them out (half the work).
     reference = content_texture if content_weight > 0 else None
     param = _texture_param(surface, texture_size, view_size, views, seed, supersample, cameras or STYLE_VIEWS,
                            init=content_texture if init == "content" else None, reference=reference,
-                           background=background, decay=spectrum_decay)
+                           background=background, decay=spectrum_decay, space=texture_space,
+                           volume_size=style_volume(texture_size) if volume_size is None else volume_size)
+    if out is not None:
+        _check_out(out, animation)
     net.to("cpu")
     targets = style_targets(net, style_img, layers)
     obj = style(targets, decay=decay)
