@@ -177,10 +177,15 @@ def seam_knot() -> Mesh:
 
 @pytest.fixture(scope="module")
 def fv_knot(seam_knot: Mesh, lite0: Model):
-    """blocks.10:27 on the knot's texture, optimised through renderings, by texture space (made once)."""
+    """blocks.10:27 on the knot's texture, optimised through renderings, by texture space (made once,
+    on one thread like the tests, which then gets restored)."""
+    before = torch.get_num_threads()
     torch.set_num_threads(1)
-    return {space: texture_feature(seam_knot, f"{UNIT[0]}:{UNIT[1]}", lite0, turntable_frames=0,
-                                   texture_space=space, **FIGURE) for space in ("surface", "uv")}
+    try:
+        return {space: texture_feature(seam_knot, f"{UNIT[0]}:{UNIT[1]}", lite0, turntable_frames=0,
+                                       texture_space=space, **FIGURE) for space in ("surface", "uv")}
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_seams_vanish_on_a_surface_field_not_uv_or_2d(seam_knot: Mesh, lite0: Model, fv_knot) -> None:
@@ -201,8 +206,10 @@ def test_seams_vanish_on_a_surface_field_not_uv_or_2d(seam_knot: Mesh, lite0: Mo
 def test_unit_fires_on_held_out_views_more_than_on_photos(lite0: Model, fv_knot) -> None:
     ratio = {space: float(unit_ratio(lite0, *UNIT, held_out_views(r.mesh, 8, FIGURE["view_size"])).mean())
              for space, r in fv_knot.items()}
-    # measured 3.16 (surface) and 1.85 (uv); the knot fills ~30% of each view
-    assert ratio["surface"] > ratio["uv"] > 1.5, ratio
+    # measured 3.16 (surface) and 1.85 (uv) here; 3.39 and 3.45 at full size (BENCHMARKS.md). The
+    # claim: both beat natural photos, and the seamless field loses no activation.
+    assert ratio["uv"] > 1.5, ratio
+    assert ratio["surface"] > 0.9 * ratio["uv"], ratio
 
 
 def test_surface_field_learns_the_style_better_than_the_uv_image(tiny: Model) -> None:
