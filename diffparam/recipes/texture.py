@@ -30,7 +30,7 @@ from diffparam.three_d.shapes import mesh_from
 TEXTURE_SIZE, VIEW_SIZE, STEPS, VIEWS = 1024, 512, 400, 4
 TEXTURE_SPACE = "surface"
 """Where the texture is parameterized by default (see `TextureImage`): a solid field read on the
-surface, seamless across UV cuts and higher on held-out views than the UV image (BENCHMARKS.md)."""
+surface, seamless across UV cuts, as strong on held-out views as the UV image (BENCHMARKS.md)."""
 TURNTABLE_FRAMES = 48
 STYLE_DECAY = 0.95
 STYLE_LR = 0.02
