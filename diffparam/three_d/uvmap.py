@@ -13,13 +13,18 @@ import torch
 from torch import Tensor
 
 from diffparam.errors import UserError
-from diffparam.three_d.raster import rasterize
+from diffparam.three_d.raster import Fragments, rasterize
+
+
+def _uv_fragments(uv: Tensor, faces: Tensor, size: int) -> Fragments:
+    """The UV atlas rasterised as a flat size² image (one view; row 0 is v = 1, as in images)."""
+    clip = torch.cat([uv.float() * 2 - 1, uv.new_ones(len(uv), 2)], 1)[None]  # z = w = 1: flat
+    return rasterize(clip, faces, size)
 
 
 def coverage(uv: Tensor, faces: Tensor, size: int) -> Tensor:
     """(size, size) bool: texels whose centre lies in a UV triangle (row 0 is v = 1, as in images)."""
-    clip = torch.cat([uv.float() * 2 - 1, uv.new_ones(len(uv), 2)], 1)[None]  # z = w = 1: flat
-    return rasterize(clip, faces, size).mask[0]
+    return _uv_fragments(uv, faces, size).mask[0]
 
 
 def _nearest(covered: Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -60,8 +65,7 @@ def position_map(vertices: Tensor, faces: Tensor, uv: Tensor, size: int) -> tupl
     nearest covered texel's face extended past its edge (within `EXTRAPOLATE` texels), else that
     texel's position, as edge padding does with colours. UVs must lie in [0,1] (no tiling).
     """
-    clip = torch.cat([uv.float() * 2 - 1, uv.new_ones(len(uv), 2)], 1)[None]
-    frags = rasterize(clip, faces, size)
+    frags = _uv_fragments(uv, faces, size)
     covered = frags.mask[0]
     if not bool(covered.any()):
         raise UserError("the UV atlas covers no texel: the mesh's UVs are degenerate")
