@@ -124,9 +124,9 @@ def optimise(dev: torch.device, args, out: Path, model) -> list[dict]:
 
 def _baked(mesh, size: int, frequency: float = 8.0) -> torch.Tensor:
     """A texture holding a smooth function of 3D position: the measure's floor (continuous on the surface)."""
-    pos, covered = uvmap.position_map(mesh.vertices, mesh.faces, mesh.uv, size)
+    pos, _, index = uvmap.position_map(mesh.vertices, mesh.faces, mesh.uv, size)
     tex = 0.5 + 0.5 * torch.sin(frequency * pos + torch.tensor([0.0, 1.0, 2.0]))
-    return uvmap.pad(tex.permute(2, 0, 1)[None], uvmap.padding_index(covered))
+    return uvmap.pad(tex.permute(2, 0, 1)[None], index)
 
 
 def _one_view(mesh, textures: list[torch.Tensor], path: Path, size: int, dev: torch.device) -> None:

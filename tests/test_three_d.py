@@ -173,7 +173,7 @@ def test_position_map_puts_every_texel_on_the_surface() -> None:
     """Sphere of radius 0.5: texels inside the charts, those extended past a chart's edge and the
     far padding all show points on it (faces are chords: a little inside)."""
     sphere = shapes.sphere(16)
-    pos, covered = uvmap.position_map(sphere.vertices, sphere.faces, sphere.uv, 64)
+    pos, covered, _ = uvmap.position_map(sphere.vertices, sphere.faces, sphere.uv, 64)
     assert pos.shape == (64, 64, 3) and torch.equal(covered, uvmap.coverage(sphere.uv, sphere.faces, 64))
     radius = pos.norm(dim=-1)
     assert float(radius.min()) > 0.5 * math.cos(math.pi / 16) ** 2 and float(radius.max()) < 0.5 + 1e-4
@@ -186,7 +186,7 @@ def test_position_map_gives_both_sides_of_a_seam_the_same_point(knot: Mesh) -> N
     """Along every seam edge, the position map read (bilinearly, as textures are) at the edge's UVs
     in either chart gives the edge's 3D point: to well under a texel on average, a texel at worst."""
     size = 128
-    pos, covered = uvmap.position_map(knot.vertices, knot.faces, knot.uv, size)
+    pos, covered, _ = uvmap.position_map(knot.vertices, knot.faces, knot.uv, size)
     keys, seam = seams.edge_pairs(knot)
     welded, nf = knot.welded(), knot.num_faces
     uv_a, uv_b, xyz = [], [], []

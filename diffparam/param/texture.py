@@ -119,8 +119,7 @@ class TextureImage(Parameterization):
                 self.texture = FourierImage.from_image(start, decay=decay, decorrelate=decorrelate)
             index = padding_index(coverage(mesh.uv, mesh.faces, size)) if flat else None
         else:
-            positions, covered = position_map(mesh.vertices, mesh.faces, mesh.uv, size)
-            index = padding_index(covered)
+            positions, _, index = position_map(mesh.vertices, mesh.faces, mesh.uv, size)
             vsize = volume_size if volume_size is not None else default_volume(size)
             self.field = SolidField(vsize, sd=sd, decay=decay, decorrelate=decorrelate, generator=generator)
             points = grid_points(positions.float(), self.field.size)

@@ -27,22 +27,15 @@ def coverage(uv: Tensor, faces: Tensor, size: int) -> Tensor:
     return _uv_fragments(uv, faces, size).mask[0]
 
 
-def _nearest(covered: Tensor) -> tuple[np.ndarray, np.ndarray]:
-    """Row and column (H,W) of the nearest covered texel of each texel (itself if covered)."""
+def padding_index(covered: Tensor) -> Tensor:
+    """For each texel (flattened, row-major), the index of the nearest covered texel (itself if covered)."""
     from scipy.ndimage import distance_transform_edt
 
     mask = covered.cpu().numpy()
     if not mask.any():
-        rows, cols = np.indices(mask.shape)
-        return rows, cols
+        return torch.arange(mask.size)
     _, (rows, cols) = distance_transform_edt(~mask, return_indices=True)
-    return rows, cols
-
-
-def padding_index(covered: Tensor) -> Tensor:
-    """For each texel (flattened, row-major), the index of the nearest covered texel (itself if covered)."""
-    rows, cols = _nearest(covered)
-    return torch.from_numpy((rows * covered.shape[1] + cols).reshape(-1).astype(np.int64))
+    return torch.from_numpy((rows * mask.shape[1] + cols).reshape(-1).astype(np.int64))
 
 
 def pad(texture: Tensor, index: Tensor) -> Tensor:
@@ -57,8 +50,9 @@ chart's border read) extend their nearest chart face linearly; farther ones copy
 _CHUNK = 1 << 20
 
 
-def position_map(vertices: Tensor, faces: Tensor, uv: Tensor, size: int) -> tuple[Tensor, Tensor]:
-    """The 3D point (size,size,3) each texel centre shows (row 0 is v = 1), and coverage (size,size).
+def position_map(vertices: Tensor, faces: Tensor, uv: Tensor, size: int) -> tuple[Tensor, Tensor, Tensor]:
+    """The 3D point (size,size,3) each texel centre shows (row 0 is v = 1), coverage (size,size) and
+    the edge-padding index (`padding_index(coverage)`, found on the way).
 
     Inside a chart: the face's vertex positions interpolated at the texel's UV, so two texels on
     either side of a seam that show the same surface point get the same position. Outside: the
@@ -69,8 +63,7 @@ def position_map(vertices: Tensor, faces: Tensor, uv: Tensor, size: int) -> tupl
     covered = frags.mask[0]
     if not bool(covered.any()):
         raise UserError("the UV atlas covers no texel: the mesh's UVs are degenerate")
-    rows, cols = _nearest(covered)
-    near = torch.from_numpy(rows * size + cols).reshape(-1)  # nearest covered texel, flattened
+    near = padding_index(covered)  # nearest covered texel, flattened
     face = frags.face[0].cpu().reshape(-1)[near]  # the face each texel reads (or extends)
     corner_uv, corner_xyz = uv.double().cpu()[faces.cpu()], vertices.double().cpu()[faces.cpu()]
     pos = torch.empty(size * size, 3, dtype=torch.float64)
@@ -87,4 +80,4 @@ def position_map(vertices: Tensor, faces: Tensor, uv: Tensor, size: int) -> tupl
         w2 = (e1[:, 0] * q[:, 1] - e1[:, 1] * q[:, 0]) / det
         bary = torch.stack([1 - w1 - w2, w1, w2], -1)
         pos[idx] = (bary[..., None] * corner_xyz[face[idx]]).sum(1)
-    return pos.reshape(size, size, 3).to(vertices.device, vertices.dtype), covered
+    return pos.reshape(size, size, 3).to(vertices.device, vertices.dtype), covered, near
