@@ -49,7 +49,7 @@ def _layer_order(manifest: dict[str, Any], units: dict[str, dict[str, Any]]) -> 
     return sorted(names, key=lambda n: (infos.get(n, {}).get("index", 1 << 30), n))
 
 
-def _shown(manifest: dict[str, Any], units: dict[str, dict[str, Any]], layer: str) -> list[int]:
+def _shown(units: dict[str, dict[str, Any]], layer: str) -> list[int]:
     """The channels a layer's section shows: its units rendered for themselves, in channel order."""
     return sorted(u["channel"] for u in units.values()
                   if u["layer"] == layer and u.get("role", "unit") != "circuit")
@@ -121,12 +121,12 @@ def page_data(out: str | os.PathLike, model: Model, manifest: dict[str, Any], *,
             for kind in ("excite", "inhibit"):
                 for link in links[kind]:
                     link["key"] = f"{link['layer']}:{link['channel']}"
-                    target = units.get(link["key"]) or manifest["units"].get(link["key"])
+                    target = units.get(link["key"])
                     link["image"] = target["image"] if target else None
             unit["circuit"] = links
             unit["key"] = key
             bar.update()
-        shown = _shown(manifest, units, name)
+        shown = _shown(units, name)
         if not shown:
             continue
         found = A.connections(model, name)

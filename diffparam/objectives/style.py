@@ -12,7 +12,6 @@ Both objectives return minus the loss per image (render maximises).
 
 from __future__ import annotations
 
-import math
 import numbers
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
@@ -23,6 +22,7 @@ from torch import Tensor
 from diffparam.constant import Constant
 from diffparam.errors import UserError
 from diffparam.objectives.core import Activations, Objective
+from diffparam.param.base import non_negative_float
 
 if TYPE_CHECKING:
     from diffparam.models.base import Model
@@ -35,13 +35,6 @@ def gram(features: Tensor) -> Tensor:
     b, c, h, w = features.shape
     flat = features.reshape(b, c, h * w)
     return torch.bmm(flat, flat.transpose(1, 2)) / (h * w)
-
-
-def _weight(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
-            or value < 0:
-        raise UserError(f"{name} must be a finite number >= 0, got {value!r}")
-    return float(value)
 
 
 def _layer_checks(layer: str, channels: int, what: str):
@@ -108,7 +101,7 @@ def style(
         if t.dim() != 2 or t.shape[0] != t.shape[1]:
             raise UserError(f"the style target for {layer} must be a (C, C) Gram matrix, "
                             f"got shape {tuple(t.shape)}")
-        w = _weight(f"style weight of {layer}", weights.get(layer, 1.0))
+        w = non_negative_float(f"style weight of {layer}", weights.get(layer, 1.0))
         scale = float(t.abs().mean().clamp_min(1e-12))
         consts[layer] = (Constant(t), w, scale)
         checks.append(_layer_checks(layer, t.shape[0], "style"))
@@ -144,7 +137,7 @@ def content(layer: str, target: Tensor, weight: float = 1.0) -> Objective:
     if t.dim() != 4 or t.shape[0] != 1:
         raise UserError(f"the content target for {layer} must be (C, H, W) or (1, C, H, W) activations, "
                         f"got shape {tuple(t.shape)}")
-    w = _weight("content weight", weight)
+    w = non_negative_float("content weight", weight)
     const = Constant(t)
     scale = float(t.pow(2).mean().clamp_min(1e-12))
 

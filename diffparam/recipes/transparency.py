@@ -111,9 +111,3 @@ def activation_over_backgrounds(
         out[kind] = torch.stack(rows) / reference
     return out
 
-
-def over_backgrounds_summary(ratios: dict[str, Tensor]) -> str:
-    """One line: the mean and the lowest ratio per background kind."""
-    return "; ".join(f"{kind}: mean {float(r.mean()):.1f}x, lowest {float(r.min()):.1f}x"
-                     for kind, r in ratios.items())
-
