@@ -40,19 +40,25 @@ def spectrum_scale(height: int, width: int, decay: float = 1.0) -> Tensor:
 
     Normalised so an i.i.d. N(0, s²) spectrum yields pixels of std GAIN·s (module docstring).
     """
-    decay = _check_decay(decay)
-    fy = torch.fft.fftfreq(height, dtype=torch.float64)[:, None]
-    fx = torch.fft.rfftfreq(width, dtype=torch.float64)[None, :]
-    freq = torch.sqrt(fy * fy + fx * fx)
-    scale = freq.clamp(min=1.0 / max(height, width)).pow(-decay)
-    # irfft2 counts each column twice (its mirror image) except column 0 and, for even widths, the
-    # Nyquist column; doubling a value quadruples its variance contribution.
+    return rfft_gain((height, width), _check_decay(decay))
+
+
+def rfft_gain(shape: tuple[int, ...], exponent: float) -> Tensor:
+    """Gain of an N-d rfftn spectrum of a signal of `shape`: 1/max(f, 1/max(shape))^exponent,
+    normalised so an i.i.d. N(0, s²) spectrum yields samples of std GAIN·s."""
+    axes = [torch.fft.fftfreq(n, dtype=torch.float64) for n in shape[:-1]]
+    axes.append(torch.fft.rfftfreq(shape[-1], dtype=torch.float64))
+    grids = torch.meshgrid(*axes, indexing="ij")
+    freq = torch.sqrt(sum(g * g for g in grids))
+    scale = freq.clamp(min=1.0 / max(shape)).pow(-exponent)
+    # irfftn counts each last-axis column twice (its mirror image) except column 0 and, for even
+    # lengths, the Nyquist column; doubling a value quadruples its variance contribution.
     multiplicity = torch.full_like(scale, 4.0)
-    multiplicity[:, 0] = 1.0
-    if width % 2 == 0:
-        multiplicity[:, -1] = 1.0
-    pixel_std = torch.sqrt((multiplicity * scale * scale).sum() / (height * width))
-    return (GAIN * scale / pixel_std).to(torch.get_default_dtype())
+    multiplicity[..., 0] = 1.0
+    if shape[-1] % 2 == 0:
+        multiplicity[..., -1] = 1.0
+    sample_std = torch.sqrt((multiplicity * scale * scale).sum() / math.prod(shape))
+    return (GAIN * scale / sample_std).to(torch.get_default_dtype())
 
 
 class FourierImage(Parameterization):

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from diffparam.errors import UserError
 from diffparam.param.base import generator_device, non_negative_float, positive_int
 from diffparam.param.color import decorrelate_colors
-from diffparam.param.fourier import GAIN, _check_decay
+from diffparam.param.fourier import _check_decay, rfft_gain
 
 MAX_VOLUME = 512
 
@@ -29,18 +29,7 @@ MAX_VOLUME = 512
 def volume_scale(size: int, decay: float = 1.0) -> Tensor:
     """Per-frequency gain (D, D, D//2+1) of a 3D rfftn spectrum: 1/max(f, 1/D)^(decay + 1/2),
     normalised so an i.i.d. N(0, s²) spectrum yields voxels of std GAIN·s."""
-    exponent = _check_decay(decay) + 0.5
-    f = torch.fft.fftfreq(size, dtype=torch.float64)
-    fz, fy, fx = f[:, None, None], f[None, :, None], torch.fft.rfftfreq(size, dtype=torch.float64)[None, None]
-    freq = torch.sqrt(fz * fz + fy * fy + fx * fx)
-    scale = freq.clamp(min=1.0 / size).pow(-exponent)
-    # As in 2D: irfftn counts every last-axis column but the first (and the Nyquist one) twice.
-    multiplicity = torch.full_like(scale, 4.0)
-    multiplicity[..., 0] = 1.0
-    if size % 2 == 0:
-        multiplicity[..., -1] = 1.0
-    voxel_std = torch.sqrt((multiplicity * scale * scale).sum() / size**3)
-    return (GAIN * scale / voxel_std).to(torch.get_default_dtype())
+    return rfft_gain((size,) * 3, _check_decay(decay) + 0.5)
 
 
 class SolidField(nn.Module):
