@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from diffparam.errors import UserError
+from diffparam.io import ANIMATION_SUFFIXES, check_writable
 from diffparam.models.base import Model
 from diffparam.models.registry import DEFAULT_MODEL, load_model
 
@@ -39,3 +41,12 @@ def add_render_options(p: argparse.ArgumentParser, size: int = 224, steps: int =
 def model_from_args(args: argparse.Namespace) -> Model:
     """The network named by --model/--weights."""
     return load_model(args.model, args.weights)
+
+
+def check_animation(path: str, option: str) -> Path:
+    """`path` as an animation file (.gif or .mp4) that can be written; the name is checked first,
+    so a wrong one creates no folder."""
+    out = Path(path)
+    if out.suffix.lower() not in ANIMATION_SUFFIXES:
+        raise UserError(f"{option} must end in .gif or .mp4, got {out}")
+    return check_writable(out)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from diffparam.cli.common import add_render_options, model_from_args
+from diffparam.cli.common import add_render_options, check_animation, model_from_args
 from diffparam.errors import NonFiniteLossError, UserError
-from diffparam.io import ANIMATION_SUFFIXES, check_writable
+from diffparam.io import check_writable
 from diffparam.objectives import channel_list, parse
 from diffparam.render import check_size
 
@@ -16,13 +16,6 @@ def _check_png(path: str) -> Path:
     out = check_writable(path)
     if out.suffix.lower() != ".png":
         raise UserError(f"--out must be a .png file, got {out}")
-    return out
-
-
-def _check_animation(path: str, option: str) -> Path:
-    out = check_writable(path)
-    if out.suffix.lower() not in ANIMATION_SUFFIXES:
-        raise UserError(f"{option} must end in .gif or .mp4, got {out}")
     return out
 
 
@@ -39,7 +32,7 @@ def _cmd_cppn(args: argparse.Namespace) -> int:
     model = model_from_args(args)
     objective = parse(args.objective, model)  # checked before anything touches the disk
     out = _check_png(args.out)
-    video = None if args.video is None else _check_animation(args.video, "--video")
+    video = None if args.video is None else check_animation(args.video, "--video")
     if args.save is not None:
         check_writable(args.save)
     try:
@@ -73,7 +66,7 @@ def _cmd_morph(args: argparse.Namespace) -> int:
     if args.size is not None:
         check_size(args.size)
     a, b = CPPN.load(args.a), CPPN.load(args.b)
-    out = _check_animation(args.out, "--out")
+    out = check_animation(args.out, "--out")
     result = morph(a, b, out, frames=args.frames, size=args.size, fps=args.fps, device=args.device,
                    progress=not args.quiet)
     print(result.path)

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from diffparam.cli.common import add_render_options, model_from_args
+from diffparam.cli.common import add_render_options, check_animation, model_from_args
 from diffparam.errors import UserError
-from diffparam.io import ANIMATION_SUFFIXES, check_writable
 from diffparam.render import check_size
 
 
@@ -20,16 +18,13 @@ def _cmd_interpolate(args: argparse.Namespace) -> int:
     )
 
     check_size(args.size)
-    out = Path(args.out)
-    if out.suffix.lower() not in ANIMATION_SUFFIXES:
-        raise UserError(f"--out must end in .gif or .mp4, got {out}")
     if args.fps <= 0:
         raise UserError(f"--fps must be positive, got {args.fps}")
     if args.frames < 2:
         raise UserError(f"--frames must be at least 2, got {args.frames}")
     if args.align_weight < 0:
         raise UserError(f"--align-weight must be >= 0, got {args.align_weight}")
-    check_writable(out)
+    out = check_animation(args.out, "--out")
     model = model_from_args(args)
     # Checked before the long render: objectives, alignment layer.
     interpolation_objective(model, args.a, args.b, args.align_weight, args.align_layer).validate(model)
