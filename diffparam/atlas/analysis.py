@@ -29,6 +29,7 @@ from scipy.cluster import hierarchy
 from scipy.spatial.distance import squareform
 from torch import Tensor, nn
 
+from diffparam.atlas.jobs import layer_order
 from diffparam.errors import UserError
 from diffparam.io import resize
 from diffparam.models.base import OUTPUT, Model
@@ -59,13 +60,10 @@ def previous_layer(model: Model, layer: str) -> str | None:
     With no such sibling, the parent's previous sibling; a numbered stack (`blocks`) stands for its
     last block. None for the first layer (its input is the image) and for 'output'.
     """
-    model.check_layer(layer)
     if layer == OUTPUT:
         return None
-    infos = model.layers()
-    order = {info.name: i for i, info in enumerate(infos)}
-    if layer not in order:
-        model.channels(layer)  # raises: the layer has no image or vector output
+    model.channels(layer)  # checks the name; raises if the layer has no image or vector output
+    order = layer_order(model)
     modules = dict(model.module.named_modules())
     name = layer
     while True:

@@ -89,12 +89,9 @@ def resolve_layers(model: Model, layers: str | Sequence[str]) -> list[str]:
         raise UserError("no layers given: use --layers L1,L2,... or --layers all")
     if names == ["all"]:
         return block_layers(model)
-    order = layer_order(model)
     for name in names:
-        model.check_layer(name)
-        if name not in order:
-            model.channels(name)  # raises: the layer has no image or vector output
-    return sorted(set(names), key=order.__getitem__)
+        model.channels(name)  # checks the name; raises if the layer has no image or vector output
+    return sorted(set(names), key=layer_order(model).__getitem__)
 
 
 def layer_order(model: Model) -> dict[str, int]:
