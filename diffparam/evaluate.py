@@ -12,7 +12,8 @@ from diffparam.objectives import Activations, Objective, channel
 
 
 @lru_cache(maxsize=4)
-def _photos(size: int) -> Tensor:
+def natural_photos(size: int) -> Tensor:
+    """scikit-image's sample photos at `size` px, loaded once per size (shared: do not modify)."""
     from diffparam.io import sample_photos
 
     return sample_photos(size)
@@ -29,7 +30,7 @@ def objective_values(model: Model, objective: Objective, images: Tensor) -> Tens
 
 def photo_reference(model: Model, objective: Objective, size: int | None = None) -> float:
     """The objective's best value over scikit-image's sample photos at the model's native size."""
-    photos = _photos(size or model.input_size)
+    photos = natural_photos(size or model.input_size)
     return float(objective_values(model, objective, photos).max())
 
 

@@ -31,14 +31,14 @@ from torch import Tensor, nn
 
 from diffparam.atlas.jobs import layer_order
 from diffparam.errors import UserError
-from diffparam.io import resize
+from diffparam.io import SAMPLE_PHOTOS, resize
 from diffparam.models.base import OUTPUT, Model
 
 PATCH_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "camera", "hubble_deep_field",
                 "immunohistochemistry", "retina", "brick", "grass", "gravel", "coins", "moon", "clock")
 """scikit-image photos (all shipped with it, none downloaded) whose crops show what excites a unit."""
 
-GATE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "camera")
+GATE_PHOTOS = SAMPLE_PHOTOS
 """The photos that measure how often an MBConv block's ReLU6s pass gradient (`connections`)."""
 
 
@@ -308,9 +308,9 @@ def expected_gradient(model: Model, layer: str, source: str, photos: Tensor) -> 
 
 def gate_photos(model: Model) -> Tensor:
     """The photos (at the model's input size) that gate MBConv paths and measure gradients."""
-    from diffparam.io import sample_photos
+    from diffparam.evaluate import natural_photos
 
-    return sample_photos(model.input_size, GATE_PHOTOS)
+    return natural_photos(model.input_size)
 
 
 def connections(model: Model, layer: str) -> Connections | None:

@@ -33,8 +33,8 @@ from diffparam.atlas.distributed import Ranks, device_for, join, launched_ranks,
 from diffparam.atlas.jobs import Batch, Unit, batches, job_list, layer_order, resolve_layers
 from diffparam.constant import Constant
 from diffparam.errors import UserError
-from diffparam.evaluate import objective_values
-from diffparam.io import atomic_path, check_writable, sample_photos, save_image
+from diffparam.evaluate import natural_photos, objective_values
+from diffparam.io import atomic_path, check_writable, save_image
 from diffparam.models.base import Model
 from diffparam.models.registry import load_model
 from diffparam.objectives import Activations, Objective
@@ -120,7 +120,7 @@ def units_objective(units: Sequence[Unit]) -> Objective:
 
 def photo_best(model: Model, layers: Sequence[str]) -> dict[str, Tensor]:
     """Each channel's best mean activation over scikit-image's sample photos, per layer (on the CPU)."""
-    photos = sample_photos(model.input_size).to(model.device)
+    photos = natural_photos(model.input_size).to(model.device)
     with torch.no_grad():
         acts = model.activations(photos, layers)
     return {name: (t.flatten(2).mean(2) if t.dim() > 2 else t).amax(0).float().cpu()
