@@ -194,12 +194,8 @@ class CPPN(Parameterization):
                 colours = self._evaluate_rows(height, width, start, min(height, start + rows))
             yield start, colours
 
-    def interpolate(self, other: CPPN, t: float) -> CPPN:
-        """A new CPPN whose weights are (1 - t) * self + t * other: the basis of a morph.
-
-        Both networks must share their architecture (batch, channels, hidden, layers, activation,
-        use_radius); the result takes this network's size and device and has no gradient history.
-        """
+    def check_same_architecture(self, other: object) -> None:
+        """Raise a UserError unless `other` is a CPPN that differs from this one at most in size."""
         if not isinstance(other, CPPN):
             raise UserError(f"can only interpolate between two CPPNs, got {type(other).__name__}")
         mine, theirs = self.config(), other.config()
@@ -207,6 +203,15 @@ class CPPN(Parameterization):
         if differ:
             detail = ", ".join(f"{k} {mine[k]} vs {theirs[k]}" for k in differ)
             raise UserError(f"cannot morph CPPNs of different architectures: {detail}")
+
+    def interpolate(self, other: CPPN, t: float) -> CPPN:
+        """A new CPPN whose weights are (1 - t) * self + t * other: the basis of a morph.
+
+        Both networks must share their architecture (batch, channels, hidden, layers, activation,
+        use_radius); the result takes this network's size and device and has no gradient history.
+        """
+        self.check_same_architecture(other)
+        mine = self.config()
         t = float(t)
         if not math.isfinite(t):
             raise UserError(f"interpolation position must be a finite number, got {t}")

@@ -196,7 +196,7 @@ def morph(
     """
     size = check_render_size((a.height, a.width) if size is None else size)
     frames = _check_frames(frames)
-    a.interpolate(b, 0.0)  # architecture check before any file is touched
+    a.check_same_architecture(b)  # before any file is touched
     adjacent: list[float] = []
     first = previous = None
     bar = tqdm(total=frames, disable=not progress or not sys.stderr.isatty(), desc="morph",
