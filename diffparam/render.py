@@ -20,7 +20,7 @@ from diffparam.errors import NonFiniteLossError, UserError
 from diffparam.io import save_images
 from diffparam.models.base import Model
 from diffparam.models.registry import load_model
-from diffparam.objectives import INPUT, Activations, Objective, parse
+from diffparam.objectives import INPUT, Activations, Objective, resolve
 from diffparam.param import FourierImage, Parameterization
 from diffparam.param.rgba import Background, background_from, composite
 
@@ -229,8 +229,7 @@ def render(
     net = load_model(model).to(dev)
     if use_channels_last:
         net.module.to(memory_format=torch.channels_last)
-    obj = parse(objective, net) if isinstance(objective, str) else objective
-    obj.validate(net)
+    obj = resolve(objective, net)
     if param is None:
         h, w = check_size(size)
         param = FourierImage(h, w, batch=batch, generator=torch.Generator().manual_seed(seed))

@@ -21,6 +21,7 @@ from diffparam.objectives.core import (
     logit,
     neuron,
     parse,
+    resolve,
     total_variation,
 )
 from diffparam.objectives.frames import alignment, interpolation
@@ -48,6 +49,7 @@ __all__ = [
     "mean_opacity",
     "neuron",
     "parse",
+    "resolve",
     "style",
     "style_targets",
     "total_variation",

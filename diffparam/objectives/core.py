@@ -349,3 +349,12 @@ def parse(spec: str, model: Model, batch: int | None = None) -> Objective:
             obj = neuron(m["layer"], c, int(m["x"]), int(m["y"]), batch=batch)
     obj.validate(model)
     return obj
+
+
+def resolve(objective: Objective | str, model: Model) -> Objective:
+    """An objective checked against `model`: a spec string is parsed (which checks it), an
+    `Objective` is validated."""
+    if isinstance(objective, str):
+        return parse(objective, model)
+    objective.validate(model)
+    return objective

@@ -20,7 +20,7 @@ from diffparam.evaluate import objective_values
 from diffparam.io import check_writable, make_grid, save_animation, save_image
 from diffparam.models.base import Model
 from diffparam.models.registry import load_model
-from diffparam.objectives import Objective, alignment, interpolation, parse
+from diffparam.objectives import Objective, alignment, interpolation, resolve
 from diffparam.param import FourierImage, Parameterization, PixelImage
 from diffparam.param.base import positive_int
 from diffparam.param.shared import SharedImage
@@ -52,17 +52,11 @@ def frames_param(size: int, frames: int, shared: bool = True, kind: str = "fouri
                                      generator=generator) for factor, keys in parts])
 
 
-def _resolve(model: Model, objective: Objective | str) -> Objective:
-    obj = parse(objective, model) if isinstance(objective, str) else objective
-    obj.validate(model)
-    return obj
-
-
 def interpolation_objective(model: Model, a: Objective | str, b: Objective | str,
                             align_weight: float = 0.0, align_layer: str | None = None) -> Objective:
     """Frame i maximises (1 − t_i)·a + t_i·b, plus `align_weight` × alignment of `align_layer`
     (default: the first layer, in model order, that `a` reads)."""
-    oa, ob = _resolve(model, a), _resolve(model, b)
+    oa, ob = resolve(a, model), resolve(b, model)
     obj = interpolation(oa, ob)
     if align_weight < 0:
         raise UserError(f"the alignment weight must be >= 0, got {align_weight}")
@@ -191,7 +185,7 @@ def alignment_figure(model: Model | str, a: Objective | str, b: Objective | str,
         if variant not in VARIANTS:
             raise UserError(f"unknown variant {variant!r}: use {', '.join(VARIANTS)}")
     net = load_model(model)
-    oa, ob = _resolve(net, a), _resolve(net, b)
+    oa, ob = resolve(a, net), resolve(b, net)
     out = {}
     for variant in variants:
         result = render_interpolation(

@@ -16,7 +16,7 @@ from diffparam.evaluate import objective_values
 from diffparam.io import AnimationWriter, check_writable
 from diffparam.models.base import Model
 from diffparam.models.registry import DEFAULT_MODEL, load_model
-from diffparam.objectives import Activations, Objective, gram, parse, style, style_targets
+from diffparam.objectives import Activations, Objective, gram, resolve, style, style_targets
 from diffparam.param.rgba import composite
 from diffparam.param.texture import TextureImage
 from diffparam.recipes.style import load_image, style_layers_of
@@ -180,8 +180,7 @@ def texture_feature(
     the UV image), see `TextureImage`.
     """
     net = load_model(model)
-    obj = parse(objective, net) if isinstance(objective, str) else objective
-    obj.validate(net)
+    obj = resolve(objective, net)
     surface = mesh_from(mesh)
     param = _texture_param(surface, texture_size, view_size, views, seed, supersample, cameras,
                            decay=spectrum_decay, space=texture_space, volume_size=volume_size)
