@@ -150,6 +150,15 @@ def write_manifest(out: str | os.PathLike, manifest: dict[str, Any]) -> Path:
     return path
 
 
+def _commit(out: Path, manifest: dict[str, Any], parts: list[Path]) -> None:
+    """Stamp and write the manifest that now holds `parts`, then delete those parts (in that order,
+    so an interruption leaves each finished batch recorded somewhere)."""
+    manifest["updated"] = _now()
+    write_manifest(out, manifest)
+    for part in parts:
+        part.unlink(missing_ok=True)
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -190,10 +199,7 @@ def absorb(out: str | os.PathLike) -> dict[str, Any] | None:
         return None
     parts = _absorb_parts(folder, manifest)
     if parts:
-        manifest["updated"] = _now()
-        write_manifest(folder, manifest)
-        for part in parts:
-            part.unlink(missing_ok=True)
+        _commit(folder, manifest, parts)
     return manifest
 
 
@@ -243,10 +249,7 @@ def prepare(out: str | os.PathLike, model: Model, layers: str | Sequence[str], o
         if entry is not None and unit.role == "unit":
             entry["role"] = "unit"
     manifest["layers"] = dict(sorted(manifest["layers"].items(), key=lambda kv: kv[1]["index"]))
-    manifest["updated"] = _now()
-    write_manifest(folder, manifest)
-    for part in parts:
-        part.unlink(missing_ok=True)
+    _commit(folder, manifest, parts)
     done = set(manifest["units"])
     pending = []
     for b in batches(units, options.batch):
@@ -320,10 +323,7 @@ def _finish(plan: Plan, stats: list[dict[str, Any]], started: float) -> dict[str
     timings["runs"].append(run)
     timings["render_seconds"] = sum(e["seconds"] for e in manifest["units"].values())
     timings["units"] = len(manifest["units"])
-    manifest["updated"] = _now()
-    write_manifest(plan.out, manifest)
-    for part in parts:
-        part.unlink(missing_ok=True)
+    _commit(plan.out, manifest, parts)
     return manifest
 
 
