@@ -27,15 +27,60 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy.cluster import hierarchy
+from scipy.spatial.distance import squareform
 from scipy.stats import spearmanr
+from torch import Tensor
 
-from diffparam.atlas import analysis as A
 from diffparam.atlas import atlas
+from diffparam.atlas import circuits as C
+from diffparam.atlas import grouping as G
+from diffparam.atlas import naming as N
+from diffparam.atlas import patches as P
 from diffparam.io import read_image
 from diffparam.models.registry import efficientnet_lite0
 from diffparam.render import resolve_device
 
-HELD_OUT = tuple(name for name in A.PATCH_PHOTOS if name not in A.GATE_PHOTOS)
+HELD_OUT = tuple(name for name in P.PATCH_PHOTOS if name not in C.GATE_PHOTOS)
+
+
+# -- measures only these figures use --------------------------------------------------------------
+def adjusted_rand(a: np.ndarray, b: np.ndarray) -> float:
+    """Adjusted Rand index of two labelings: 1 identical, about 0 for unrelated ones."""
+    _, ai = np.unique(a, return_inverse=True)
+    _, bi = np.unique(b, return_inverse=True)
+    table = np.zeros((ai.max() + 1, bi.max() + 1))
+    np.add.at(table, (ai, bi), 1)
+
+    def pairs(x: np.ndarray) -> float:
+        return float((x * (x - 1) / 2).sum())
+
+    n = len(a)
+    index, rows, cols = pairs(table), pairs(table.sum(1)), pairs(table.sum(0))
+    expected = rows * cols / (n * (n - 1) / 2) if n > 1 else 0.0
+    top = (rows + cols) / 2 - expected
+    return float((index - expected) / top) if top > 0 else 1.0
+
+
+def cluster_similarity(similarity: Tensor, groups: int) -> np.ndarray:
+    """Labels 0..groups-1 from average-linkage clustering of a (N, N) similarity (1 - s as distance)."""
+    distance = G.cosine_distance(similarity)
+    tree = hierarchy.linkage(squareform(distance, checks=False), method="average")
+    labels = hierarchy.fcluster(tree, groups, criterion="maxclust") - 1
+    return G.ranked_labels(labels, hierarchy.leaves_list(tree))
+
+
+def separation(similarity: Tensor, labels: np.ndarray) -> dict[str, float]:
+    """Mean similarity within groups and between groups under a (N, N) similarity matrix."""
+    s = similarity.double().numpy()
+    same = labels[:, None] == labels[None, :]
+    off = ~np.eye(len(labels), dtype=bool)
+    within = s[same & off]
+    between = s[~same]
+    return {"within": float(within.mean()) if within.size else float("nan"),
+            "between": float(between.mean()) if between.size else float("nan")}
+
+
 
 
 def _agreement(weights: torch.Tensor, measured: torch.Tensor, k: int = 4) -> dict:
@@ -51,13 +96,13 @@ def _agreement(weights: torch.Tensor, measured: torch.Tensor, k: int = 4) -> dic
 
 
 def circuits_section(model, blocks: list[str], size: int, crops: int) -> dict:
-    photos = A.photo_set(size, crops, seed=1, names=HELD_OUT).images
+    photos = P.photo_set(size, crops, seed=1, names=HELD_OUT).images
     out = {"held_out_photos": list(HELD_OUT), "views": len(photos), "size": size, "blocks": {}}
     for layer in blocks:
-        source = A.previous_layer(model, layer)
+        source = C.previous_layer(model, layer)
         started = time.perf_counter()
-        grad, attribution = A.expected_gradient(model, layer, source, photos.to(model.device))
-        gated, plain = A.mbconv_weights(model, layer), A.mbconv_weights(model, layer, gated=False)
+        grad, attribution = C.expected_gradient(model, layer, source, photos.to(model.device))
+        gated, plain = C.mbconv_weights(model, layer), C.mbconv_weights(model, layer, gated=False)
         out["blocks"][layer] = {
             "source": source, "inputs": gated.shape[1], "chance_top4": 4 / gated.shape[1],
             "gated_vs_gradient": _agreement(gated, grad),
@@ -79,7 +124,7 @@ def _layer_only(model, layer: str, images: torch.Tensor) -> torch.Tensor:
 
 def _null_ari(labels: np.ndarray, other: np.ndarray, rounds: int = 1000) -> float:
     rng = np.random.default_rng(0)
-    return float(np.percentile([A.adjusted_rand(rng.permutation(labels), other) for _ in range(rounds)], 95))
+    return float(np.percentile([adjusted_rand(rng.permutation(labels), other) for _ in range(rounds)], 95))
 
 
 def groups_section(model, layers: list[str], args) -> dict:
@@ -92,29 +137,29 @@ def groups_section(model, layers: list[str], args) -> dict:
         print(f"rendered {layers} with seed {seed} in {time.perf_counter() - started:.0f} s", flush=True)
         folders.append(folder)
     manifests = [json.loads((f / "manifest.json").read_text()) for f in folders]
-    photos = A.photo_set(model.input_size, 48, seed=0)
-    stats = A.photo_statistics(model, layers, photos)
+    photos = P.photo_set(model.input_size, 48, seed=0)
+    stats = P.photo_statistics(model, layers, photos)
     out = {"size": args.size, "steps": args.steps, "layers": {}}
     for layer in layers:
         n = model.channels(layer)
         images = [torch.cat([read_image(f / m["units"][f"{layer}:{c}"]["image"]) for c in range(n)])
                   for f, m in zip(folders, manifests, strict=True)]
-        descriptions = [A.describe_image(img) for img in images[0]]
+        descriptions = [N.describe_image(img) for img in images[0]]
         row = {"channels": n}
-        for name, features in (("layer_and_before", A.visualization_features),
+        for name, features in (("layer_and_before", G.visualization_features),
                                ("layer_only", _layer_only)):
-            a, b = (A.group_channels(features(model, layer, imgs)) for imgs in images)
+            a, b = (G.group_channels(features(model, layer, imgs)) for imgs in images)
             k = int(a.labels.max()) + 1
-            photo = A.cluster_similarity(stats[layer].correlation, k)
-            named = [A.name_group([descriptions[i] for i in g]) for g in a.groups]
+            photo = cluster_similarity(stats[layer].correlation, k)
+            named = [N.name_group([descriptions[i] for i in g]) for g in a.groups]
             row[name] = {
                 "groups": k, "sizes": np.bincount(a.labels).tolist(), "silhouette": a.silhouette,
-                **A.judge_groups(a.labels, descriptions),
-                "seed_ari": A.adjusted_rand(a.labels, b.labels),
+                **N.judge_groups(a.labels, descriptions),
+                "seed_ari": adjusted_rand(a.labels, b.labels),
                 "seed_ari_null95": _null_ari(a.labels, b.labels),
-                "coactivation_ari": A.adjusted_rand(a.labels, photo),
+                "coactivation_ari": adjusted_rand(a.labels, photo),
                 "coactivation_ari_null95": _null_ari(a.labels, photo),
-                "coactivation": A.separation(stats[layer].correlation, a.labels),
+                "coactivation": separation(stats[layer].correlation, a.labels),
                 "named_groups": sum(bool(nm) for nm, _ in named),
                 "named_share_carrying": float(np.mean([c for nm, c in named if nm])) if any(
                     nm for nm, _ in named) else None,

@@ -3,6 +3,7 @@ errors, sample photos."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import shutil
@@ -57,16 +58,24 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 
 def check_writable(path: str | os.PathLike) -> Path:
-    """Fail early, before long work, if a file cannot be written at `path`."""
+    """Fail early, before long work, if a file cannot be written at `path`.
+
+    Leaves no trace: folders made to try are removed again (the writers make them when they write).
+    """
     p = Path(path)
     if p.is_dir():
         raise UserError(f"cannot write {p}: it is a folder")
+    missing = [d for d in (p.parent, *p.parent.parents) if not d.exists()]
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=p.parent):
             pass
     except OSError as exc:
         raise UserError(f"cannot write {p}: {exc.strerror or exc}") from exc
+    finally:
+        for folder in missing:  # deepest first
+            with contextlib.suppress(OSError):
+                folder.rmdir()
     return p
 
 

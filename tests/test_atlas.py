@@ -100,8 +100,14 @@ def test_units_objective_is_each_images_own_channel(tiny) -> None:
 # -- rendering, manifest -----------------------------------------------------------------------
 def test_atlas_beats_photos_and_records_what_it_measured(lite0, tmp_path) -> None:
     out = tmp_path / "atlas"
-    manifest = atlas(lite0, "blocks.1", out, size=48, steps=48, batch=32, device="cpu",
-                     circuits=False, page=False, progress=False)
+    result = atlas(lite0, "blocks.1", out, size=48, steps=48, batch=32, device="cpu",
+                   circuits=False, page=False, progress=False)
+    manifest = result.manifest
+    assert result.files == {"manifest": out / "manifest.json"} and len(result.images) == 0
+    assert (result.units, result.rendered, result.world_size) == (24, 24, 1)
+    assert result.save(out) == [out / "manifest.json"]
+    with pytest.raises(UserError, match="written to its own folder"):
+        result.save(tmp_path / "elsewhere")
     assert manifest["model"] == "efficientnet_lite0" and manifest["version"] == 1
     assert manifest["options"] == {"size": 48, "steps": 48, "lr": 0.05, "param": "fourier", "seed": 0,
                                    "batch": 32, "precision": "fp32", "compile": False}
@@ -138,12 +144,12 @@ def test_keyboard_interrupt_then_resume_redoes_nothing(tiny, tmp_path) -> None:
     kept = json.loads((out / "manifest.json").read_text())["units"]
     assert sorted(kept) == [f"conv1.0:{c}" for c in range(5)] and not _hidden(out)
     before = _files(out)
-    manifest = atlas(tiny, "conv1.0,conv2.0", out, **TINY)
+    manifest = atlas(tiny, "conv1.0,conv2.0", out, **TINY).manifest
     assert manifest["timings"]["runs"][-1]["units"] == 24 - 5 and len(manifest["units"]) == 24
     after = _files(out)
     assert all(after[kept[k]["image"]] == before[kept[k]["image"]] for k in kept)  # not rewritten
     assert not _hidden(out) and len(_pngs(out)) == 24
-    again = atlas(tiny, "conv1.0,conv2.0", out, **TINY)
+    again = atlas(tiny, "conv1.0,conv2.0", out, **TINY).manifest
     assert again["timings"]["runs"][-1]["units"] == 0 and _files(out).keys() == after.keys()
 
 
@@ -182,7 +188,7 @@ def test_kill_9_then_resume(tiny, tmp_path) -> None:
     stray = out / "conv2.0" / ".9.png.k1ll3d_x.png"  # what a kill during a PNG write leaves
     stray.write_bytes(b"\x89PNG half")
     before = _files(out)
-    manifest = atlas(tiny, "conv1.0,conv2.0", out, **TINY)
+    manifest = atlas(tiny, "conv1.0,conv2.0", out, **TINY).manifest
     assert manifest["timings"]["runs"][-1]["units"] == 24 - 10
     done = [e for e in manifest["units"].values() if e["batch"] < 2]
     assert len(done) == 10 and all(_files(out)[e["image"]] == before[e["image"]] for e in done)
@@ -205,10 +211,10 @@ def test_two_gloo_workers_share_the_batches(tiny, tmp_path) -> None:
     threads = torch.get_num_threads()
     torch.set_num_threads(cpu_threads(2))  # each worker's thread count: the same arithmetic
     try:
-        single = atlas(tiny, "conv1.0,conv2.0", tmp_path / "one", **TINY)
+        single = atlas(tiny, "conv1.0,conv2.0", tmp_path / "one", **TINY).manifest
     finally:
         torch.set_num_threads(threads)
-    shared = atlas(tiny, "conv1.0,conv2.0", tmp_path / "two", workers=2, **TINY)
+    shared = atlas(tiny, "conv1.0,conv2.0", tmp_path / "two", workers=2, **TINY).manifest
     assert shared.keys() == single.keys() and shared["units"].keys() == single["units"].keys()
     assert {e["batch"]: e["rank"] for e in shared["units"].values()} == {0: 0, 1: 1, 2: 0, 3: 1, 4: 0}
     run = shared["timings"]["runs"][-1]
@@ -226,9 +232,9 @@ def test_two_gloo_workers_share_the_batches(tiny, tmp_path) -> None:
     [
         (["--layers", "blocks.1,blocks.99"], "unknown layer 'blocks.99' in model efficientnet_lite0; "
                                              "closest: blocks.9"),
-        (["--layers", "blocks.1", "--workers", "0"], "workers must be at least 1"),
+        (["--layers", "blocks.1", "--workers", "0"], "--workers must be a whole number >= 1, got 0"),
         (["--layers", "blocks.1", "--workers", "2", "--device", "cuda"], "--device cpu"),
-        (["--layers", "blocks.1", "--batch", "0"], "batch must be at least 1"),
+        (["--layers", "blocks.1", "--batch", "0"], "--batch must be a whole number >= 1, got 0"),
         (["--layers", "blocks.1", "--size", "8"], "outside 16..4096"),
     ],
 )

@@ -35,7 +35,7 @@ def test_render_batch_separate_files(tmp_path) -> None:
         (["render", "logit:notaclass"], "unknown class"),
         (["render", "blocks.2:1", "--size", "8"], "outside 16..4096"),
         (["render", "blocks.2:1", "--size", "9000"], "outside 16..4096"),
-        (["render", "blocks.2:1", "--steps", "0"], "--steps must be at least 1"),
+        (["render", "blocks.2:1", "--steps", "0"], "--steps must be a whole number >= 1, got 0"),
         (["render", "blocks.2:1", "--param", "voxel"], "invalid choice"),
         (["render", "blocks.2:1", "--model", "nope"], "unknown model 'nope'"),
         (["render", "blocks.2:1", "--weights", "/no/such.pt"], "weights file not found"),

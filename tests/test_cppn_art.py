@@ -14,13 +14,14 @@ from diffparam.evaluate import unit_ratio
 from diffparam.io import to_uint8
 from diffparam.models.base import Model
 from diffparam.param import CPPN
-from diffparam.recipes.cppn_art import CPPNArt, cppn_art, morph, save_render
+from diffparam.recipes.cppn_art import cppn_art, morph, save_render
+from diffparam.result import Result
 
 SIZE, STEPS = 64, 96
 
 
 @pytest.fixture(scope="module")
-def arts(lite0: Model, tmp_path_factory) -> dict[str, CPPNArt]:
+def arts(lite0: Model, tmp_path_factory) -> dict[str, Result]:
     """Two CPPNs trained from the same seed for two units; the first one filmed."""
     video = tmp_path_factory.mktemp("video") / "evolution.gif"
     return {
@@ -34,16 +35,16 @@ def arts(lite0: Model, tmp_path_factory) -> dict[str, CPPNArt]:
 def test_cppn_art_beats_natural_photos_at_its_size_and_when_rendered_finer(lite0, arts) -> None:
     """Measured 9.1x (64 px, 96 steps); a 4x render area-downsampled back keeps it within 1%."""
     art = arts["blocks.10:27"]
-    ratio = float(unit_ratio(lite0, "blocks.10", 27, art.result.images)[0])
+    ratio = float(unit_ratio(lite0, "blocks.10", 27, art.images)[0])
     assert ratio >= 5, ratio
-    fine = F.interpolate(art.cppn.render(4 * SIZE), size=(SIZE, SIZE), mode="area")
+    fine = F.interpolate(art.param.render(4 * SIZE), size=(SIZE, SIZE), mode="area")
     assert abs(float(unit_ratio(lite0, "blocks.10", 27, fine)[0]) - ratio) < 0.05 * ratio
 
 
 def test_training_video_has_a_frame_every_k_steps(arts) -> None:
     art = arts["blocks.10:27"]
     assert art.video_frames == 1 + STEPS // 24  # the random start, then every 24 steps
-    with Image.open(art.video) as gif:
+    with Image.open(art.files["video"]) as gif:
         assert gif.n_frames == art.video_frames and gif.size == (SIZE, SIZE)
 
 
@@ -76,12 +77,13 @@ def test_interpolate_runs_from_a_to_b_and_checks_architectures() -> None:
 def test_morph_between_trained_cppns_is_smooth(arts, tmp_path) -> None:
     """Measured on 24 frames: the largest change between adjacent frames is 2.1x the mean one and
     0.088 in mean absolute pixel value (the first and last frames differ by 0.22): no jumps."""
-    a, b = arts["blocks.10:27"].cppn, arts["blocks.6:21"].cppn
+    a, b = arts["blocks.10:27"].param, arts["blocks.6:21"].param
     result = morph(a, b, tmp_path / "morph.gif", frames=24, size=48, device="cpu", progress=False)
     assert len(result.adjacent) == 23 and result.endpoints > 0.05
     assert result.jump < 3 and max(result.adjacent) < 0.12, result
-    with Image.open(result.path) as gif:
+    with Image.open(result.files["animation"]) as gif:
         assert gif.size == (48, 48)
+    assert result.images.shape == (2, 3, 48, 48) and result.detour >= 1
 
 
 def test_cli_cppn_and_morph(tmp_path, capsys) -> None:
@@ -113,13 +115,13 @@ def test_cli_cppn_and_morph(tmp_path, capsys) -> None:
         (["cppn", "blocks.2:3", "--out", "x.jpg"], "--out must be a .png file"),
         (["morph", "missing.pt", "missing.pt"], "CPPN file not found"),
         (["morph", "small.pt", "big.pt"], "different architectures: hidden 4 vs 6"),
-        (["morph", "small.pt", "small.pt", "--frames", "1"], "at least 2 frames"),
+        (["morph", "small.pt", "small.pt", "--frames", "1"], "--frames must be a whole number >= 2, got 1"),
     ],
 )
 def test_cli_errors_are_one_line(args, message, tmp_path, capsys, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
-    CPPN(16, hidden=4, layers=2).save(tmp_path / "small.pt")
-    CPPN(16, hidden=6, layers=2).save(tmp_path / "big.pt")
+    CPPN(16, hidden=4, depth=2).save(tmp_path / "small.pt")
+    CPPN(16, hidden=6, depth=2).save(tmp_path / "big.pt")
     before = set(tmp_path.iterdir())
     assert main(args) == 2
     err = capsys.readouterr().err

@@ -90,7 +90,9 @@ def test_frame_weights_interpolate_keys() -> None:
     (lambda: SharedImage(PixelImage(8), PixelImage(4, channels=1)), "1 channels but the frames have 3"),
     (lambda: SharedImage(PixelImage(8), []), "at least one shared part"),
     (lambda: NoLogits().logits(), "NoLogits has no logits()"),
-    (lambda: frames_param(16, 4, kind="voxel"), "unknown parameterization kind 'voxel'"),
+    (lambda: frames_param(16, 4, param="voxel"),
+     "unknown parameterization for shared frames 'voxel'; choose one of: fourier, pixel"),
+    (lambda: frames_param(16, 4, param="cppn"), "for shared frames 'cppn'; choose one of: fourier, pixel"),
 ])
 def test_shared_image_errors(make, message) -> None:
     with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
@@ -112,12 +114,12 @@ def test_alignment_penalises_differences_between_nearby_frames() -> None:
     acts = Activations({"conv1": layer, INPUT: torch.zeros(3, 3, 4, 4)})
     # Adjacent pairs cost 1 and 4 (mean squared difference), split between their two frames.
     torch.testing.assert_close(O.alignment("conv1")(acts), -torch.tensor([0.5, 2.5, 2.0]))
-    # With reach 2 the pair (0, 2) costs 9 / decay.
-    torch.testing.assert_close(O.alignment("conv1", reach=2, decay=3.0)(acts),
+    # With reach 2 the pair (0, 2) costs 9 / falloff.
+    torch.testing.assert_close(O.alignment("conv1", reach=2, falloff=3.0)(acts),
                                -torch.tensor([0.5 + 1.5, 2.5, 2.0 + 1.5]))
     same = Activations({"conv1": torch.ones(3, 2, 2, 2)})
     assert torch.equal(O.alignment("conv1")(same), torch.zeros(3))
-    with pytest.raises(UserError, match="reach must be"):
+    with pytest.raises(UserError, match=r"reach \(frames apart\) must be a whole number >= 1, got 0"):
         O.alignment("conv1", reach=0)
 
 
@@ -191,11 +193,11 @@ def test_cli_writes_animation_and_strip(tmp_path, capsys) -> None:
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--frames", "1"], "--frames must be at least 2"),
+    (["--frames", "1"], "--frames must be a whole number >= 2, got 1"),
     (["--out", "x.png"], "--out must end in .gif or .mp4"),
     (["--align-weight", "0.1", "--align-layer", "block.2"], "unknown layer 'block.2'"),
-    (["--align-weight", "-1"], "--align-weight must be >= 0"),
-    (["--fps", "0"], "--fps must be positive"),
+    (["--align-weight", "-1"], "--align-weight must be a finite number >= 0, got -1.0"),
+    (["--fps", "0"], "--fps must be a finite number > 0, got 0.0"),
     (["--size", "8"], "outside 16..4096"),
 ])
 def test_cli_errors(args, message, tmp_path, capsys, monkeypatch) -> None:

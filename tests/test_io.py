@@ -56,12 +56,16 @@ def test_read_errors(tmp_path) -> None:
 
 
 def test_check_writable(tmp_path) -> None:
-    assert io.check_writable(tmp_path / "new" / "a.png").parent.is_dir()
+    assert io.check_writable(tmp_path / "new" / "deeper" / "a.png") == tmp_path / "new" / "deeper" / "a.png"
+    assert not (tmp_path / "new").exists()  # the folders made to try are gone again
+    (tmp_path / "kept").mkdir()
+    io.check_writable(tmp_path / "kept" / "a.png")
+    assert (tmp_path / "kept").is_dir()
     with pytest.raises(UserError, match="it is a folder"):
         io.check_writable(tmp_path)
     blocker = tmp_path / "file"
     blocker.write_text("")
-    with pytest.raises(UserError, match="cannot write"):
+    with pytest.raises(UserError, match="cannot write .*file/a.png: File exists"):
         io.check_writable(blocker / "a.png")
 
 

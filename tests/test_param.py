@@ -9,17 +9,20 @@ import torch.nn.functional as F
 from diffparam.errors import UserError
 from diffparam.param import (
     CPPN,
+    KINDS,
     FourierImage,
     Parameterization,
     PixelImage,
+    RGBAImage,
+    SharedImage,
     decorrelate_colors,
+    kinds,
     make_param,
-    to_valid_rgb,
 )
 from diffparam.param.color import COLOR_CORRELATION, from_valid_rgb
-from diffparam.param.fourier import GAIN, spectrum_scale
+from diffparam.param.fourier import spectrum_scale
 
-KINDS = [PixelImage, FourierImage, CPPN]
+CLASSES = [PixelImage, FourierImage, CPPN]
 SIZES = [(16, None), (12, 20), (15, 9), (1, 1), (7, 7)]
 
 
@@ -32,11 +35,11 @@ def small(
 ) -> Parameterization:
     if cls is CPPN:
         kwargs.setdefault("hidden", 8)
-        kwargs.setdefault("layers", 3)
+        kwargs.setdefault("depth", 3)
     return cls(height, width, **kwargs)
 
 
-@pytest.mark.parametrize("cls", KINDS)
+@pytest.mark.parametrize("cls", CLASSES)
 @pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize("batch", [1, 3])
 def test_shape_and_range(cls, size, batch):
@@ -52,14 +55,14 @@ def test_shape_and_range(cls, size, batch):
     assert image.min() >= 0 and image.max() <= 1
 
 
-@pytest.mark.parametrize("cls", KINDS)
+@pytest.mark.parametrize("cls", CLASSES)
 def test_other_channel_counts(cls):
     image = small(cls, 8, 6, batch=2, channels=1, generator=gen(0))()
     assert image.shape == (2, 1, 8, 6)
     assert small(cls, 8, 6, channels=4)().shape == (1, 4, 8, 6)
 
 
-@pytest.mark.parametrize("cls", KINDS)
+@pytest.mark.parametrize("cls", CLASSES)
 def test_seeding(cls):
     a = small(cls, 10, 14, batch=2, generator=gen(1))()
     b = small(cls, 10, 14, batch=2, generator=gen(1))()
@@ -69,7 +72,7 @@ def test_seeding(cls):
     assert not torch.equal(a[0], a[1]), "images of a batch should be independent"
 
 
-@pytest.mark.parametrize("cls", KINDS)
+@pytest.mark.parametrize("cls", CLASSES)
 def test_gradients_reach_every_parameter(cls):
     param = small(cls, 9, 12, batch=2, generator=gen(0))
     (param() * torch.linspace(0, 1, 12)).sum().backward()
@@ -80,7 +83,7 @@ def test_gradients_reach_every_parameter(cls):
         assert p.grad.abs().sum() > 0
 
 
-@pytest.mark.parametrize("cls", KINDS)
+@pytest.mark.parametrize("cls", CLASSES)
 def test_optimiser_changes_the_image(cls):
     param = small(cls, 8, 8, generator=gen(0))
     before = param().detach()
@@ -93,29 +96,29 @@ def test_optimiser_changes_the_image(cls):
 
 
 @pytest.mark.parametrize(
-    "make",
+    ("make", "message"),
     [
-        lambda: PixelImage(0),
-        lambda: PixelImage(8, 0),
-        lambda: PixelImage(8, batch=0),
-        lambda: PixelImage(8, channels=0),
-        lambda: PixelImage(8.5),
-        lambda: PixelImage(True),
-        lambda: PixelImage(8, sd=-1.0),
-        lambda: FourierImage(8, sd=float("nan")),
-        lambda: FourierImage(8, decay=0.0),
-        lambda: FourierImage(8, decay=-1.0),
-        lambda: FourierImage(-3),
-        lambda: CPPN(8, hidden=0),
-        lambda: CPPN(8, layers=0),
-        lambda: CPPN(8, activation="swish"),
-        lambda: CPPN(8, batch=-1),
-        lambda: CPPN(4).render(0),
-        lambda: spectrum_scale(8, 8, decay=0),
+        (lambda: PixelImage(0), r"`height` must be a whole number >= 1, got 0"),
+        (lambda: PixelImage(8, 0), r"`width` must be a whole number >= 1, got 0"),
+        (lambda: PixelImage(8, batch=0), r"`batch` must be a whole number >= 1, got 0"),
+        (lambda: PixelImage(8, channels=0), r"`channels` must be a whole number >= 1, got 0"),
+        (lambda: PixelImage(8.5), r"`height` must be a whole number >= 1, got 8\.5"),
+        (lambda: PixelImage(True), r"`height` must be a whole number >= 1, got True"),
+        (lambda: PixelImage(8, sd=-1.0), r"`sd` must be a finite number >= 0, got -1\.0"),
+        (lambda: FourierImage(8, sd=float("nan")), r"`sd` must be a finite number >= 0, got nan"),
+        (lambda: FourierImage(8, spectrum_decay=0.0), r"`spectrum_decay` must be a finite number > 0 \(1\.0"),
+        (lambda: FourierImage(8, spectrum_decay=-1.0), r"`spectrum_decay` must be .* got -1\.0"),
+        (lambda: FourierImage(-3), r"`height` must be a whole number >= 1, got -3"),
+        (lambda: CPPN(8, hidden=0), r"`hidden` must be a whole number >= 1, got 0"),
+        (lambda: CPPN(8, depth=0), r"`depth` must be a whole number >= 1, got 0"),
+        (lambda: CPPN(8, activation="swish"), r"unknown CPPN activation 'swish'; choose one of: composite"),
+        (lambda: CPPN(8, batch=-1), r"`batch` must be a whole number >= 1, got -1"),
+        (lambda: CPPN(4).render(0), r"`height` must be a whole number >= 1, got 0"),
+        (lambda: spectrum_scale(8, 8, spectrum_decay=0), r"`spectrum_decay` must be a finite number > 0"),
     ],
 )
-def test_bad_arguments(make):
-    with pytest.raises(UserError):
+def test_bad_arguments(make, message):
+    with pytest.raises(UserError, match=message):
         make()
 
 
@@ -133,17 +136,13 @@ def test_decorrelation_is_identity_for_other_channel_counts():
     assert torch.equal(decorrelate_colors(x), x)
 
 
-def test_to_valid_rgb():
-    x = torch.randn(2, 3, 5, 5) * 3
-    assert torch.allclose(to_valid_rgb(x, decorrelate=False), torch.sigmoid(x))
-    clamped = to_valid_rgb(x, decorrelate=False, activation="clamp")
-    assert torch.equal(clamped, x.clamp(0, 1))
+def test_from_valid_rgb_inverts_the_squash():
     image = torch.rand(2, 3, 5, 5) * 0.9 + 0.05
-    for activation in ("sigmoid", "clamp"):
-        raw = from_valid_rgb(image, activation=activation)
-        assert torch.allclose(to_valid_rgb(raw, activation=activation), image, atol=1e-5)
-    with pytest.raises(UserError, match="sigmoid"):
-        to_valid_rgb(x, activation="softplus")
+    raw = from_valid_rgb(image)
+    assert torch.allclose(torch.sigmoid(decorrelate_colors(raw)), image, atol=1e-5)
+    assert torch.allclose(from_valid_rgb(image, decorrelate=False, activation="clamp"), image)
+    with pytest.raises(UserError, match="unknown `activation` 'softplus'; choose one of: sigmoid, clamp"):
+        from_valid_rgb(image, activation="softplus")
 
 
 def test_fourier_scale_prefers_low_frequencies():
@@ -154,19 +153,20 @@ def test_fourier_scale_prefers_low_frequencies():
         assert scale[0, 0] == scale.max()
         assert scale[0, 0] > 2 * scale[height // 2, width // 2]
         assert (scale[0, 1:] <= scale[0, :-1]).all()  # falls off along the positive x frequencies
-    steep = spectrum_scale(32, 32, decay=2.0)
-    flat = spectrum_scale(32, 32, decay=0.5)
+    steep = spectrum_scale(32, 32, spectrum_decay=2.0)
+    flat = spectrum_scale(32, 32, spectrum_decay=0.5)
     assert steep[0, 1] / steep[8, 8] > flat[0, 1] / flat[8, 8]
 
 
 @pytest.mark.parametrize("size", [(16, 16), (15, 21), (8, 7)])
 def test_fourier_normalisation_gives_gain_pixel_std(size):
-    # An N(0, 1) spectrum should give pixels of std GAIN before decorrelation and sigmoid.
+    # An N(0, 1) spectrum gives pixels of std 2 before decorrelation and the sigmoid: Lucid's gain
+    # (its sqrt(H*W) scaling then / 4 is 1.9 at 128 px, 2.0 at 224 px), so its learning rates carry over.
     height, width = size
     scale = spectrum_scale(height, width).double()
     spectrum = torch.randn(1000, height, width // 2 + 1, 2, generator=gen(0), dtype=torch.float64)
     raw = torch.fft.irfft2(torch.view_as_complex(spectrum) * scale, s=size, norm="ortho")
-    assert raw.var(dim=0).mean().item() == pytest.approx(GAIN**2, rel=0.05)
+    assert raw.var(dim=0).mean().item() == pytest.approx(2.0**2, rel=0.05)
 
 
 @pytest.mark.parametrize("size", [(16, 16), (15, 22), (9, 13)])
@@ -175,16 +175,22 @@ def test_fourier_from_image_round_trip(size, decorrelate):
     image = torch.rand(2, 3, *size, generator=gen(3))
     image[0, 0, 0, 0] = 0.0
     image[1, 2, 1, 1] = 1.0
-    param = FourierImage.from_image(image, decay=1.3, decorrelate=decorrelate)
-    assert param.decay == 1.3 and param.decorrelate == decorrelate
+    param = FourierImage.from_image(image, spectrum_decay=1.3, decorrelate=decorrelate)
+    assert param.spectrum_decay == 1.3 and param.decorrelate == decorrelate
     assert param.shape == image.shape
     error = (param() - image.clamp(1e-4, 1 - 1e-4)).abs().max().item()
     assert error < 1e-3
 
 
-def test_fourier_from_image_rejects_non_4d():
-    with pytest.raises(UserError):
-        FourierImage.from_image(torch.rand(3, 8, 8))
+@pytest.mark.parametrize("cls", [FourierImage, PixelImage])
+def test_from_image_rejects_non_4d(cls):
+    with pytest.raises(UserError, match=r"image must be \(B,C,H,W\), got \(3, 8, 8\)"):
+        cls.from_image(torch.rand(3, 8, 8))
+
+
+def test_pixel_from_image_round_trip():
+    image = torch.rand(2, 3, 9, 7, generator=gen(1))
+    assert (PixelImage.from_image(image)() - image).abs().max() < 1e-5
 
 
 def test_cppn_render_matches_forward():
@@ -204,16 +210,16 @@ def test_cppn_render_matches_forward():
 def test_cppn_options():
     for activation in ("composite", "tanh", "relu", "sin"):
         for use_radius in (True, False):
-            cppn = CPPN(6, 5, hidden=4, layers=2, activation=activation, use_radius=use_radius)
+            cppn = CPPN(6, 5, hidden=4, depth=2, activation=activation, use_radius=use_radius)
             assert cppn().shape == (1, 3, 6, 5)
-    assert CPPN(6, hidden=4, layers=2, use_radius=False).weights[0].shape == (1, 2, 4)
-    composite = CPPN(6, batch=2, hidden=4, layers=2)
+    assert CPPN(6, hidden=4, depth=2, use_radius=False).weights[0].shape == (1, 2, 4)
+    composite = CPPN(6, batch=2, hidden=4, depth=2)
     assert [tuple(w.shape) for w in composite.weights] == [(2, 3, 4), (2, 8, 4), (2, 8, 3)]
     assert all(not b.any() for b in composite.biases)
 
 
 def test_cppn_save_load(tmp_path):
-    cppn = CPPN(10, 14, batch=2, hidden=6, layers=3, activation="tanh", generator=gen(5))
+    cppn = CPPN(10, 14, batch=2, hidden=6, depth=3, activation="tanh", generator=gen(5))
     path = tmp_path / "net.pt"
     cppn.save(path)
     assert [p.name for p in tmp_path.iterdir()] == ["net.pt"]
@@ -228,23 +234,24 @@ def test_cppn_save_load(tmp_path):
 def test_cppn_bad_files(tmp_path):
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(b"not a torch file")
-    with pytest.raises(UserError):
+    with pytest.raises(UserError, match="garbage.pt is not a CPPN file written by CPPN.save"):
         CPPN.load(garbage)
-    with pytest.raises(UserError):
+    with pytest.raises(UserError, match="CPPN file not found: .*missing.pt"):
         CPPN.load(tmp_path / "missing.pt")
     other = tmp_path / "other.pt"
     torch.save({"weights": torch.zeros(3)}, other)
     with pytest.raises(UserError, match="not a CPPN file"):
         CPPN.load(other)
     path = tmp_path / "net.pt"
-    CPPN(8, hidden=4, layers=2).save(path)
+    CPPN(8, hidden=4, depth=2).save(path)
     payload = torch.load(path, weights_only=True)
     payload["config"]["hidden"] = 5
     torch.save(payload, path)
     with pytest.raises(UserError, match="damaged"):
         CPPN.load(path)
-    with pytest.raises(UserError):
-        CPPN(8).save(tmp_path / "no" / "such" / "folder.pt")
+    (tmp_path / "file").write_text("")
+    with pytest.raises(UserError, match="cannot write .*file/net.pt"):
+        CPPN(8).save(tmp_path / "file" / "net.pt")  # its folder would be a file
 
 
 def test_make_param():
@@ -252,6 +259,34 @@ def test_make_param():
         param = make_param(kind, 12, 10, batch=2, generator=gen(0))
         assert isinstance(param, cls) and isinstance(param, Parameterization)
         assert param().shape == (2, 3, 12, 10)
+        rgba = make_param(kind, 12, 10, batch=2, generator=gen(0), alpha=True)
+        assert rgba().shape == (2, 4, 12, 10) and rgba.default_lr == cls.default_lr
     assert make_param("pixel", 5)().shape == (1, 3, 5, 5)
-    with pytest.raises(UserError, match="cppn, fourier, pixel"):
+    with pytest.raises(UserError, match="unknown `param` 'wavelet'; choose one of: fourier, pixel, cppn"):
         make_param("wavelet", 8)
+    image = torch.rand(1, 3, 6, 5, generator=gen(2))
+    assert (make_param("fourier", 0, image=image)() - image).abs().max() < 1e-3
+    with pytest.raises(UserError, match="a cppn parameterization cannot start from an image; use one of: "
+                                        "fourier, pixel"):
+        make_param("cppn", 6, image=image)
+
+
+def test_kind_registry_reads_capabilities_off_the_classes():
+    """What each kind can do, stated independently of the registry's code."""
+    assert list(KINDS) == ["fourier", "pixel", "cppn"]
+    assert kinds(composable=True) == ["fourier", "pixel"] == kinds(from_image=True)
+    assert kinds(composable=False) == ["cppn"]
+    assert [KINDS[k].default_lr for k in KINDS] == [0.05, 0.05, 0.005]
+    frames = make_param("pixel", 8, batch=3)
+    SharedImage(frames, make_param(kinds(composable=True)[0], 4))  # composable kinds compose
+    with pytest.raises(UserError, match="CPPN has no logits"):
+        SharedImage(frames, make_param("cppn", 4))
+
+
+def test_rgba_image_checks_its_parts():
+    color, alpha = PixelImage(8, channels=3), PixelImage(8, channels=1)
+    assert RGBAImage(color, alpha)().shape == (1, 4, 8, 8)
+    with pytest.raises(UserError, match="3 colour channels and 1 alpha channel, got 3 and 3"):
+        RGBAImage(color, PixelImage(8))
+    with pytest.raises(UserError, match="differ in batch or size"):
+        RGBAImage(color, PixelImage(9, channels=1))

@@ -5,11 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 
+from torch import nn
+
 from diffparam import objectives as O
 from diffparam.errors import NonFiniteLossError, UserError
 from diffparam.models.base import Model
-from diffparam.param import PixelImage, RGBAImage
+from diffparam.param import CPPN, Parameterization, PixelImage, TextureImage, make_param
+from diffparam.pipeline import Pipeline, stages_for
 from diffparam.render import render
+from diffparam.three_d import shapes
 
 
 def _quick(tiny: Model, objective, **kw):
@@ -46,8 +50,8 @@ def test_batch_objectives_make_different_images(tiny: Model) -> None:
 def test_thresholds_callback_and_custom_param(tiny: Model) -> None:
     seen = []
     param = PixelImage(24, 40, batch=2, generator=torch.Generator().manual_seed(0))
-    result = _quick(tiny, "conv1", param=param, thresholds=(5, 10), transforms=None,
-                    optimizer=torch.optim.SGD, lr=0.5,
+    result = render(tiny, "conv1", param=param, thresholds=(5, 10), transforms=None, steps=20,
+                    optimizer=torch.optim.SGD, lr=0.5, progress=False, device="cpu",
                     callback=lambda step, loss, img: seen.append((step, img.shape)))
     assert sorted(result.frames) == [5, 10] and result.frames[5].shape == (2, 3, 24, 40)
     assert [s for s, _ in seen] == list(range(1, 21))
@@ -72,11 +76,15 @@ def test_nan_loss_stops_with_last_finite_image(tiny: Model) -> None:
 @pytest.mark.parametrize(
     ("kw", "message"),
     [
-        (dict(steps=0), "steps must be at least 1"),
-        (dict(size=8), "outside 16..4096"),
-        (dict(size=5000), "outside 16..4096"),
-        (dict(lr=-1.0), "learning rate must be positive"),
-        (dict(device="tpu"), "unknown device"),
+        (dict(steps=0), "`steps` must be a whole number >= 1, got 0"),
+        (dict(size=8), "image size 8 is outside 16..4096 pixels"),
+        (dict(size=5000), "image size 5000 is outside 16..4096 pixels"),
+        (dict(lr=-1.0), "`lr` must be a finite number > 0, got -1.0"),
+        (dict(lr=float("nan")), "`lr` must be a finite number > 0, got nan"),
+        (dict(batch=0), "`batch` must be a whole number >= 1, got 0"),
+        (dict(precision="fp8"), "unknown `precision` 'fp8'; choose one of: fp32, bf16"),
+        (dict(param="voxel"), "unknown `param` 'voxel'; choose one of: fourier, pixel, cppn"),
+        (dict(device="tpu"), "unknown `device` 'tpu': use auto, cpu or cuda"),
         (dict(transforms="wobbly"), "unknown transforms"),
         (dict(compile=3), "compile must be True, False or a torch.compile backend name"),
         (dict(compile="warp"), r"compile must be .*inductor.*got 'warp'"),
@@ -193,13 +201,118 @@ def test_rgba_image_is_composited_over_fresh_backgrounds(tiny: Model) -> None:
         seen.append(bg)
         return bg
 
-    param = RGBAImage(32, batch=2, generator=torch.Generator().manual_seed(0))
+    param = make_param("fourier", 32, batch=2, generator=torch.Generator().manual_seed(0), alpha=True)
     result = render(tiny, "conv2:3", param=param, steps=3, seed=0, progress=False, background=background)
     assert result.images.shape == (2, 4, 32, 32)
     assert len(seen) == 3 and not torch.equal(seen[0], seen[1])
     for kind in ("noise", "fourier"):
-        out = render(tiny, "conv2:3", param=RGBAImage(32, kind="pixel"), steps=2, progress=False,
+        out = render(tiny, "conv2:3", param=make_param("pixel", 32, alpha=True), steps=2, progress=False,
                      background=kind)
         assert out.images.shape == (1, 4, 32, 32)
-    with pytest.raises(UserError, match="unknown background"):
-        render(tiny, "conv2:3", param=RGBAImage(32), steps=1, progress=False, background="plaid")
+    with pytest.raises(UserError, match="unknown `background` 'plaid'; choose one of: noise, fourier"):
+        render(tiny, "conv2:3", param=make_param("pixel", 32, alpha=True), steps=1, progress=False,
+               background="plaid")
+
+
+class _SharedBackground(Parameterization):
+    """Two RGBA images: the second is the first, so with background_copies 2 they must come out equal."""
+
+    background_copies = 2
+
+    def __init__(self) -> None:
+        super().__init__(16, 16, 2, 4)
+        self.inner = make_param("pixel", 16, alpha=True, generator=torch.Generator().manual_seed(1))
+
+    def forward(self) -> torch.Tensor:
+        one = self.inner()
+        return torch.cat([one, one])
+
+
+def test_images_in_copies_share_their_backgrounds(tiny: Model) -> None:
+    seen = []
+    pipeline = Pipeline(_SharedBackground(), tiny, O.channel("conv2", 3),
+                        stages_for(_SharedBackground(), None, "noise", None))
+    x = pipeline.model_input(pipeline.param(), torch.Generator().manual_seed(0))
+    seen.append(x)
+    assert x.shape == (2, 3, 16, 16) and torch.equal(x[0], x[1])
+    assert [type(s).__name__ for s in pipeline.stages] == ["Composite"]
+
+
+def test_the_pipeline_runs_its_stages_in_order(tiny: Model) -> None:
+    param = make_param("pixel", 20, alpha=True)
+    stages = stages_for(param, "standard", "fourier", 40)
+    assert [type(s).__name__ for s in stages] == ["Composite", "Transforms", "Resize"]
+    pipeline = Pipeline(param, tiny, O.channel("conv2", 3), stages)
+    assert pipeline.model_input(param(), torch.Generator().manual_seed(0)).shape == (1, 3, 40, 40)
+    assert stages_for(make_param("pixel", 20), None, "noise", None) == []  # RGB: nothing to composite
+    assert pipeline.blockers() == []
+    texture = TextureImage(shapes.sphere(8), texture_size=16, view_size=16, views=1)
+    slow = O.Objective(lambda acts: acts["conv2"].mean((1, 2, 3)), ["conv2"], "host sync", graph_safe=False)
+    assert Pipeline(texture, tiny, slow).blockers() == ["TextureImage", "objective host sync"]
+    assert Pipeline(texture, tiny, 2 * slow + O.channel("conv2", 3)).blockers()[1].startswith("objective")
+
+
+def test_size_and_batch_belong_to_the_parameterization(tiny: Model) -> None:
+    param = PixelImage(32)
+    for kw in (dict(size=64), dict(batch=2)):
+        with pytest.raises(UserError, match="size and batch describe the image render makes itself"):
+            render(tiny, "conv2:3", param=param, steps=1, progress=False, **kw)
+    made = render(tiny, "conv2:3", "cppn", size=(24, 20), batch=2, steps=1, progress=False)
+    assert isinstance(made.param, CPPN) and made.images.shape == (2, 3, 24, 20)
+
+
+class _UserNet(nn.Module):
+    """A user's own network, mid-training: train mode, weights that need gradients, one of them
+    channels-last, an instance-level forward of its own on one submodule."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU())
+        self.b = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1), nn.ReLU6())
+        self.c = nn.Conv2d(8, 4, 1)
+        self.b[0].weight.data = self.b[0].weight.data.contiguous(memory_format=torch.channels_last)
+        # A forward of its own on one submodule, to be kept.
+        self.c.forward = lambda x: self.c._conv_forward(x, self.c.weight, self.c.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.c(self.b(self.a(x)))
+
+
+def _state(net: nn.Module) -> dict:
+    import torch._dynamo
+
+    return {
+        "training": [m.training for m in net.modules()],
+        "requires_grad": [p.requires_grad for p in net.parameters()],
+        "layout": [(tuple(p.stride()), p.is_contiguous(memory_format=torch.channels_last))
+                   for p in net.parameters()],
+        "forward": [vars(m).get("forward") for m in net.modules()],
+        "hooks": [len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
+                  for m in net.modules()],
+        "dynamo": (torch._dynamo.config.recompile_limit, torch._dynamo.config.accumulated_recompile_limit),
+        "rng": torch.get_rng_state(),
+        "threads": torch.get_num_threads(),
+        "grad_enabled": torch.is_grad_enabled(),
+        "dtype": torch.get_default_dtype(),
+    }
+
+
+@pytest.mark.parametrize("options", [
+    dict(),
+    dict(channels_last=True, relu_redirect_steps=2),
+    dict(compile="aot_eager", checkpoint=True, channels_last=True),
+])
+def test_render_leaves_the_callers_model_and_torch_as_it_found_them(options) -> None:
+    torch.manual_seed(5)
+    net = _UserNet().train()
+    before = _state(net)
+    running = net.a[1].running_mean.clone()
+    result = render(net, "b:3", size=24, steps=4, progress=False, device="cpu", **options)
+    assert result.images.shape == (1, 3, 24, 24)
+    after = _state(net)
+    for key in before:
+        if key == "rng":
+            assert torch.equal(before[key], after[key])
+        else:
+            assert before[key] == after[key], key
+    assert torch.equal(net.a[1].running_mean, running)  # rendered in eval mode: BN statistics kept

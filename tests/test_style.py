@@ -59,13 +59,13 @@ def test_style_objective_is_zero_at_its_target_and_weighted(tiny: Model) -> None
         O.style({"conv1": torch.ones(8, 4)})
     with pytest.raises(UserError, match="has 8 channels but the layer has 16"):
         O.style({"conv2": targets["conv1"]}).validate(tiny)
-    with pytest.raises(UserError, match=r"decay must be a number in \[0, 1\)"):
-        O.style(targets, decay=1.0)
+    with pytest.raises(UserError, match=r"`moving_average` must be a finite number >= 0 and < 1 \(0.95"):
+        O.style(targets, moving_average=1.0)
 
 
-def test_style_decay_averages_forward_and_passes_gradient_to_the_current_batch() -> None:
+def test_style_moving_average_averages_forward_and_passes_gradient_to_the_current_batch() -> None:
     target = torch.zeros(2, 2)
-    obj = O.style({"x": target + 1.0}, decay=0.5)
+    obj = O.style({"x": target + 1.0}, moving_average=0.5)
     f1 = torch.rand(1, 2, 3, 3)
     f2 = torch.rand(1, 2, 3, 3, requires_grad=True)
     g1, g2 = O.gram(f1), O.gram(f2.detach())
@@ -77,7 +77,7 @@ def test_style_decay_averages_forward_and_passes_gradient_to_the_current_batch()
     assert first == pytest.approx(loss_of(g1), rel=1e-5)  # debiased: the first average is g1 itself
     value = obj(Activations({"x": f2}))
     assert value.requires_grad
-    average = (0.25 * g1 + 0.5 * g2) / 0.75  # decay·(1−decay)·g1 + (1−decay)·g2, debiased by 1−decay²
+    average = (0.25 * g1 + 0.5 * g2) / 0.75  # m·(1−m)·g1 + (1−m)·g2, debiased by 1−m², m = 0.5
     assert -float(value.detach()[0]) == pytest.approx(loss_of(average), rel=1e-5)
     value.sum().backward()
     # The gradient is that of the loss at the average, taken with respect to the current Gram matrix.
@@ -120,7 +120,7 @@ def test_fourier_has_fewer_high_frequency_artefacts_than_pixel(lite0: Model, ima
     results = {kind: style_transfer(content_path, style_path, lite0, param=kind, init="noise", size=64,
                                     steps=40, device="cpu", progress=False) for kind in ("fourier", "pixel")}
     fourier, pixel = results["fourier"], results["pixel"]
-    assert fourier.image.shape == pixel.image.shape == (1, 3, 64, 96)
+    assert fourier.images.shape == pixel.images.shape == (1, 3, 64, 96)
     assert fourier.high_frequency < 0.5 * pixel.high_frequency, (fourier.high_frequency,
                                                                  pixel.high_frequency)
     # ... and it fits style and content better at equal steps (1.62 vs 1.73 measured).
@@ -137,8 +137,9 @@ def test_style_needs_layers_for_an_unknown_model(tiny: Model, image_files) -> No
     runs = [style_transfer(content_path, style_path, tiny, style_layers=["conv1", "conv2"],
                            content_layer="conv3", init="noise", param="pixel", size=32, steps=3,
                            device="cpu", progress=False) for _ in range(2)]
-    assert runs[0].image.shape == (1, 3, 32, 48) and runs[0].style_loss > 0
-    assert torch.equal(runs[0].image, runs[1].image)  # same seed, same device: same image
+    assert runs[0].images.shape == (1, 3, 32, 48) and runs[0].style_loss > 0
+    assert runs[0].metrics.keys() == {"style_loss", "content_loss", "high_frequency"}
+    assert torch.equal(runs[0].images, runs[1].images)  # same seed, same device: same image
 
 
 def test_cli_style_writes_the_picture(image_files, tmp_path, capsys) -> None:

@@ -19,9 +19,9 @@ from diffparam.evaluate import unit_ratio
 from diffparam.models.base import Model
 from diffparam.objectives import style_targets
 from diffparam.param import FourierImage
-from diffparam.param.fourier import GAIN
 from diffparam.param.surface import SolidField
 from diffparam.param.texture import TextureImage
+from diffparam.pipeline import stages_for
 from diffparam.recipes.style import load_image
 from diffparam.recipes.texture import (
     STYLE_VIEWS,
@@ -45,7 +45,7 @@ def knot() -> Mesh:
 
 @pytest.mark.parametrize("space", ["surface", "uv"])
 def test_texture_image_random_views_and_fixed_previews(knot: Mesh, space: str) -> None:
-    param = TextureImage(knot, texture_size=32, view_size=32, batch=3, space=space,
+    param = TextureImage(knot, texture_size=32, view_size=32, views=3, space=space,
                          generator=torch.Generator().manual_seed(0))
     views = param()
     assert views.shape == (3, 4, 32, 32) == param.shape
@@ -63,8 +63,9 @@ def test_texture_image_random_views_and_fixed_previews(knot: Mesh, space: str) -
 
 
 def test_solid_field_slices_have_the_spectrum_of_an_image_of_the_same_decay() -> None:
-    """`decay` means the same in 3D as in 2D: planes cut through the field have the power spectrum
-    slope (−2·decay) of `FourierImage`s with that decay, and voxels the same std (GAIN·sd)."""
+    """`spectrum_decay` means the same in 3D as in 2D: planes cut through the field have the power
+    spectrum slope (−2·decay) of `FourierImage`s with that decay, and voxels the same std as their
+    pixels (2·sd, Lucid's gain)."""
 
     def slope(images: torch.Tensor) -> float:  # log-log fit of the radial power spectrum
         n = images.shape[-1]
@@ -76,15 +77,15 @@ def test_solid_field_slices_have_the_spectrum_of_an_image_of_the_same_decay() ->
         return float(torch.linalg.lstsq(x, power[sel].log()[:, None]).solution[0])
 
     for decay in (1.0, 0.5):
-        field = SolidField(48, sd=1.0, decay=decay, decorrelate=False,
+        field = SolidField(48, sd=1.0, spectrum_decay=decay, decorrelate=False,
                            generator=torch.Generator().manual_seed(0))
         vol = field.volume()[0].detach()
         planes = torch.cat([vol[:, i] for i in range(0, 48, 8)] + [vol[:, :, :, i] for i in range(0, 48, 8)])
-        image = FourierImage(48, batch=4, sd=1.0, decay=decay, decorrelate=False,
+        image = FourierImage(48, batch=4, sd=1.0, spectrum_decay=decay, decorrelate=False,
                              generator=torch.Generator().manual_seed(0)).logits().detach().reshape(-1, 48, 48)
         assert abs(slope(planes) - slope(image)) < 0.25 and abs(slope(planes) + 2 * decay) < 0.3, decay
-        assert abs(float(vol.std()) - GAIN) < 0.2  # measured -2.07 vs -2.07, -1.21 vs -1.07; std 1.99, 2.00
-    with pytest.raises(UserError, match="volume size"):
+        assert abs(float(vol.std()) - 2.0) < 0.2  # measured -2.07 vs -2.07, -1.21 vs -1.07; std 1.99, 2.00
+    with pytest.raises(UserError, match="volume size must be a whole number in 4..512 voxels, got 2"):
         SolidField(2)
 
 
@@ -92,7 +93,7 @@ def test_surface_texture_starts_from_init_and_needs_flat_uvs(knot: Mesh) -> None
     """With a solid field the initial texture is a fixed base: the texture starts at it (padded),
     and only the field learns. Unknown spaces and tiled UVs are clear errors."""
     init = torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(1))
-    param = TextureImage(knot, 32, 32, batch=1, init=init, generator=torch.Generator().manual_seed(0))
+    param = TextureImage(knot, 32, 32, views=1, init=init, generator=torch.Generator().manual_seed(0))
     assert param.field is not None and param.field.size == 16 and param.texture is None
     want = uvmap.pad(torch.nn.functional.interpolate(init[None], size=32, mode="bilinear", antialias=True),
                      param.padding)
@@ -108,10 +109,13 @@ def test_surface_texture_starts_from_init_and_needs_flat_uvs(knot: Mesh) -> None
 
 def test_reference_views_share_cameras_and_backgrounds(knot: Mesh) -> None:
     black = torch.zeros(3, 8, 8)
-    param = TextureImage(knot, 32, 32, batch=2, reference=black, background="noise",
-                         generator=torch.Generator().manual_seed(0))
-    views = param()
-    assert views.shape == (4, 3, 32, 32) == param.shape
+    param = TextureImage(knot, 32, 32, views=2, reference=black, generator=torch.Generator().manual_seed(0))
+    rgba = param()
+    assert rgba.shape == (4, 4, 32, 32) == param.shape and param.background_copies == 2
+    assert torch.equal(rgba[:2, 3], rgba[2:, 3])  # the same cameras
+    (composite,) = stages_for(param, None, "noise", None)  # what render does with it
+    views = composite(rgba, torch.Generator().manual_seed(0))
+    assert views.shape == (4, 3, 32, 32)
     mine, ref = views[:2], views[2:]
     with torch.no_grad():
         alpha = param.render_views(param.preview)[:, 3]
@@ -123,10 +127,13 @@ def test_reference_views_share_cameras_and_backgrounds(knot: Mesh) -> None:
 
 def test_texture_feature_writes_a_mesh_3d_software_opens(tmp_path, tiny: Model, knot: Mesh) -> None:
     kwargs = dict(texture_size=32, view_size=32, steps=3, views=2, device="cpu", progress=False)
-    result = texture_feature(knot, "conv2:3", tiny, out=tmp_path, turntable_frames=3, **kwargs)
-    again = texture_feature(knot, "conv2:3", tiny, turntable_frames=0, **kwargs)
+    result = texture_feature(knot, "conv2:3", tiny, **kwargs)
+    assert not any(tmp_path.iterdir()) and result.files == {}  # nothing is written before save()
+    written = result.save(tmp_path, frames=3)
+    assert sorted(written) == sorted(result.files.values()) and len(written) == 5
+    again = texture_feature(knot, "conv2:3", tiny, **kwargs)
     assert torch.equal(result.texture, again.texture) and result.history == again.history
-    assert again.files == {}
+    assert torch.equal(result.images[0], result.texture) and result.mesh.texture is result.texture
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == ["mesh.glb", "mesh.mtl", "mesh.obj", "texture.png", "turntable.gif"]
     png = np.asarray(Image.open(tmp_path / "texture.png"))
@@ -154,14 +161,15 @@ def test_cli_texture_and_texture_style(tmp_path, capsys) -> None:
     assert "mesh.obj" in out and "texture.png" in out
     assert main(["texture", "missing.obj", "blocks.2:3", "--out", str(tmp_path / "x"), *common]) == 2
     assert main(["texture", "shape:sphere", "blocks.2:9999", "--out", str(tmp_path / "x"), *common]) == 2
-    assert main(["texture-style", "shape:sphere", str(style), "--out", str(tmp_path / "x"), "--decay", "1",
-                 *common]) == 2
+    assert main(["texture-style", "shape:sphere", str(style), "--out", str(tmp_path / "x"),
+                 "--moving-average", "1", *common]) == 2
     assert main(["texture", "shape:knot", "blocks.2:3", "--out", str(tmp_path / "x"), "--volume-size", "2",
                  *common]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 4 and all(line.startswith("diffparam: error:") for line in err)
-    assert "mesh file not found" in err[0] and "out of range" in err[1] and "--decay" in err[2]
-    assert "volume size 2 is outside 4..512" in err[3]
+    assert "mesh file not found" in err[0] and "out of range" in err[1]
+    assert "--moving-average must be a finite number >= 0 and < 1 (0 turns it off), got 1.0" in err[2]
+    assert "volume size must be a whole number in 4..512 voxels, got 2" in err[3]
     assert not (tmp_path / "x").exists()
 
 
@@ -182,8 +190,8 @@ def fv_knot(seam_knot: Mesh, lite0: Model):
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return {space: texture_feature(seam_knot, f"{UNIT[0]}:{UNIT[1]}", lite0, turntable_frames=0,
-                                       texture_space=space, **FIGURE) for space in ("surface", "uv")}
+        return {space: texture_feature(seam_knot, f"{UNIT[0]}:{UNIT[1]}", lite0, texture_space=space,
+                                       **FIGURE) for space in ("surface", "uv")}
     finally:
         torch.set_num_threads(before)
 
@@ -223,14 +231,14 @@ def test_surface_field_learns_the_style_better_than_the_uv_image(tiny: Model) ->
     layers = ["conv1", "conv2", "conv3"]
     targets = style_targets(tiny, load_image(style_img.contiguous(), 48), layers)
     grey = replace(shapes.sphere(), texture=torch.full((3, 16, 16), 0.5))
-    before = style_loss(tiny, targets, held_out_views(grey, 12, 48, seed=777, views=STYLE_VIEWS))[1]
+    before = style_loss(tiny, targets, held_out_views(grey, 12, 48, seed=777, cameras=STYLE_VIEWS))[1]
     losses = {}
-    for space, decay in (("surface", 0.95), ("surface", None), ("uv", None)):
-        result = texture_style("shape:sphere", style_img, tiny, decay=decay, style_layers=layers,
+    for space, average in (("surface", 0.95), ("surface", None), ("uv", None)):
+        result = texture_style("shape:sphere", style_img, tiny, moving_average=average, style_layers=layers,
                                content_layer="conv2", texture_size=64, view_size=48, steps=80, views=2,
-                               device="cpu", progress=False, turntable_frames=0, texture_space=space)
-        views = held_out_views(result.mesh, 12, 48, seed=777, views=STYLE_VIEWS)
-        losses[space, decay] = style_loss(tiny, targets, views)[1]
+                               device="cpu", progress=False, texture_space=space)
+        views = held_out_views(result.mesh, 12, 48, seed=777, cameras=STYLE_VIEWS)
+        losses[space, average] = style_loss(tiny, targets, views)[1]
     # measured: grey 2.66; surface 0.84 (moving average), 0.81 (plain); uv 1.63 (plain)
     assert max(losses.values()) < 0.7 * before, (before, losses)
     assert max(losses["surface", 0.95], losses["surface", None]) < 0.7 * losses["uv", None], losses

@@ -11,8 +11,8 @@ from diffparam import objectives as O
 from diffparam.cli import main
 from diffparam.errors import UserError
 from diffparam.models.base import Model
-from diffparam.param import CPPN, RGBAImage
-from diffparam.param.rgba import checkerboard, make_rgba, over_checkerboard
+from diffparam.backgrounds import checkerboard, over_checkerboard
+from diffparam.param import CPPN, RGBAImage, make_param
 from diffparam.recipes.transparency import activation_over_backgrounds, opacity, render_transparent
 
 
@@ -34,11 +34,11 @@ def test_transparency_multiplies_by_one_minus_mean_opacity() -> None:
 
 def test_rgba_parameterizations_and_checkerboard() -> None:
     gen = torch.Generator().manual_seed(0)
-    assert isinstance(make_rgba("pixel", 8, generator=gen), RGBAImage)
-    cppn = make_rgba("cppn", 8, 6, batch=2, generator=gen)
+    assert isinstance(make_param("pixel", 8, generator=gen, alpha=True), RGBAImage)
+    cppn = make_param("cppn", 8, 6, batch=2, generator=gen, alpha=True)
     assert isinstance(cppn, CPPN) and cppn().shape == (2, 4, 8, 6)
-    with pytest.raises(UserError, match="fourier, pixel, cppn"):
-        make_rgba("voxel", 8)
+    with pytest.raises(UserError, match="choose one of: fourier, pixel, cppn"):
+        make_param("voxel", 8, alpha=True)
     board = checkerboard(4, 6, square=2)
     assert board.shape == (1, 3, 4, 6) and board[0, 0, 0, 0] != board[0, 0, 0, 2]
     clear = torch.zeros(1, 4, 4, 6)

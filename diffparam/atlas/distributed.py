@@ -87,7 +87,7 @@ def device_for(device: str, ranks: Ranks) -> str:
         return device
     if not torch.cuda.is_available():
         if device == "cuda":
-            raise UserError("device cuda was asked for but no CUDA GPU is available: use --device cpu")
+            raise UserError("device cuda was asked for but no CUDA GPU is available: use `device` cpu")
         return "cpu"
     index = ranks.local_rank % torch.cuda.device_count()
     torch.cuda.set_device(index)

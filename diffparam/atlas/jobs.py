@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from diffparam.atlas.circuits import circuit, previous_layer
+from diffparam.checks import positive_int
 from diffparam.errors import UserError
 from diffparam.models.base import Model
 
@@ -86,30 +88,23 @@ def resolve_layers(model: Model, layers: str | Sequence[str]) -> list[str]:
     names = [s.strip() for s in layers.split(",")] if isinstance(layers, str) else list(layers)
     names = [n for n in names if n]
     if not names:
-        raise UserError("no layers given: use --layers L1,L2,... or --layers all")
+        raise UserError("no layers given: use `layers` L1,L2,... or `layers` all")
     if names == ["all"]:
         return block_layers(model)
     for name in names:
         model.channels(name)  # checks the name; raises if the layer has no image or vector output
-    return sorted(set(names), key=layer_order(model).__getitem__)
-
-
-def layer_order(model: Model) -> dict[str, int]:
-    """Each layer's position among the model's layers (the manifest's `index`)."""
-    return {info.name: i for i, info in enumerate(model.layers())}
+    return sorted(set(names), key=model.layer_order().__getitem__)
 
 
 def job_list(model: Model, layers: Sequence[str], circuits: bool = True) -> list[Unit]:
     """Every channel of `layers`, plus (with `circuits`) the inputs of each unit's circuit.
 
     A circuit input is a channel of the previous layer among the strongest exciting and inhibiting
-    weights onto a unit (`analysis.circuit`); it is added, with role `circuit`, only when that
+    weights onto a unit (`circuits.circuit`); it is added, with role `circuit`, only when that
     previous layer is not itself in `layers`.
     """
     units = [Unit(name, c) for name in layers for c in range(model.channels(name))]
     if circuits:
-        from diffparam.atlas.analysis import circuit, previous_layer
-
         wanted = set(layers)
         extra: set[tuple[str, int]] = set()
         for name in layers:
@@ -121,12 +116,11 @@ def job_list(model: Model, layers: Sequence[str], circuits: bool = True) -> list
                 extra.update((link["layer"], int(link["channel"]))
                              for link in [*links["excite"], *links["inhibit"]])
         units += [Unit(name, c, "circuit") for name, c in extra]
-    order = layer_order(model)
+    order = model.layer_order()
     return sorted(units, key=lambda u: (order[u.layer], u.channel))
 
 
 def batches(units: Sequence[Unit], size: int) -> list[Batch]:
     """Cut the job list into batches of `size` units (units of neighbouring layers may share one)."""
-    if size < 1:
-        raise UserError(f"batch must be at least 1, got {size}")
+    size = positive_int("batch", size)
     return [Batch(i, tuple(units[s:s + size])) for i, s in enumerate(range(0, len(units), size))]

@@ -30,7 +30,8 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from diffparam.atlas.distributed import Ranks, device_for, join, launched_ranks, leave, spawn
-from diffparam.atlas.jobs import Batch, Unit, batches, job_list, layer_order, resolve_layers
+from diffparam.atlas.jobs import Batch, Unit, batches, job_list, resolve_layers
+from diffparam.checks import choice, image_size, positive_float, positive_int
 from diffparam.constant import Constant
 from diffparam.errors import UserError
 from diffparam.evaluate import natural_photos, objective_values
@@ -39,7 +40,10 @@ from diffparam.models.base import Model
 from diffparam.models.registry import load_model
 from diffparam.objectives import Activations, Objective
 from diffparam.param import make_param
-from diffparam.render import PRECISIONS, Callback, check_size, render, resolve_device
+from diffparam.param.kinds import kind
+from diffparam.pipeline import PRECISIONS
+from diffparam.render import Callback, render, resolve_device
+from diffparam.result import Result
 
 VERSION = 1
 MANIFEST = "manifest.json"
@@ -64,17 +68,12 @@ class Options:
 
     def resolved(self) -> Options:
         """Checked, with `lr` replaced by the parameterization's default when None."""
-        check_size(self.size)
-        if self.steps < 1:
-            raise UserError(f"steps must be at least 1, got {self.steps}")
-        if self.batch < 1:
-            raise UserError(f"batch must be at least 1, got {self.batch}")
-        if self.precision not in PRECISIONS:
-            raise UserError(f"unknown precision {self.precision!r}: use {' or '.join(PRECISIONS)}")
-        lr = make_param(self.param, 16).default_lr if self.lr is None else float(self.lr)
-        if not lr > 0:
-            raise UserError(f"learning rate must be positive, got {lr}")
-        return replace(self, lr=lr)
+        image_size(self.size)
+        positive_int("steps", self.steps)
+        positive_int("batch", self.batch)
+        choice("precision", self.precision, PRECISIONS)
+        lr = kind(self.param).default_lr if self.lr is None else self.lr
+        return replace(self, lr=positive_float("lr", lr))
 
 
 @dataclass
@@ -138,7 +137,7 @@ def read_manifest(out: str | os.PathLike) -> dict[str, Any] | None:
     except (OSError, ValueError) as exc:
         raise UserError(f"cannot read {path}: not an atlas manifest ({exc})") from exc
     if not isinstance(manifest, dict) or manifest.get("version") != VERSION:
-        raise UserError(f"{path} is not a version-{VERSION} atlas manifest: choose another --out")
+        raise UserError(f"{path} is not a version-{VERSION} atlas manifest: choose another `out`")
     return manifest
 
 
@@ -211,12 +210,12 @@ def _check_same(manifest: dict[str, Any], model: Model, options: Options, out: P
     """Resuming needs the options the atlas was started with; say which one differs."""
     if manifest.get("model") != model.name:
         raise UserError(f"{out} holds an atlas of model {manifest.get('model')}, not {model.name}: "
-                        "use the same --model or another --out")
+                        "use the same `model` or another `out`")
     before = manifest.get("options", {})
     for name, value in asdict(options).items():
         if name not in SPEED_ONLY and before.get(name) != value:
             raise UserError(f"{out} holds an atlas made with {name} {before.get(name)!r}, not "
-                            f"{value!r}: resume with the same options or choose another --out")
+                            f"{value!r}: resume with the same options or choose another `out`")
 
 
 def prepare(out: str | os.PathLike, model: Model, layers: str | Sequence[str], options: Options,
@@ -238,7 +237,7 @@ def prepare(out: str | os.PathLike, model: Model, layers: str | Sequence[str], o
     _check_same(manifest, model, options, folder)
     parts = _absorb_parts(folder, manifest)
     manifest["units"] = {k: e for k, e in manifest["units"].items() if (folder / e["image"]).is_file()}
-    order = layer_order(model)
+    order = model.layer_order()
     wanted = set(names)
     for unit in units:
         old = manifest["layers"].get(unit.layer, {}).get("role")
@@ -390,8 +389,8 @@ def atlas(
     page: bool = True,
     progress: bool = True,
     callback: Callback | None = None,
-) -> dict[str, Any]:
-    """Render every channel of `layers` ("all", "L1,L2" or a list) into folder `out`; return the manifest.
+) -> Result:
+    """Render every channel of `layers` ("all", "L1,L2" or a list) into folder `out`.
 
     Resumable: run it again with the same arguments after any interruption and only the units not
     yet in the manifest are rendered. Under torchrun, each rank renders every N-th batch (on
@@ -400,27 +399,57 @@ def atlas(
     `circuits` adds the previous layer's channels that feed each unit when that layer is not
     asked for; `page` writes `out/index.html`. `compile` compiles the model's blocks once for all
     batches (see `render`; worth it on a GPU for big atlases). `callback(step, loss, images)` is
-    passed to each batch's `render` (with workers > 1 it must be picklable).
+    passed to each batch's `render` (with workers > 1 it must be picklable). `param` names the kind
+    of parameterization (`diffparam.param.KINDS`).
+
+    The atlas is written as it renders (`out/manifest.json`, a PNG per unit, `out/index.html`):
+    the Result lists those files, holds the manifest in its extras and this run's numbers in its
+    metrics (`units` in the atlas, `rendered` by this run, `wall_seconds`, `world_size`).
     """
     started = time.time()
     options = Options(size, steps, lr, param, seed, batch, precision, compile)
     folder = Path(out)
     rank, world, local_rank = launched_ranks()
-    if workers < 1:
-        raise UserError(f"workers must be at least 1, got {workers}")
+    workers = positive_int("workers", workers)
     if workers > 1:
         if world > 1:
-            raise UserError("--workers starts its own processes: leave it at 1 under torchrun")
+            raise UserError("`workers` starts its own processes: leave it at 1 under torchrun")
         if resolve_device(device).type != "cpu":
-            raise UserError("--workers is for the CPU (add --device cpu); on GPUs run "
+            raise UserError("`workers` is for the CPU (add `device` cpu); on GPUs run "
                             "`torchrun --nproc-per-node N -m diffparam atlas ...`")
         prepare(folder, load_model(model), layers, options, circuits)  # one-line errors here, not in a child
         spawn(_rank_main, workers, (model, layers, folder, options, "cpu", circuits, page, progress,
                                     callback, started))
-        return read_manifest(folder) or {}
-    ranks = join(rank, world, local_rank)
-    try:
-        return _rank_main(ranks, model, layers, folder, options, device, circuits, page, progress,
-                          callback, started)
-    finally:
-        leave(ranks)
+        manifest = read_manifest(folder) or {}
+    else:
+        ranks = join(rank, world, local_rank)
+        try:
+            manifest = _rank_main(ranks, model, layers, folder, options, device, circuits, page, progress,
+                                  callback, started)
+        finally:
+            leave(ranks)
+    return _result(folder, manifest, started)
+
+
+def _result(folder: Path, manifest: dict[str, Any], started: float) -> Result:
+    """The atlas's Result: the files it wrote, its manifest, this run's numbers."""
+    files = {"manifest": folder / MANIFEST}
+    if (folder / "index.html").is_file():
+        files["page"] = folder / "index.html"
+    runs = manifest.get("timings", {}).get("runs", [])
+    run = runs[-1] if runs else {}
+    size = manifest.get("options", {}).get("size", 16)
+    metrics = {"units": len(manifest.get("units", {})), "rendered": run.get("units", 0),
+               "wall_seconds": run.get("wall_seconds", 0.0), "world_size": run.get("world_size", 1)}
+    return Result(torch.empty(0, 3, size, size), seconds=time.time() - started,
+                  objective=f"atlas of {', '.join(manifest.get('layers', {}))}", metrics=metrics,
+                  extras={"manifest": manifest}, files=files, writer=_written_in_place)
+
+
+def _written_in_place(result: Result, out: Path) -> dict[str, Path]:
+    """An atlas is written to its folder as it renders: saving it there again changes nothing."""
+    folder = result.files["manifest"].parent
+    if out.resolve() != folder.resolve():
+        raise UserError(f"an atlas is written to its own folder ({folder}) as it renders; copy that "
+                        f"folder to have it at {out}")
+    return dict(result.files)

@@ -5,21 +5,19 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from diffparam.cli.common import add_render_options, model_from_args
+from diffparam.cli.common import add_param_option, add_precision_option, add_render_options, model_from_args
 
 
 def _cmd_atlas(args: argparse.Namespace) -> int:
     from diffparam.atlas import atlas
 
-    manifest = atlas(model_from_args(args), args.layers, args.out, size=args.size, steps=args.steps,
-                     lr=args.lr, param=args.param, seed=args.seed, batch=args.batch,
-                     precision=args.precision, compile=args.compile, device=args.device,
-                     workers=args.workers, circuits=not args.no_circuits, progress=not args.quiet)
-    runs = manifest.get("timings", {}).get("runs", [])
-    if runs and not args.quiet:
-        run = runs[-1]
-        print(f"{run['units']} units rendered in {run['wall_seconds']:.1f} s on {run['world_size']} "
-              f"process(es); {len(manifest['units'])} in {args.out}")
+    result = atlas(model_from_args(args), args.layers, args.out, size=args.size, steps=args.steps,
+                   lr=args.lr, param=args.param, seed=args.seed, batch=args.batch,
+                   precision=args.precision, compile=args.compile, device=args.device,
+                   workers=args.workers, circuits=not args.no_circuits, progress=not args.quiet)
+    if not args.quiet:
+        print(f"{result.rendered} units rendered in {result.wall_seconds:.1f} s on {result.world_size} "
+              f"process(es); {result.units} in {args.out}")
     print(Path(args.out) / "index.html")
     return 0
 
@@ -37,10 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_render_options(p, size=128, steps=512)
     p.add_argument("--out", required=True, help="atlas folder (PNGs, manifest.json, index.html)")
     p.add_argument("--batch", type=int, default=32, help="units rendered together in one batch")
-    p.add_argument("--param", default="fourier", choices=["fourier", "pixel", "cppn"],
-                   help="image parameterization")
-    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
-                   help="bf16 autocasts the model (GPU speed)")
+    add_param_option(p)
+    add_precision_option(p)
     p.add_argument("--compile", action="store_true",
                    help="compile the model's blocks with torch.compile once for all batches (GPU speed)")
     p.add_argument("--workers", type=int, default=1, help="CPU processes (with --device cpu)")

@@ -1,14 +1,19 @@
-"""What every subcommand shares: the one-line-error parser and the common rendering options."""
+"""What every subcommand shares: the one-line-error parser and the common options."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from diffparam.errors import UserError
 from diffparam.io import ANIMATION_SUFFIXES, check_writable
 from diffparam.models.base import Model
 from diffparam.models.registry import DEFAULT_MODEL, load_model
+from diffparam.param.kinds import KINDS, help_text
+from diffparam.pipeline import PRECISIONS
 
 
 class Parser(argparse.ArgumentParser):
@@ -16,6 +21,21 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UserError(f"{message} (see `{self.prog} --help`)")
+
+
+class Renamed(argparse.Action):
+    """An old flag that still works for one release: it warns and sets the new flag's value."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, new: str, **kwargs: Any) -> None:
+        self.new = new
+        kwargs.setdefault("default", argparse.SUPPRESS)
+        super().__init__(option_strings, dest=new.lstrip("-").replace("-", "_"), help=argparse.SUPPRESS,
+                         **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        print(f"diffparam: warning: {option_string} is deprecated and goes in diffparam 0.3: use "
+              f"{self.new}", file=sys.stderr)
+        setattr(namespace, self.dest, values)
 
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
@@ -30,12 +50,26 @@ def add_render_options(p: argparse.ArgumentParser, size: int = 224, steps: int =
     add_model_options(p)
     p.add_argument("--size", type=int, default=size, help="image size in pixels (16..4096)")
     p.add_argument("--steps", type=int, default=steps, help="optimisation steps")
+    lrs = ", ".join(f"{kind.default_lr:g} for {name}" for name, kind in KINDS.items())
     p.add_argument("--lr", type=float, default=None,
-                   help="learning rate (Adam); default: tuned per command (0.05 for images, 0.005 "
-                   "for CPPNs, 0.02 for texture-style)")
+                   help=f"learning rate (Adam); default: the parameterization's own ({lrs})")
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def add_param_option(p: argparse.ArgumentParser, among: list[str] | None = None,
+                     what: str = "image parameterization") -> None:
+    """--param: a kind from the registry (`diffparam.param.KINDS`), `among` those that fit here."""
+    choices = among if among is not None else list(KINDS)
+    p.add_argument("--param", default=choices[0], choices=choices,
+                   help=f"{what} ({help_text(choices)})")
+
+
+def add_precision_option(p: argparse.ArgumentParser) -> None:
+    """--precision, as the commands that render on a GPU take it."""
+    p.add_argument("--precision", default="fp32", choices=list(PRECISIONS),
+                   help="bf16 autocasts the model (GPU speed)")
 
 
 def model_from_args(args: argparse.Namespace) -> Model:
@@ -50,3 +84,9 @@ def check_animation(path: str, option: str) -> Path:
     if out.suffix.lower() not in ANIMATION_SUFFIXES:
         raise UserError(f"{option} must end in .gif or .mp4, got {out}")
     return check_writable(out)
+
+
+def print_paths(paths: Sequence[Path]) -> None:
+    """The files a command wrote, one per line on stdout."""
+    for path in paths:
+        print(path)

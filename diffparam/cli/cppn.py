@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from diffparam.cli.common import add_render_options, check_animation, model_from_args
+from diffparam.checks import image_size
+from diffparam.cli.common import Renamed, add_render_options, check_animation, model_from_args, print_paths
 from diffparam.errors import NonFiniteLossError, UserError
 from diffparam.io import check_writable
 from diffparam.objectives import channel_list, parse
-from diffparam.render import check_size
 
 
 def _check_png(path: str) -> Path:
@@ -20,15 +20,15 @@ def _check_png(path: str) -> Path:
 
 
 def _cmd_cppn(args: argparse.Namespace) -> int:
-    from diffparam.recipes.cppn_art import check_render_size, cppn_art, save_render
+    from diffparam.recipes.cppn_art import RENDER_SIZES, cppn_art
 
-    check_size(args.size)
+    image_size(args.size)
     if channel_list(args.objective):
         raise UserError("cppn renders one objective; give one channel (LAYER:CHANNEL), not a list")
     if args.render_size is not None:
-        check_render_size(args.render_size)
+        image_size(args.render_size, "render size", RENDER_SIZES)
     if args.video_size is not None:
-        check_size(args.video_size)
+        image_size(args.video_size, "video size")
     model = model_from_args(args)
     objective = parse(args.objective, model)  # checked before anything touches the disk
     out = _check_png(args.out)
@@ -38,40 +38,30 @@ def _cmd_cppn(args: argparse.Namespace) -> int:
     try:
         art = cppn_art(model, objective, size=args.size, steps=args.steps, lr=args.lr, seed=args.seed,
                        device=args.device, progress=not args.quiet, video=video, every=args.every,
-                       video_size=args.video_size, fps=args.fps, hidden=args.hidden,
-                       layers=args.layers)
+                       video_size=args.video_size, fps=args.fps, hidden=args.hidden, depth=args.depth)
     except NonFiniteLossError as exc:
         if exc.result is not None:
             exc.result.save(out)
         raise
-    paths = []
-    if args.save is not None:
-        art.cppn.save(args.save)
-        paths.append(args.save)
-    if args.render_size is None:
-        paths.extend(art.result.save(out))
-    else:
-        paths.append(save_render(art.cppn, out, args.render_size, progress=not args.quiet))
-    if art.video is not None:
-        paths.append(art.video)
-    for path in paths:
-        print(path)
+    print_paths(art.save(out, render_size=args.render_size, network=args.save, progress=not args.quiet))
+    if "video" in art.files:
+        print(art.files["video"])
     return 0
 
 
 def _cmd_morph(args: argparse.Namespace) -> int:
     from diffparam.param import CPPN
-    from diffparam.recipes.cppn_art import morph
+    from diffparam.recipes.cppn_art import RENDER_SIZES, morph
 
     if args.size is not None:
-        check_size(args.size)
+        image_size(args.size, "frame size", RENDER_SIZES)
     a, b = CPPN.load(args.a), CPPN.load(args.b)
     out = check_animation(args.out, "--out")
     result = morph(a, b, out, frames=args.frames, size=args.size, fps=args.fps, device=args.device,
                    progress=not args.quiet)
-    print(result.path)
-    mean = sum(result.adjacent) / len(result.adjacent)
-    print(f"adjacent-frame change: mean {mean:.4f}, largest {max(result.adjacent):.4f} "
+    print(result.files["animation"])
+    adjacent = result.adjacent
+    print(f"adjacent-frame change: mean {sum(adjacent) / len(adjacent):.4f}, largest {max(adjacent):.4f} "
           f"({result.jump:.1f}x the mean); first to last {result.endpoints:.4f}")
     return 0
 
@@ -90,8 +80,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--video-size", type=int, default=None,
                    help="video frames rendered at this many pixels, 16..4096 (default --size)")
     p.add_argument("--fps", type=float, default=12.0, help="video frames per second")
-    p.add_argument("--hidden", type=int, default=24, help="CPPN units per layer")
-    p.add_argument("--layers", type=int, default=8, help="CPPN hidden layers")
+    p.add_argument("--hidden", type=int, default=24, help="CPPN units per hidden layer")
+    p.add_argument("--depth", type=int, default=8, help="CPPN hidden layers")
+    p.add_argument("--layers", type=int, action=Renamed, new="--depth")
     p.set_defaults(func=_cmd_cppn)
 
     p = sub.add_parser("morph", help="a GIF/MP4 morph between two CPPNs saved by `cppn --save`")

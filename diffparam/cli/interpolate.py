@@ -4,38 +4,35 @@ from __future__ import annotations
 
 import argparse
 
-from diffparam.cli.common import add_render_options, check_animation, model_from_args
-from diffparam.errors import UserError
-from diffparam.render import check_size
+from diffparam.checks import image_size, non_negative_float, positive_float, whole
+from diffparam.cli.common import (
+    add_param_option,
+    add_render_options,
+    check_animation,
+    model_from_args,
+    print_paths,
+)
+from diffparam.param import kinds
 
 
 def _cmd_interpolate(args: argparse.Namespace) -> int:
-    from diffparam.recipes.interpolate import (
-        frame_alignment,
-        interpolation_objective,
-        render_interpolation,
-        save_interpolation,
-    )
+    from diffparam.recipes.interpolate import interpolation_objective, render_interpolation
 
-    check_size(args.size)
-    if args.fps <= 0:
-        raise UserError(f"--fps must be positive, got {args.fps}")
-    if args.frames < 2:
-        raise UserError(f"--frames must be at least 2, got {args.frames}")
-    if args.align_weight < 0:
-        raise UserError(f"--align-weight must be >= 0, got {args.align_weight}")
+    image_size(args.size)
+    positive_float("fps", args.fps)
+    whole("frames", args.frames, 2)
+    non_negative_float("align_weight", args.align_weight)
     out = check_animation(args.out, "--out")
     model = model_from_args(args)
     # Checked before the long render: objectives, alignment layer.
     interpolation_objective(model, args.a, args.b, args.align_weight, args.align_layer).validate(model)
     result = render_interpolation(
         model, args.a, args.b, args.frames, shared=not args.no_shared, align_weight=args.align_weight,
-        align_layer=args.align_layer, kind=args.param, size=args.size, steps=args.steps, lr=args.lr,
+        align_layer=args.align_layer, param=args.param, size=args.size, steps=args.steps, lr=args.lr,
         seed=args.seed, device=args.device, progress=not args.quiet)
-    for path in save_interpolation(result.images, out, args.strip, fps=args.fps):
-        print(path)
+    print_paths(result.save(out, strip=args.strip, fps=args.fps))
     if not args.quiet:
-        print(f"adjacent-frame correlation {frame_alignment(result.images):.3f}")
+        print(f"adjacent-frame correlation {result.alignment:.3f}")
     return 0
 
 
@@ -53,8 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--align-layer", default=None,
                    help="layer whose activations are aligned (default: objective A's layer; "
                    "for logit: objectives give a convolutional one, e.g. blocks.10)")
-    p.add_argument("--param", default="fourier", choices=["fourier", "pixel"],
-                   help="parameterization of each frame and of the shared parts")
+    add_param_option(p, kinds(composable=True), "parameterization of each frame and of the shared parts")
     p.add_argument("--fps", type=float, default=8.0, help="animation frames per second")
     p.add_argument("--strip", default=None, help="strip PNG of all frames (default: OUT with .png)")
     p.add_argument("--out", default="interpolation.gif", help="animation: .gif, or .mp4")

@@ -5,22 +5,25 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import torch
-
-from diffparam.cli.common import add_render_options, model_from_args
+from diffparam.backgrounds import BACKGROUNDS
+from diffparam.checks import image_size, positive_int
+from diffparam.cli.common import (
+    add_param_option,
+    add_precision_option,
+    add_render_options,
+    model_from_args,
+    print_paths,
+)
 from diffparam.errors import NonFiniteLossError, UserError
-from diffparam.io import check_writable, save_image
+from diffparam.io import check_writable
 from diffparam.objectives import channel_list, parse
-from diffparam.param import make_param
-from diffparam.param.rgba import BACKGROUNDS
 from diffparam.recipes.transparency import render_transparent
-from diffparam.render import check_size, render
+from diffparam.render import render
 
 
 def _cmd_render(args: argparse.Namespace) -> int:
-    check_size(args.size)
-    if args.batch < 1:
-        raise UserError(f"--batch must be at least 1, got {args.batch}")
+    image_size(args.size)
+    positive_int("batch", args.batch)
     listed = channel_list(args.objective)
     if listed is not None and args.batch != 1:
         raise UserError("a channel list renders one image per channel: drop --batch")
@@ -30,32 +33,24 @@ def _cmd_render(args: argparse.Namespace) -> int:
         raise UserError(f"a channel list writes one PNG per channel: give a folder, not {out}")
     model = model_from_args(args)
     objective = parse(args.objective, model)  # checked before anything touches the disk
-    check_writable(out / f"{listed[0]}_{listed[1][0]}.png" if listed else out)
+    names = [f"{listed[0]}_{c}" for c in listed[1]] if listed else None
+    check_writable(out / f"{names[0]}.png" if names else out)
     if args.alpha and not listed and out.suffix.lower() != ".png":
         raise UserError(f"--alpha writes an RGBA PNG: give a .png path, not {out}")
     options = dict(steps=args.steps, lr=args.lr, seed=args.seed, device=args.device,
                    progress=not args.quiet, precision=args.precision, compile=args.compile,
-                   checkpoint=args.checkpoint)
+                   checkpoint=args.checkpoint, size=args.size, batch=batch)
+    save = dict(names=names) if names else dict(separate=args.separate)
     try:
         if args.alpha:
-            result = render_transparent(model, objective, args.size, batch=batch, kind=args.param,
-                                        background=args.background, **options)
+            result = render_transparent(model, objective, args.param, background=args.background, **options)
         else:
-            param = make_param(args.param, args.size, batch=batch,
-                               generator=torch.Generator().manual_seed(args.seed))
-            result = render(model, objective, param=param, **options)
+            result = render(model, objective, args.param, **options)
     except NonFiniteLossError as exc:
-        if exc.result is not None and not listed:
-            exc.result.save(out, separate=args.separate)
+        if exc.result is not None:
+            exc.result.save(out, **save)
         raise
-    if listed:
-        layer, cs = listed
-        paths = [save_image(img, out / f"{layer}_{c}.png") for img, c in zip(result.images, cs,
-                                                                              strict=True)]
-    else:
-        paths = result.save(out, separate=args.separate)
-    for path in paths:
-        print(path)
+    print_paths(result.save(out, **save))
     return 0
 
 
@@ -65,12 +60,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("objective", help="LAYER, LAYER:CHANNEL, LAYER:C1,C2,... (one image each, "
                    "--out DIR/), LAYER:CHANNEL@X,Y or logit:CLASS")
     add_render_options(p)
-    p.add_argument("--param", default="fourier", choices=["fourier", "pixel", "cppn"],
-                   help="image parameterization")
+    add_param_option(p)
     p.add_argument("--batch", type=int, default=1, help="images from different random starts")
     p.add_argument("--separate", action="store_true", help="one file per image instead of a grid")
-    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
-                   help="bf16 autocasts the model (GPU speed)")
+    add_precision_option(p)
     p.add_argument("--compile", action="store_true",
                    help="compile the model's blocks with torch.compile (GPU speed for long or big "
                    "renders; the first steps wait for compilation)")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from diffparam.cli.common import add_render_options, model_from_args
+from diffparam.cli.common import add_param_option, add_render_options, model_from_args
 from diffparam.errors import UserError
 from diffparam.io import check_writable
+from diffparam.param import kinds
 
 
 def _style_layers(text: str) -> dict[str, float]:
@@ -37,8 +38,8 @@ def _cmd_style(args: argparse.Namespace) -> int:
         content_layer=args.content_layer, content_weight=args.content_weight, size=args.size,
         steps=args.steps, lr=args.lr, seed=args.seed, device=args.device, progress=not args.quiet,
     )
-    result.save(out)
-    print(out)
+    for path in result.save(out):
+        print(path)
     if not args.quiet:
         print(f"style loss {result.style_loss:.3f}, content loss {result.content_loss:.3f}, "
               f"high-frequency energy {100 * result.high_frequency:.2f}%")
@@ -47,7 +48,7 @@ def _cmd_style(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add `style`."""
-    from diffparam.recipes.style import CONTENT_WEIGHT, SIZE, STEPS
+    from diffparam.recipes.style import CONTENT_WEIGHT, INITS, SIZE, STEPS
 
     p = sub.add_parser("style", help="paint a photo in the style of another image (Gatys et al.)",
                        description="Paint CONTENT in the style of STYLE. The output keeps CONTENT's aspect "
@@ -56,9 +57,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("style", help="style image file")
     add_render_options(p, size=SIZE, steps=STEPS)
     p.add_argument("--out", default="style.png", help="output PNG")
-    p.add_argument("--param", default="fourier", choices=["fourier", "pixel"],
-                   help="image parameterization")
-    p.add_argument("--init", default="content", choices=["content", "noise"],
+    add_param_option(p, kinds(from_image=True))
+    p.add_argument("--init", default="content", choices=list(INITS),
                    help="start from the content image or from noise")
     p.add_argument("--style-layers", default=None,
                    help="comma-separated layer names, each optionally LAYER=WEIGHT (default: the "

@@ -4,11 +4,11 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from diffparam.cli.common import add_render_options, model_from_args
+from diffparam.checks import image_size, non_negative_int, positive_int, real
+from diffparam.cli.common import Renamed, add_render_options, model_from_args, print_paths
 from diffparam.errors import UserError
-from diffparam.render import check_size
+from diffparam.io import ANIMATION_SUFFIXES
 
 
 def _layer_list(text: str) -> list[str]:
@@ -19,22 +19,22 @@ def _layer_list(text: str) -> list[str]:
 
 
 def _common(args: argparse.Namespace) -> dict:
-    check_size(args.size)
-    if args.views < 1:
-        raise UserError(f"--views must be at least 1, got {args.views}")
-    if args.frames < 0:
-        raise UserError(f"--frames must be 0 (no turntable) or more, got {args.frames}")
-    return dict(out=Path(args.out), texture_size=args.texture_size, view_size=args.size, steps=args.steps,
-                views=args.views, lr=args.lr, seed=args.seed, device=args.device, progress=not args.quiet,
-                turntable_frames=args.frames, animation=args.animation, texture_space=args.texture_space,
-                volume_size=args.volume_size)
+    """The recipe options both commands share, checked; the output folder is checked too."""
+    from diffparam.recipes.texture import check_out
+
+    image_size(args.size)
+    positive_int("views", args.views)
+    non_negative_int("frames", args.frames)
+    check_out(args.out, args.animation)
+    return dict(texture_size=args.texture_size, view_size=args.size, steps=args.steps, views=args.views,
+                lr=args.lr, seed=args.seed, device=args.device, progress=not args.quiet,
+                texture_space=args.texture_space, volume_size=args.volume_size)
 
 
-def _report(files: dict[str, Path], history: list[float], seconds: float, quiet: bool) -> int:
-    for path in files.values():
-        print(path)
-    if not quiet:
-        print(f"{len(history)} steps in {seconds:.1f} s; final loss {history[-1]:.4g}")
+def _save(result, args: argparse.Namespace) -> int:
+    print_paths(result.save(args.out, frames=args.frames, animation=args.animation, device=args.device))
+    if not args.quiet:
+        print(f"{len(result.history)} steps in {result.seconds:.1f} s; final loss {result.history[-1]:.4g}")
     return 0
 
 
@@ -42,25 +42,23 @@ def _cmd_texture(args: argparse.Namespace) -> int:
     from diffparam.recipes.texture import texture_feature
 
     options = _common(args)
-    result = texture_feature(args.mesh, args.objective, model_from_args(args), **options)
-    return _report(result.files, result.history, result.seconds, args.quiet)
+    return _save(texture_feature(args.mesh, args.objective, model_from_args(args), **options), args)
 
 
 def _cmd_texture_style(args: argparse.Namespace) -> int:
     from diffparam.recipes.texture import texture_style
 
     options = _common(args)
-    if args.content_weight is not None and not args.content_weight >= 0:
-        raise UserError(f"--content-weight must be >= 0, got {args.content_weight}")
-    if not 0 <= args.decay < 1:
-        raise UserError(f"--decay must be in [0, 1) (0 turns the moving average off), got {args.decay}")
+    if args.content_weight is not None:
+        real("content_weight", args.content_weight, 0.0)
+    real("moving_average", args.moving_average, 0.0, 1.0, high_open=True, hint="(0 turns it off)")
     result = texture_style(
         args.mesh, args.style, model_from_args(args),
         style_layers=_layer_list(args.style_layers) if args.style_layers else None,
         content_layer=args.content_layer, content_weight=args.content_weight,
-        decay=args.decay or None, init=args.init, **options,
+        moving_average=args.moving_average or None, init=args.init, **options,
     )
-    return _report(result.files, result.history, result.seconds, args.quiet)
+    return _save(result, args)
 
 
 def _add_options(p: argparse.ArgumentParser, steps: int, size: int, texture_size: int, views: int,
@@ -80,7 +78,8 @@ def _add_options(p: argparse.ArgumentParser, steps: int, size: int, texture_size
                    help="voxels per side of the surface field (default: texture size / 8, 16..128, for "
                    "texture; / 2, 16..256, for texture-style)")
     p.add_argument("--frames", type=int, default=frames, help="turntable frames (0: no turntable)")
-    p.add_argument("--animation", default="gif", choices=["gif", "mp4"], help="turntable format")
+    p.add_argument("--animation", default="gif", choices=[s[1:] for s in ANIMATION_SUFFIXES],
+                   help="turntable format")
     p.add_argument("--out", required=True, help="output folder (mesh.obj/.mtl, texture.png, mesh.glb, "
                    "turntable)")
 
@@ -89,8 +88,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add `texture` and `texture-style`."""
     from diffparam.recipes.texture import (
         CONTENT_WEIGHT,
+        INITS,
+        MOVING_AVERAGE,
         STEPS,
-        STYLE_DECAY,
         TEXTURE_SIZE,
         TURNTABLE_FRAMES,
         VIEW_SIZE,
@@ -114,8 +114,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--content-weight", type=float, default=None,
                    help=f"weight of the content loss: views with the mesh's own texture (default "
                    f"{CONTENT_WEIGHT:g}; 0 for a mesh without a texture)")
-    p.add_argument("--decay", type=float, default=STYLE_DECAY,
-                   help="moving average of the style Gram matrices over views (0: plain per-view loss)")
-    p.add_argument("--init", default=None, choices=["content", "noise"],
+    p.add_argument("--moving-average", type=float, default=MOVING_AVERAGE,
+                   help="momentum of the moving average of the style Gram matrices over views (0: the "
+                   "plain per-view loss)")
+    p.add_argument("--decay", type=float, action=Renamed, new="--moving-average")
+    p.add_argument("--init", default=None, choices=list(INITS),
                    help="start from the mesh's texture (default when it has one) or from noise")
     p.set_defaults(func=_cmd_texture_style)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Iterable, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -89,7 +89,14 @@ class Model:
     """Wraps an `nn.Module` for visualization: normalises [0,1] images and captures named layers.
 
     `mean`/`std` describe the module's expected input: it receives (x − mean) / std for x in [0,1].
+    The module is used as it is: it runs in eval mode with its weights frozen only while the Model
+    runs it (`frozen`), and every hook, patched forward and memory format is undone afterwards.
     """
+
+    graph_safe: bool = True
+    """Whether the module's forward may be captured in a CUDA graph. `render` tries a capture when
+    every piece says so and falls back to eager steps, with a warning, when the capture fails (a
+    forward that copies from the host, say); set False to skip the attempt."""
 
     def __init__(
         self,
@@ -101,9 +108,8 @@ class Model:
         name: str = "custom",
         class_names: Sequence[str] | None = None,
     ) -> None:
-        self.module = module.eval()
-        for p in self.module.parameters():
-            p.requires_grad_(False)
+        self.module = module
+        self._frozen = 0
         self.mean = Constant(torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
         self.std = Constant(torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
         self.input_size = input_size
@@ -112,11 +118,61 @@ class Model:
         self._index_modules()
 
     def _index_modules(self) -> None:
-        """Name → submodule (the root left out); forgets cached layer shapes."""
+        """Name → submodule (the root left out); forgets cached layer shapes and `cache`."""
         self._modules = dict(self.module.named_modules())
         self._modules.pop("", None)
         self._layer_cache: list[LayerInfo] | None = None
         self._compiled: dict[tuple[str, str], Callable] = {}
+        self.cache: dict[str, object] = {}
+        """What analyses computed from the weights (circuits, gates), kept while the weights stay;
+        cleared when the module changes through the Model (`fold_batchnorm`). Clear it after
+        changing the weights yourself."""
+
+    @contextmanager
+    def frozen(self) -> Iterator[Model]:
+        """Within this block the module is in eval mode and its weights need no gradient; both are
+        as they were afterwards. Re-entrant: inner blocks change nothing."""
+        if self._frozen:
+            self._frozen += 1
+            try:
+                yield self
+            finally:
+                self._frozen -= 1
+            return
+        modes = [(m, m.training) for m in self.module.modules()]
+        grads = [(p, p.requires_grad) for p in self.module.parameters()]
+        self.module.eval()
+        for p, _ in grads:
+            p.requires_grad_(False)
+        self._frozen = 1
+        try:
+            yield self
+        finally:
+            self._frozen = 0
+            for m, training in modes:
+                m.training = training
+            for p, needed in grads:
+                p.requires_grad_(needed)
+
+    @contextmanager
+    def memory_format(self, channels_last: bool) -> Iterator[Model]:
+        """Within this block (with `channels_last`) the module's 4D weights are channels-last (NHWC
+        convolutions, faster on GPUs); each is back in its own layout afterwards."""
+        if not channels_last:
+            yield self
+            return
+        layout = torch.channels_last
+        moved = [t for t in (*self.module.parameters(), *self.module.buffers())
+                 if t.dim() == 4 and t.is_contiguous() and not t.is_contiguous(memory_format=layout)]
+        with torch.no_grad():
+            for t in moved:
+                t.data = t.data.contiguous(memory_format=layout)
+        try:
+            yield self
+        finally:
+            with torch.no_grad():
+                for t in moved:
+                    t.data = t.data.contiguous()
 
     # -- devices -----------------------------------------------------------------------------
     @property
@@ -160,7 +216,7 @@ class Model:
                 handles.append(mod.register_forward_hook(hook))
             try:
                 x = torch.zeros(1, 3, self.input_size, self.input_size, device=self.device)
-                with torch.no_grad():
+                with torch.no_grad(), self.frozen():
                     out = self.module(self.normalize(x))
             finally:
                 for h in handles:
@@ -178,6 +234,13 @@ class Model:
             if info.name == layer:
                 return info.channels
         raise UserError(f"layer {layer!r} of model {self.name} has no image or vector output")
+
+    def check_channel(self, layer: str, channel: int) -> int:
+        """Return `channel` if `layer` has it, else raise a UserError giving the valid range."""
+        n = self.channels(layer)
+        if not 0 <= channel < n:
+            raise UserError(f"{layer} has {n} channels: channel {channel} is out of range 0..{n - 1}")
+        return channel
 
     def class_index(self, label: str | int) -> int:
         """Resolve a class index or (ImageNet) class name to an index, with close matches on error."""
@@ -204,7 +267,8 @@ class Model:
 
     def __call__(self, x: Tensor) -> Tensor:
         """The module's output for images `x` in [0,1]."""
-        return self.module(self.normalize(x))
+        with self.frozen():
+            return self.module(self.normalize(x))
 
     def activations(self, x: Tensor, layers: Iterable[str], stop_early: bool = True) -> dict[str, Tensor]:
         """Run images `x` in [0,1] and return the outputs of `layers` ('output': the module's result).
@@ -226,7 +290,8 @@ class Model:
 
         handles = [self._modules[n].register_forward_hook(make_hook(n)) for n in hooked]
         try:
-            out = self.module(self.normalize(x))
+            with self.frozen():
+                out = self.module(self.normalize(x))
             if OUTPUT in wanted:
                 captured[OUTPUT] = out
         except _StopForward:
@@ -278,41 +343,60 @@ class Model:
         return found
 
     @contextmanager
-    def accelerated(self, layers: Iterable[str], compile: str | None = None, checkpoint: bool = False):
+    def accelerated(self, layers: Iterable[str], compile: str | None = None,
+                    checkpoint: bool = False) -> Iterator[Model]:
         """Within this block, the forward of each of `blocks(layers)` is compiled with the torch.compile
         backend `compile` (kept per block, so later renders reuse it) and/or gradient-checkpointed
         (its inner activations are recomputed in backward instead of kept: about half the memory,
-        a fifth to a quarter more time)."""
+        a fifth to a quarter more time). Afterwards each block's forward, and torch.compile's
+        settings, are what they were."""
         wrapped = [] if not (compile or checkpoint) else self.blocks(layers)
-        if compile:  # one graph per block, shape and precision: dynamo's limits (8, 256) are too low
-            import torch._dynamo
-            config = torch._dynamo.config
-            config.recompile_limit = max(config.recompile_limit, RECOMPILE_LIMIT)
-            config.accumulated_recompile_limit = max(config.accumulated_recompile_limit, 16 * RECOMPILE_LIMIT)
-        for name, block in wrapped:
-            forward = block.forward
-            if compile:
-                key = (name, compile)
-                if key not in self._compiled:
-                    self._compiled[key] = torch.compile(forward, backend=compile, dynamic=False)
-                forward = self._compiled[key]
-            block.forward = _checkpointed(forward) if checkpoint else forward  # type: ignore[method-assign]
-        try:
+        with ExitStack() as stack:
+            if compile:  # one graph per block, shape and precision: dynamo's limits (8, 256) are too low
+                import torch._dynamo
+
+                config = torch._dynamo.config
+                stack.enter_context(config.patch(
+                    recompile_limit=max(config.recompile_limit, RECOMPILE_LIMIT),
+                    accumulated_recompile_limit=max(config.accumulated_recompile_limit,
+                                                    16 * RECOMPILE_LIMIT)))
+            for name, block in wrapped:
+                forward = block.forward
+                if compile:
+                    key = (name, compile)
+                    if key not in self._compiled:
+                        self._compiled[key] = torch.compile(forward, backend=compile, dynamic=False)
+                    forward = self._compiled[key]
+                if checkpoint:
+                    forward = _checkpointed(forward)
+                stack.enter_context(_patched(block, "forward", forward))
             yield self
-        finally:
-            for _, block in wrapped:
-                del block.forward
 
     @contextmanager
-    def redirected_relus(self):
+    def redirected_relus(self) -> Iterator[Model]:
         """Within this block, every nn.ReLU / nn.ReLU6 passes 'reviving' gradients (see Lucid)."""
-        patched = [
-            m for m in self._modules.values() if type(m) in (nn.ReLU, nn.ReLU6)
-        ]
-        for m in patched:
-            m.forward = _redirected_forward(m)  # type: ignore[method-assign]
-        try:
+        with ExitStack() as stack:
+            for m in self._modules.values():
+                if type(m) in (nn.ReLU, nn.ReLU6):
+                    stack.enter_context(_patched(m, "forward", _redirected_forward(m)))
             yield self
-        finally:
-            for m in patched:
-                del m.forward
+
+    # -- layers in order -----------------------------------------------------------------------
+    def layer_order(self) -> dict[str, int]:
+        """Each layer with an image or vector output (`layers()`), by its position among them."""
+        return {info.name: i for i, info in enumerate(self.layers())}
+
+
+@contextmanager
+def _patched(obj: object, name: str, value: object) -> Iterator[None]:
+    """`obj.name = value` within the block; afterwards the instance attribute is what it was (or gone)."""
+    missing = object()
+    before = obj.__dict__.get(name, missing)
+    setattr(obj, name, value)
+    try:
+        yield
+    finally:
+        if before is missing:
+            delattr(obj, name)
+        else:
+            setattr(obj, name, before)

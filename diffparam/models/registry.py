@@ -89,7 +89,7 @@ def _torchvision(name: str, weights: str | os.PathLike | None) -> Model:
         except (OSError, RuntimeError) as exc:
             raise UserError(
                 f"pretrained weights for torchvision:{name} are not in the cache and cannot be "
-                f"downloaded ({type(exc).__name__}); pass a state dict with --weights PATH"
+                f"downloaded ({type(exc).__name__}); pass a state dict (`weights`)"
             ) from exc
     else:
         module = tv.models.get_model(name, weights=None)
@@ -110,7 +110,7 @@ def _timm(name: str, weights: str | os.PathLike | None) -> Model:
         except (OSError, RuntimeError) as exc:
             raise UserError(
                 f"pretrained weights for timm:{name} are not in the cache and cannot be "
-                f"downloaded ({type(exc).__name__}); pass a state dict with --weights PATH"
+                f"downloaded ({type(exc).__name__}); pass a state dict (`weights`)"
             ) from exc
     else:
         module = timm.create_model(name, pretrained=False)

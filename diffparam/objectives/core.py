@@ -52,11 +52,14 @@ class Objective:
         layers: Iterable[str] = (),
         name: str = "objective",
         checks: Sequence[Check] = (),
+        graph_safe: bool = True,
     ) -> None:
         self.fn = fn
         self.layers = frozenset(layers)
         self.name = name
         self.checks = tuple(checks)
+        self.graph_safe = graph_safe
+        """Whether `fn` may be captured in a CUDA graph (no host synchronisation or copies)."""
 
     def __call__(self, acts: Activations) -> Tensor:
         """Per-image values, shape (B,)."""
@@ -82,12 +85,13 @@ class Objective:
                 a.layers | b.layers,
                 f"({a.name} {sym} {b.name})",
                 a.checks + b.checks,
+                a.graph_safe and b.graph_safe,
             )
         if isinstance(other, (int, float)):
             c = float(other)
             name = f"({c:g} {sym} {self.name})" if swap else f"({self.name} {sym} {c:g})"
             fn = (lambda acts: op(c, self(acts))) if swap else (lambda acts: op(self(acts), c))
-            return Objective(fn, self.layers, name, self.checks)
+            return Objective(fn, self.layers, name, self.checks, self.graph_safe)
         return NotImplemented
 
     def __add__(self, other):
@@ -115,7 +119,7 @@ class Objective:
         return self._combine(other, lambda a, b: a / b, "/", swap=True)
 
     def __neg__(self) -> Objective:
-        return Objective(lambda acts: -self(acts), self.layers, f"-{self.name}", self.checks)
+        return Objective(lambda acts: -self(acts), self.layers, f"-{self.name}", self.checks, self.graph_safe)
 
     @staticmethod
     def sum(objectives: Iterable[Objective]) -> Objective:
@@ -148,9 +152,7 @@ def _layer_check(layer: str) -> Check:
 
 def _channel_check(layer: str, channel: int) -> Check:
     def check(model: Model) -> None:
-        n = model.channels(layer)
-        if not 0 <= channel < n:
-            raise UserError(f"{layer} has {n} channels: channel {channel} is out of range 0..{n - 1}")
+        model.check_channel(layer, channel)
 
     return check
 

@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from diffparam.errors import UserError
+from diffparam import deprecation
+from diffparam.checks import positive_float, positive_int
 from diffparam.objectives.core import Activations, Objective, _layer_check
 
 
@@ -28,25 +29,26 @@ def interpolation(a: Objective, b: Objective) -> Objective:
         t = frame_positions(va.shape[0], va.device, va.dtype)
         return (1 - t) * va + t * vb
 
-    return Objective(fn, a.layers | b.layers, f"interpolation({a.name}, {b.name})", a.checks + b.checks)
+    return Objective(fn, a.layers | b.layers, f"interpolation({a.name}, {b.name})", a.checks + b.checks,
+                     a.graph_safe and b.graph_safe)
 
 
-def alignment(layer: str, reach: int = 1, decay: float = 2.0) -> Objective:
+def alignment(layer: str, reach: int = 1, falloff: float = 2.0, **deprecated: float) -> Objective:
     """Minus the mean squared difference of `layer`'s activations between nearby frames (higher is
-    better aligned): pairs 1..`reach` frames apart, weighted 1, 1/decay, 1/decay², …; each pair's
-    cost is split between its two frames. Add it with a weight to an interpolation (Lucid's
+    better aligned): pairs 1..`reach` frames apart, weighted 1, 1/falloff, 1/falloff², …; each
+    pair's cost is split between its two frames. Add it with a weight to an interpolation (Lucid's
     `alignment`)."""
-    if isinstance(reach, bool) or not isinstance(reach, int) or reach < 1:
-        raise UserError(f"reach must be a whole number >= 1 (frames apart), got {reach!r}")
-    if not decay > 0:
-        raise UserError(f"decay must be a number > 0, got {decay!r}")
+    falloff = deprecation.renamed(deprecated, "decay", "falloff", falloff, "alignment")
+    deprecation.no_more(deprecated, "alignment")
+    reach = positive_int("reach (frames apart)", reach)
+    falloff = positive_float("falloff", falloff)
 
     def fn(acts: Activations) -> Tensor:
         t = acts[layer]
         n = t.shape[0]
         cost = t.new_zeros(n)
         for d in range(1, min(reach, n - 1) + 1):
-            pair = (t[d:] - t[:-d]).pow(2).flatten(1).mean(1) * (0.5 / decay ** (d - 1))
+            pair = (t[d:] - t[:-d]).pow(2).flatten(1).mean(1) * (0.5 / falloff ** (d - 1))
             cost = cost + F.pad(pair, (0, d)) + F.pad(pair, (d, 0))
         return -cost
 

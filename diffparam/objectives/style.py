@@ -12,17 +12,17 @@ Both objectives return minus the loss per image (render maximises).
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
+from diffparam import deprecation
+from diffparam.checks import non_negative_float, real, shape
 from diffparam.constant import Constant
 from diffparam.errors import UserError
 from diffparam.objectives.core import Activations, Objective
-from diffparam.param.base import non_negative_float
 
 if TYPE_CHECKING:
     from diffparam.models.base import Model
@@ -30,9 +30,7 @@ if TYPE_CHECKING:
 
 def gram(features: Tensor) -> Tensor:
     """Gram matrices (B, C, C) of activations (B, C, H, W), divided by H·W (a mean over positions)."""
-    if features.dim() != 4:
-        raise UserError(f"a Gram matrix needs (B, C, H, W) activations, got shape {tuple(features.shape)}")
-    b, c, h, w = features.shape
+    b, c, h, w = shape("the activations of a Gram matrix", features, "B,C,H,W").shape
     flat = features.reshape(b, c, h * w)
     return torch.bmm(flat, flat.transpose(1, 2)) / (h * w)
 
@@ -51,11 +49,11 @@ class _GramAverage:
     """Per-layer moving averages of Gram matrices, debiased like Adam's moments.
 
     State lives in device tensors updated in place, so the update also replays inside a CUDA graph.
-    `avg_t = decay·avg_{t−1} + (1−decay)·g_t` from avg_0 = 0, used as avg_t / (1 − decay^t).
+    `avg_t = m·avg_{t−1} + (1−m)·g_t` from avg_0 = 0, used as avg_t / (1 − m^t), m the momentum.
     """
 
-    def __init__(self, decay: float) -> None:
-        self.decay = decay
+    def __init__(self, momentum: float) -> None:
+        self.momentum = momentum
         self.state: dict[str, tuple[Tensor, Tensor]] = {}
 
     def __call__(self, layer: str, g: Tensor) -> Tensor:
@@ -67,33 +65,37 @@ class _GramAverage:
             self.state[layer] = (avg, steps)
         assert steps is not None
         with torch.no_grad():
-            avg.mul_(self.decay).add_(g.detach().float(), alpha=1.0 - self.decay)
+            avg.mul_(self.momentum).add_(g.detach().float(), alpha=1.0 - self.momentum)
             steps.add_(1.0)
-            debiased = avg / (1.0 - torch.pow(self.decay, steps))
+            debiased = avg / (1.0 - torch.pow(self.momentum, steps))
         return g + (debiased.to(g.dtype) - g).detach()
 
 
 def style(
     targets: Mapping[str, Tensor],
     weights: Mapping[str, float] | None = None,
-    decay: float | None = None,
+    moving_average: float | None = None,
+    **deprecated: float,
 ) -> Objective:
     """Minus the weighted style loss: Σ_layer weight · mean |gram(acts) − target| / mean |target|.
 
     `targets` are Gram matrices (C, C) by layer name (see `style_targets`); `weights` default to 1.
-    With `decay` (e.g. 0.95) each layer's Gram matrix is a moving average over the steps seen
-    (forward value from the average, gradient to the current batch): for a style spread over many
-    views, as in texture rendering. That state persists: build a new objective for each render.
+    With `moving_average` (a momentum in [0, 1), e.g. 0.95) each layer's Gram matrix is a moving
+    average over the steps seen (forward value from the average, gradient to the current batch):
+    for a style spread over many views, as in texture rendering. That state persists: build a new
+    objective for each render.
     """
+    moving_average = deprecation.renamed(deprecated, "decay", "moving_average", moving_average, "style")
+    deprecation.no_more(deprecated, "style")
     if not targets:
         raise UserError("style needs a target Gram matrix for at least one layer")
     weights = dict(weights or {})
     unknown = sorted(set(weights) - set(targets))
     if unknown:
         raise UserError(f"style weights name layers without a target: {', '.join(unknown)}")
-    if decay is not None and (isinstance(decay, bool) or not isinstance(decay, numbers.Real)
-                              or not 0 <= decay < 1):
-        raise UserError(f"style decay must be a number in [0, 1) (0.95 is usual), got {decay!r}")
+    if moving_average is not None:
+        moving_average = real("moving_average", moving_average, 0.0, 1.0, high_open=True,
+                              hint="(0.95 is usual)")
     consts: dict[str, tuple[Constant, float, float]] = {}
     checks = []
     for layer, target in targets.items():
@@ -105,7 +107,7 @@ def style(
         scale = float(t.abs().mean().clamp_min(1e-12))
         consts[layer] = (Constant(t), w, scale)
         checks.append(_layer_checks(layer, t.shape[0], "style"))
-    average = _GramAverage(float(decay)) if decay is not None else None
+    average = _GramAverage(moving_average) if moving_average is not None else None
 
     def fn(acts: Activations) -> Tensor:
         total = None
@@ -122,7 +124,8 @@ def style(
         assert total is not None
         return -total
 
-    name = f"style({','.join(consts)}{'' if decay is None else f'; decay {decay:g}'})"
+    average_name = "" if moving_average is None else f"; moving average {moving_average:g}"
+    name = f"style({','.join(consts)}{average_name})"
     return Objective(fn, list(consts), name, checks)
 
 

@@ -1,51 +1,40 @@
-"""Image parameterizations: modules whose forward() is an image batch (B, C, H, W) in [0, 1]."""
+"""Image parameterizations: modules whose forward() is an image batch (B, C, H, W) in [0, 1].
+
+The kinds that can be built from a size alone ("fourier", "pixel", "cppn") are registered in
+`diffparam.param.kinds`; `make_param(kind, height, ...)` builds one by name.
+"""
 
 from __future__ import annotations
 
-import torch
-
-from diffparam.errors import UserError
+from diffparam.deprecation import module_getattr
 from diffparam.param.base import Parameterization
-from diffparam.param.color import decorrelate_colors, to_valid_rgb
+from diffparam.param.color import decorrelate_colors
 from diffparam.param.cppn import CPPN
 from diffparam.param.fourier import FourierImage
+from diffparam.param.kinds import KINDS, Kind, kinds, make_param
 from diffparam.param.pixel import PixelImage
-from diffparam.param.rgba import RGBAImage, composite
+from diffparam.param.rgba import RGBAImage
 from diffparam.param.shared import SharedImage
+from diffparam.param.surface import SolidField
 from diffparam.param.texture import TextureImage
 
 __all__ = [
     "CPPN",
+    "KINDS",
     "FourierImage",
+    "Kind",
     "Parameterization",
     "PixelImage",
     "RGBAImage",
     "SharedImage",
+    "SolidField",
     "TextureImage",
-    "composite",
     "decorrelate_colors",
+    "kinds",
     "make_param",
-    "to_valid_rgb",
 ]
 
-_KINDS: dict[str, type[Parameterization]] = {
-    "cppn": CPPN,
-    "fourier": FourierImage,
-    "pixel": PixelImage,
-}
-
-
-def make_param(
-    kind: str,
-    height: int,
-    width: int | None = None,
-    batch: int = 1,
-    generator: torch.Generator | None = None,
-) -> Parameterization:
-    """Build a parameterization by name ("fourier", "pixel" or "cppn") with its default settings."""
-    factory = _KINDS.get(kind)
-    if factory is None:
-        raise UserError(
-            f"unknown parameterization kind {kind!r}; choose one of: {', '.join(sorted(_KINDS))}"
-        )
-    return factory(height, width, batch=batch, generator=generator)
+__getattr__ = module_getattr(__name__, {
+    "composite": "diffparam.backgrounds:composite",
+    "to_valid_rgb": "diffparam.param.color:to_valid_rgb",
+})

@@ -2,33 +2,13 @@
 
 from __future__ import annotations
 
-import math
-import numbers
 from abc import ABC, abstractmethod
 
 import torch
 from torch import Tensor, nn
 
+from diffparam.checks import positive_int
 from diffparam.errors import UserError
-
-
-def positive_int(name: str, value: object) -> int:
-    """Return `value` as an int if it is a whole number >= 1, else raise UserError naming it."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise UserError(f"{name} must be a whole number >= 1, got {value!r}")
-    return int(value)
-
-
-def non_negative_float(name: str, value: object) -> float:
-    """Return `value` as a float if it is a finite number >= 0, else raise UserError naming it."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not math.isfinite(value)
-        or value < 0
-    ):
-        raise UserError(f"{name} must be a finite number >= 0, got {value!r}")
-    return float(value)
 
 
 def generator_device(generator: torch.Generator | None) -> torch.device | None:
@@ -44,6 +24,14 @@ class Parameterization(nn.Module, ABC):
 
     default_lr: float = 0.05
     """The Adam learning rate that suits this parameterization (render's default)."""
+
+    graph_safe: bool = True
+    """Whether forward() may be captured in a CUDA graph: no host synchronisation, no copies from the
+    host. `render` replays a captured step only when every piece of the pipeline says so."""
+
+    background_copies: int = 1
+    """How many images of the batch share each random background when an RGBA batch is composited:
+    with k, image i and image i + B/k get the same one (a view and its reference view, say)."""
 
     def __init__(self, height: int, width: int | None, batch: int, channels: int) -> None:
         super().__init__()

@@ -1,12 +1,13 @@
-"""Colour handling: ImageNet colour decorrelation and squashing raw values into valid RGB."""
+"""Colour handling: ImageNet colour decorrelation, and the inverse map from an image to raw values."""
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
 
+from diffparam import deprecation
+from diffparam.checks import choice
 from diffparam.constant import Constant
-from diffparam.errors import UserError
 
 _SQRT_COLOR_CORRELATION = torch.tensor(
     [[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]], dtype=torch.float64
@@ -19,13 +20,7 @@ _COLOR_CORRELATION_INVERSE: Tensor = torch.linalg.inv(COLOR_CORRELATION)
 _MATRICES = {False: Constant(COLOR_CORRELATION), True: Constant(_COLOR_CORRELATION_INVERSE)}
 
 ACTIVATIONS = ("sigmoid", "clamp")
-"""The accepted `activation` names of `to_valid_rgb`."""
-
-
-def _check_activation(activation: str) -> None:
-    if activation not in ACTIVATIONS:
-        choices = ", ".join(ACTIVATIONS)
-        raise UserError(f"unknown activation {activation!r}; choose one of: {choices}")
+"""The accepted `activation` names of `from_valid_rgb`: how raw values were squashed into [0, 1]."""
 
 
 def decorrelate_colors(x: Tensor, inverse: bool = False) -> Tensor:
@@ -40,11 +35,9 @@ def decorrelate_colors(x: Tensor, inverse: bool = False) -> Tensor:
 
 
 def to_valid_rgb(x: Tensor, decorrelate: bool = True, activation: str = "sigmoid") -> Tensor:
-    """Turn raw values into an image in [0, 1]: optionally decorrelate colours, then squash.
-
-    `activation` is "sigmoid" (smooth, never saturates the gradient fully) or "clamp" (hard clip).
-    """
-    _check_activation(activation)
+    """Deprecated (no parameterization uses it): decorrelate colours, then squash into [0, 1]."""
+    deprecation.warn("to_valid_rgb", "torch.sigmoid(decorrelate_colors(x))")
+    choice("activation", activation, ACTIVATIONS)
     if decorrelate:
         x = decorrelate_colors(x)
     if activation == "sigmoid":
@@ -55,8 +48,9 @@ def to_valid_rgb(x: Tensor, decorrelate: bool = True, activation: str = "sigmoid
 def from_valid_rgb(
     image: Tensor, decorrelate: bool = True, activation: str = "sigmoid", eps: float = 1e-4
 ) -> Tensor:
-    """Inverse of `to_valid_rgb`: raw values that produce `image` (clamped to [eps, 1 - eps])."""
-    _check_activation(activation)
+    """Raw values that give `image` (clamped to [eps, 1 - eps]) after decorrelation (if asked) and the
+    `activation` ("sigmoid" as every image parameterization squashes, or "clamp")."""
+    choice("activation", activation, ACTIVATIONS)
     image = image.clamp(eps, 1.0 - eps)
     raw = torch.logit(image) if activation == "sigmoid" else image
     return decorrelate_colors(raw, inverse=True) if decorrelate else raw

@@ -7,17 +7,18 @@ resolution of the same aspect samples the same continuous image more or less fin
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
-import tempfile
 from collections.abc import Iterator
 
 import torch
 from torch import Tensor, nn
 
+from diffparam import deprecation
+from diffparam.checks import choice, positive_int, real
 from diffparam.errors import UserError
-from diffparam.param.base import Parameterization, generator_device, positive_int
+from diffparam.io import atomic_path
+from diffparam.param.base import Parameterization, generator_device
 
 ACTIVATIONS = ("composite", "tanh", "relu", "sin")
 """The accepted `activation` names of `CPPN`."""
@@ -32,7 +33,7 @@ _CONFIG_KEYS = (
     "batch",
     "channels",
     "hidden",
-    "layers",
+    "depth",
     "activation",
     "use_radius",
 )
@@ -78,24 +79,23 @@ class CPPN(Parameterization):
         batch: int = 1,
         channels: int = 3,
         hidden: int = 24,
-        layers: int = 8,
+        depth: int = 8,
         activation: str = "composite",
         use_radius: bool = True,
         generator: torch.Generator | None = None,
+        **deprecated: int,
     ) -> None:
         super().__init__(height, width, batch, channels)
+        depth = deprecation.renamed(deprecated, "layers", "depth", depth, "CPPN")
+        deprecation.no_more(deprecated, "CPPN")
         self.hidden = positive_int("hidden", hidden)
-        self.layers = positive_int("layers", layers)
-        if activation not in ACTIVATIONS:
-            raise UserError(
-                f"unknown CPPN activation {activation!r}; choose one of: {', '.join(ACTIVATIONS)}"
-            )
-        self.activation = activation
+        self.depth = positive_int("depth", depth)
+        self.activation = choice("CPPN activation", activation, ACTIVATIONS)
         self.use_radius = bool(use_radius)
         device = generator_device(generator)
         act_width = self.hidden * (2 if activation == "composite" else 1)
-        fan_ins = [3 if self.use_radius else 2] + [act_width] * self.layers
-        fan_outs = [self.hidden] * self.layers + [self.channels]
+        fan_ins = [3 if self.use_radius else 2] + [act_width] * self.depth
+        fan_outs = [self.hidden] * self.depth + [self.channels]
         self.weights = nn.ParameterList(
             nn.Parameter(
                 torch.randn((self.batch, n_in, n_out), generator=generator, device=device)
@@ -106,6 +106,12 @@ class CPPN(Parameterization):
         self.biases = nn.ParameterList(
             nn.Parameter(torch.zeros((self.batch, 1, n_out), device=device)) for n_out in fan_outs
         )
+
+    @property
+    def layers(self) -> int:
+        """Deprecated name of `depth`."""
+        deprecation.warn("CPPN.layers", "CPPN.depth")
+        return self.depth
 
     def config(self) -> dict[str, object]:
         """The constructor arguments (except the generator) that rebuild this network's shape."""
@@ -207,14 +213,12 @@ class CPPN(Parameterization):
     def interpolate(self, other: CPPN, t: float) -> CPPN:
         """A new CPPN whose weights are (1 - t) * self + t * other: the basis of a morph.
 
-        Both networks must share their architecture (batch, channels, hidden, layers, activation,
+        Both networks must share their architecture (batch, channels, hidden, depth, activation,
         use_radius); the result takes this network's size and device and has no gradient history.
         """
         self.check_same_architecture(other)
         mine = self.config()
-        t = float(t)
-        if not math.isfinite(t):
-            raise UserError(f"interpolation position must be a finite number, got {t}")
+        t = real("interpolation position", t)
         # A private generator: the (overwritten) initial draw leaves the global RNG alone.
         first = self.weights[0]
         mixed = CPPN(**mine, generator=torch.Generator(first.device)).to(first.dtype)
@@ -225,27 +229,15 @@ class CPPN(Parameterization):
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write config and weights to `path` atomically (temp file in its folder, then rename)."""
-        path = os.fspath(path)
-        folder = os.path.dirname(os.path.abspath(path))
         payload = {
             "format": _FORMAT,
             "config": self.config(),
             "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()},
         }
-        try:
-            fd, tmp = tempfile.mkstemp(prefix=".cppn-", suffix=".tmp", dir=folder)
-        except OSError as error:
-            raise UserError(f"cannot write CPPN file {path}: {_first_line(error)}") from error
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                torch.save(payload, handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+            torch.save(payload, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> CPPN:
@@ -264,6 +256,8 @@ class CPPN(Parameterization):
         config, state = payload.get("config"), payload.get("state_dict")
         if not isinstance(config, dict) or not isinstance(state, dict):
             raise UserError(f"{path} is a damaged CPPN file: config or weights missing")
+        if "layers" in config and "depth" not in config:  # written before 'depth' was the name
+            config = {**config, "depth": config["layers"]}
         missing = [key for key in _CONFIG_KEYS if key not in config]
         if missing:
             raise UserError(f"{path} is a damaged CPPN file: config lacks {', '.join(missing)}")

@@ -1,9 +1,10 @@
 """`FourierImage`: an image parameterized by its (scaled) Fourier spectrum, as in Lucid.
 
-Normalisation: the spectrum is multiplied by 1 / max(f, 1/max(H, W))^decay (f = frequency in
+Normalisation: the spectrum is multiplied by 1 / max(f, 1/max(H, W))^spectrum_decay (f = frequency in
 cycles per pixel) and then divided by one constant, chosen so that a spectrum whose real and
 imaginary parts are i.i.d. N(0, s²) gives pixels of standard deviation exactly GAIN·s before
-colour decorrelation and the sigmoid, whatever the size and decay (inverse FFT uses norm="ortho").
+colour decorrelation and the sigmoid, whatever the size and spectrum_decay (inverse FFT uses
+norm="ortho").
 GAIN = 2 matches Lucid's gain (sqrt(H*W) scaling then / 4: 1.9 at 128², 2.0 at 224²), so
 Lucid's learning rates carry over; measured, lr 0.05 at gain 1 reached ~10% lower activations.
 """
@@ -11,36 +12,31 @@ Lucid's learning rates carry over; measured, lr 0.05 at gain 1 reached ~10% lowe
 from __future__ import annotations
 
 import math
-import numbers
 
 import torch
 from torch import Tensor, nn
 
-from diffparam.errors import UserError
-from diffparam.param.base import Parameterization, generator_device, non_negative_float
+from diffparam import deprecation
+from diffparam.checks import non_negative_float, positive_float, shape
+from diffparam.param.base import Parameterization, generator_device
 from diffparam.param.color import decorrelate_colors, from_valid_rgb
 
 GAIN = 2.0
 """Pixel std per unit of spectrum std (see the module docstring)."""
 
 
-def _check_decay(decay: object) -> float:
-    if (
-        isinstance(decay, bool)
-        or not isinstance(decay, numbers.Real)
-        or not math.isfinite(decay)
-        or decay <= 0
-    ):
-        raise UserError(f"decay must be a finite number > 0 (1.0 is usual), got {decay!r}")
-    return float(decay)
+def check_spectrum_decay(spectrum_decay: object) -> float:
+    """The exponent of the spectrum's 1/f prior, checked (a finite number > 0)."""
+    return positive_float("spectrum_decay", spectrum_decay, hint="(1.0 is usual)")
 
 
-def spectrum_scale(height: int, width: int, decay: float = 1.0) -> Tensor:
-    """Per-frequency gain (H, W//2+1) of the rfft2 spectrum: 1/max(f, 1/max(H,W))^decay, normalised.
+def spectrum_scale(height: int, width: int, spectrum_decay: float = 1.0) -> Tensor:
+    """Per-frequency gain (H, W//2+1) of the rfft2 spectrum: 1/max(f, 1/max(H,W))^spectrum_decay,
+    normalised.
 
     Normalised so an i.i.d. N(0, s²) spectrum yields pixels of std GAIN·s (module docstring).
     """
-    return rfft_gain((height, width), _check_decay(decay))
+    return rfft_gain((height, width), check_spectrum_decay(spectrum_decay))
 
 
 def rfft_gain(shape: tuple[int, ...], exponent: float) -> Tensor:
@@ -62,10 +58,11 @@ def rfft_gain(shape: tuple[int, ...], exponent: float) -> Tensor:
 
 
 class FourierImage(Parameterization):
-    """An image batch whose parameter is a random complex spectrum with a 1/f^decay prior.
+    """An image batch whose parameter is a random complex spectrum with a 1/f^spectrum_decay prior.
 
     `spectrum` is stored as a real tensor (B, C, H, W//2+1, 2) (real, imaginary), init N(0, sd²);
-    forward() scales it, inverts the real FFT to (B, C, H, W) and applies `to_valid_rgb`.
+    forward() scales it, inverts the real FFT to (B, C, H, W), mixes the colours (`decorrelate`) and
+    applies a sigmoid.
     """
 
     def __init__(
@@ -75,19 +72,23 @@ class FourierImage(Parameterization):
         batch: int = 1,
         channels: int = 3,
         sd: float = 0.01,
-        decay: float = 1.0,
+        spectrum_decay: float = 1.0,
         decorrelate: bool = True,
         generator: torch.Generator | None = None,
+        **deprecated: float,
     ) -> None:
         super().__init__(height, width, batch, channels)
+        spectrum_decay = deprecation.renamed(deprecated, "decay", "spectrum_decay", spectrum_decay,
+                                             "FourierImage")
+        deprecation.no_more(deprecated, "FourierImage")
         sd = non_negative_float("sd", sd)
-        self.decay = _check_decay(decay)
+        self.spectrum_decay = check_spectrum_decay(spectrum_decay)
         self.decorrelate = bool(decorrelate)
         device = generator_device(generator)
         shape = (self.batch, self.channels, self.height, self.width // 2 + 1, 2)
         noise = torch.randn(shape, generator=generator, device=device)
         self.spectrum = nn.Parameter(noise * sd)
-        scale = spectrum_scale(self.height, self.width, self.decay).to(device)
+        scale = spectrum_scale(self.height, self.width, self.spectrum_decay).to(device)
         self.register_buffer("scale", scale, persistent=False)
 
     def logits(self) -> Tensor:
@@ -101,13 +102,12 @@ class FourierImage(Parameterization):
         return torch.sigmoid(self.logits())
 
     @classmethod
-    def from_image(cls, img: Tensor, decay: float = 1.0, decorrelate: bool = True) -> FourierImage:
+    def from_image(cls, img: Tensor, spectrum_decay: float = 1.0, decorrelate: bool = True) -> FourierImage:
         """A FourierImage whose forward() reproduces `img` (B, C, H, W) clamped to [1e-4, 1-1e-4].
 
         The result lives on the input's device with the default float dtype.
         """
-        if img.dim() != 4:
-            raise UserError(f"image must be a (B, C, H, W) tensor, got shape {tuple(img.shape)}")
+        shape("image", img, "B,C,H,W")
         batch, channels, height, width = img.shape
         # A private generator keeps the (overwritten) initial draw off the global RNG state.
         param = cls(
@@ -116,7 +116,7 @@ class FourierImage(Parameterization):
             batch,
             channels,
             sd=0.0,
-            decay=decay,
+            spectrum_decay=spectrum_decay,
             decorrelate=decorrelate,
             generator=torch.Generator(),
         )

@@ -5,16 +5,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from diffparam.param.base import (
-    Parameterization,
-    generator_device,
-    non_negative_float,
-)
-from diffparam.param.color import decorrelate_colors
+from diffparam.checks import non_negative_float, shape
+from diffparam.param.base import Parameterization, generator_device
+from diffparam.param.color import decorrelate_colors, from_valid_rgb
 
 
 class PixelImage(Parameterization):
-    """Raw pixel values initialised N(0, sd²), squashed by `to_valid_rgb` into [0, 1].
+    """Raw pixel values initialised N(0, sd²), colours mixed if `decorrelate`, squashed by a sigmoid.
 
     Parameters are created on the generator's device (the default device without one).
     """
@@ -42,3 +39,17 @@ class PixelImage(Parameterization):
     def forward(self) -> Tensor:
         """The image batch (B, C, H, W) in [0, 1]."""
         return torch.sigmoid(self.logits())
+
+    @classmethod
+    def from_image(cls, img: Tensor, decorrelate: bool = False) -> PixelImage:
+        """A PixelImage whose forward() reproduces `img` (B, C, H, W) clamped to [1e-4, 1-1e-4].
+
+        The result lives on the input's device with the input's dtype.
+        """
+        batch, channels, height, width = shape("image", img, "B,C,H,W").shape
+        # A private generator keeps the (overwritten) initial draw off the global RNG state.
+        param = cls(height, width, batch, channels, sd=0.0, decorrelate=decorrelate,
+                    generator=torch.Generator()).to(img.device)
+        with torch.no_grad():
+            param.pixels.copy_(from_valid_rgb(img.detach(), decorrelate, eps=1e-4))
+        return param

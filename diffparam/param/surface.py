@@ -7,8 +7,8 @@ get the same colour, whatever the optimiser does.
 
 Spectrum: a 3D field whose amplitude falls as 1/f^a looks, on a plane (or any smooth surface) cut
 through it, like a 2D image whose amplitude falls as 1/f^(a−1/2) (the slice integrates the power
-along the missing axis). `decay` is that 2D exponent, so it means what it means for a
-`FourierImage`; the volume uses a = decay + 1/2. Normalised as `fourier.spectrum_scale`: an i.i.d.
+along the missing axis). `spectrum_decay` is that 2D exponent, so it means what it means for a
+`FourierImage`; the volume uses a = spectrum_decay + 1/2. Normalised as `fourier.spectrum_scale`: an i.i.d.
 N(0, s²) spectrum gives voxels of std GAIN·s.
 """
 
@@ -18,18 +18,19 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from diffparam.checks import int_in, non_negative_float, positive_int, shape
 from diffparam.errors import UserError
-from diffparam.param.base import generator_device, non_negative_float, positive_int
+from diffparam.param.base import generator_device
 from diffparam.param.color import decorrelate_colors
-from diffparam.param.fourier import _check_decay, rfft_gain
+from diffparam.param.fourier import check_spectrum_decay, rfft_gain
 
 MAX_VOLUME = 512
 
 
-def volume_scale(size: int, decay: float = 1.0) -> Tensor:
-    """Per-frequency gain (D, D, D//2+1) of a 3D rfftn spectrum: 1/max(f, 1/D)^(decay + 1/2),
+def volume_scale(size: int, spectrum_decay: float = 1.0) -> Tensor:
+    """Per-frequency gain (D, D, D//2+1) of a 3D rfftn spectrum: 1/max(f, 1/D)^(spectrum_decay + 1/2),
     normalised so an i.i.d. N(0, s²) spectrum yields voxels of std GAIN·s."""
-    return rfft_gain((size,) * 3, _check_decay(decay) + 0.5)
+    return rfft_gain((size,) * 3, check_spectrum_decay(spectrum_decay) + 0.5)
 
 
 class SolidField(nn.Module):
@@ -40,20 +41,18 @@ class SolidField(nn.Module):
     sigmoid is the colour (`TextureImage` adds a fixed base first when it starts from a texture).
     """
 
-    def __init__(self, size: int = 64, channels: int = 3, sd: float = 0.01, decay: float = 1.0,
+    def __init__(self, size: int = 64, channels: int = 3, sd: float = 0.01, spectrum_decay: float = 1.0,
                  decorrelate: bool = True, generator: torch.Generator | None = None) -> None:
         super().__init__()
-        self.size = positive_int("volume size", size)
-        if not 4 <= self.size <= MAX_VOLUME:
-            raise UserError(f"volume size {size} is outside 4..{MAX_VOLUME} voxels")
+        self.size = int_in("volume size", size, 4, MAX_VOLUME, "voxels")
         self.channels = positive_int("channels", channels)
-        self.decay = _check_decay(decay)
+        self.spectrum_decay = check_spectrum_decay(spectrum_decay)
         self.decorrelate = bool(decorrelate)
         d = self.size
         noise = torch.randn((self.channels, d, d, d // 2 + 1, 2), generator=generator,
                             device=generator_device(generator))
         self.spectrum = nn.Parameter(noise * non_negative_float("sd", sd))
-        self.register_buffer("scale", volume_scale(d, self.decay).to(noise.device), persistent=False)
+        self.register_buffer("scale", volume_scale(d, self.spectrum_decay).to(noise.device), persistent=False)
 
     def volume(self) -> Tensor:
         """The raw field (1, C, D, D, D): inverse 3D FFT of the scaled spectrum (colours not mixed)."""
@@ -63,15 +62,14 @@ class SolidField(nn.Module):
     def logits(self, points: Tensor) -> Tensor:
         """Values (1, C, H, W) at grid points (H, W, 3) in [-1,1]³ (x, y, z order of `grid_sample`):
         trilinear, colours decorrelated; outside the cube the border voxels repeat."""
-        if points.dim() != 3 or points.shape[-1] != 3:
-            raise UserError(f"field points must be (H, W, 3), got {tuple(points.shape)}")
+        shape("field points", points, "H,W,3")
         vol = self.volume()
         raw = F.grid_sample(vol, points[None, None].to(vol.dtype), mode="bilinear", padding_mode="border",
                             align_corners=False)[:, :, 0]
         return decorrelate_colors(raw) if self.decorrelate else raw
 
     def extra_repr(self) -> str:
-        return f"channels={self.channels}, size={self.size}, decay={self.decay:g}"
+        return f"channels={self.channels}, size={self.size}, spectrum_decay={self.spectrum_decay:g}"
 
 
 def grid_points(positions: Tensor, size: int) -> Tensor:

@@ -2,9 +2,10 @@
 
 The texture is either read from a solid colour field at each texel's 3D surface point (`space`
 "surface", the default: a `SolidField`, 1/f spectrum in 3D, decorrelated colour) or a UV-space
-`FourierImage` ("uv"). forward() renders `batch` views of the mesh from random cameras (drawn from
-the parameterization's own seeded generator) as RGBA, alpha = coverage, so `render` composites them
-over random backgrounds; the gradient reaches the texture through the UV lookup.
+`FourierImage` ("uv"). forward() renders `views` views of the mesh from random cameras (drawn from
+the parameterization's own seeded generator) as RGBA, alpha = coverage; `render` composites them
+over random backgrounds like any RGBA image, and the gradient reaches the texture through the UV
+lookup.
 
 Why "surface": a UV image's low frequencies are independent on either side of a UV seam, so the
 seams show even when optimised through views (seam ÷ interior colour jump 1.9 on the knot at full
@@ -19,10 +20,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from diffparam import deprecation
+from diffparam.checks import IMAGE_SIZES, choice, image_size, int_in, positive_int, shape
 from diffparam.errors import UserError
-from diffparam.param.base import Parameterization, positive_int
+from diffparam.param.base import Parameterization
 from diffparam.param.fourier import FourierImage
-from diffparam.param.rgba import Background, background_from, composite
 from diffparam.param.surface import SolidField, grid_points
 from diffparam.three_d.cameras import Cameras, ViewSampler, turntable
 from diffparam.three_d.mesh import Mesh
@@ -39,21 +41,20 @@ def default_volume(texture_size: int) -> int:
 
 
 def _resized(texture: Tensor, size: int, what: str) -> Tensor:
-    if texture.dim() != 3 or texture.shape[0] != 3:
-        raise UserError(f"{what} must be (3,H,W), got {tuple(texture.shape)}")
+    shape(what, texture, "3,H,W")
     return F.interpolate(texture[None].float(), size=(size, size), mode="bilinear", antialias=True,
                          align_corners=False).clamp(0, 1)
 
 
 class TextureImage(Parameterization):
-    """Views (B,4,V,V) of `mesh` wearing an optimisable texture (texture_size²).
+    """Views (B,4,V,V) of `mesh` wearing an optimisable texture (texture_size²), RGBA (alpha: coverage).
 
-    With gradients enabled, every forward() draws `batch` new cameras from `views` (a
+    With gradients enabled, every forward() draws `views` new cameras from `cameras` (a
     `ViewSampler`) with a generator seeded by `seed`; without gradients (previews, final images)
-    it shows `batch` fixed turntable views (over white when compositing), so looking at the result
-    never changes the random sequence. `init` (3,H,W) starts from a given texture instead of grey
-    noise; `supersample` anti-aliases (rasterises at that multiple of the view size); `decay` is
-    the texture spectrum's 1/f^decay prior (lower: less smooth, see BENCHMARKS.md).
+    it shows `views` fixed turntable views, so looking at the result never changes the random
+    sequence. `init` (3,H,W) starts from a given texture instead of grey noise; `supersample`
+    anti-aliases (rasterises at that multiple of the view size); `spectrum_decay` is the exponent of
+    the texture spectrum's 1/f prior (lower: less smooth, see BENCHMARKS.md).
 
     `space` "surface" reads the texture from a `SolidField` of `volume_size`³ voxels (default
     `default_volume(texture_size)`) at each texel's 3D point (`uvmap.position_map`), so it is
@@ -61,45 +62,52 @@ class TextureImage(Parameterization):
     that the field, starting near zero, adds to. `space` "uv" optimises the UV image itself.
 
     For style transfer, `reference` (3,H,W) is a fixed texture rendered from the same cameras:
-    forward() then returns 2B views, the B optimised ones first. With `background` ("noise",
-    "fourier" or a function, see `diffparam.param.rgba`) the views are composited here, a view and
-    its reference over the same random background, and forward() returns RGB.
+    forward() then returns 2B views, the B optimised ones first, and each view shares its random
+    background with its reference view when `render` composites them (`background_copies` 2).
+
+    Cameras are drawn on the host and rasterisation synchronises with it, so a render of this
+    parameterization runs eagerly (`graph_safe` False).
     """
+
+    graph_safe = False
 
     def __init__(
         self,
         mesh: Mesh,
         texture_size: int = 1024,
         view_size: int = 512,
-        batch: int = 4,
-        views: ViewSampler | None = None,
+        views: int = 4,
+        cameras: ViewSampler | None = None,
         supersample: int = 2,
         seed: int = 0,
         init: Tensor | None = None,
         reference: Tensor | None = None,
-        background: str | Background | None = None,
         sd: float = 0.01,
-        decay: float = 1.0,
+        spectrum_decay: float = 1.0,
         decorrelate: bool = True,
         generator: torch.Generator | None = None,
         space: str = "surface",
         volume_size: int | None = None,
+        **deprecated: object,
     ) -> None:
-        per_step = positive_int("batch", batch)
-        self.background = background_from(background)
-        super().__init__(view_size, view_size, per_step * (1 if reference is None else 2),
-                         4 if self.background is None else 3)
-        self.views_per_step = per_step
-        self.texture_size = positive_int("texture_size", texture_size)
-        if not 16 <= self.texture_size <= MAX_TEXTURE:
-            raise UserError(f"texture size {texture_size} is outside 16..{MAX_TEXTURE} pixels")
-        if not 16 <= self.height <= 4096:
-            raise UserError(f"view size {view_size} is outside 16..4096 pixels")
-        if space not in SPACES:
-            raise UserError(f"unknown texture space {space!r}; choose one of: {', '.join(SPACES)}")
-        self.space = space
+        if isinstance(views, ViewSampler):
+            deprecation.warn("TextureImage(views=ViewSampler(...))", "cameras=ViewSampler(...)")
+            views, cameras = 4, views
+        if "batch" in deprecated:
+            deprecation.warn("TextureImage(batch=...)", "views=... (views per step)")
+            views = deprecated.pop("batch")  # type: ignore[assignment]
+        spectrum_decay = deprecation.renamed(deprecated, "decay", "spectrum_decay", spectrum_decay,
+                                             "TextureImage")
+        deprecation.no_more(deprecated, "TextureImage")
+        per_step = positive_int("views", views)
+        view_size = image_size(view_size, "view size")[0]
+        super().__init__(view_size, view_size, per_step * (1 if reference is None else 2), 4)
+        self.views = per_step
+        self.background_copies = 1 if reference is None else 2
+        self.texture_size = int_in("texture size", texture_size, IMAGE_SIZES[0], MAX_TEXTURE, "pixels")
+        self.space = choice("texture space", space, SPACES)
         self.supersample = positive_int("supersample", supersample)
-        self.views = views or ViewSampler()
+        self.cameras = cameras or ViewSampler()
         self.mesh_name = mesh.name
         size = self.texture_size
         # Edge padding, when the UVs lie in one copy of the texture (no tiling).
@@ -113,15 +121,17 @@ class TextureImage(Parameterization):
         points = base = None
         if space == "uv":
             if start is None:
-                self.texture = FourierImage(size, sd=sd, decay=decay, decorrelate=decorrelate,
-                                            generator=generator)
+                self.texture = FourierImage(size, sd=sd, spectrum_decay=spectrum_decay,
+                                            decorrelate=decorrelate, generator=generator)
             else:
-                self.texture = FourierImage.from_image(start, decay=decay, decorrelate=decorrelate)
+                self.texture = FourierImage.from_image(start, spectrum_decay=spectrum_decay,
+                                                          decorrelate=decorrelate)
             index = padding_index(coverage(mesh.uv, mesh.faces, size)) if flat else None
         else:
             positions, _, index = position_map(mesh.vertices, mesh.faces, mesh.uv, size)
             vsize = volume_size if volume_size is not None else default_volume(size)
-            self.field = SolidField(vsize, sd=sd, decay=decay, decorrelate=decorrelate, generator=generator)
+            self.field = SolidField(vsize, sd=sd, spectrum_decay=spectrum_decay, decorrelate=decorrelate,
+                                    generator=generator)
             points = grid_points(positions.float(), self.field.size)
             # The initial texture stays, fixed, under the learnt field (which starts near zero).
             base = None if start is None else torch.logit(start.clamp(1e-4, 1 - 1e-4))
@@ -134,7 +144,7 @@ class TextureImage(Parameterization):
         self.register_buffer("faces", mesh.faces.long().clone(), persistent=False)
         self.register_buffer("uv", mesh.uv.float().clone(), persistent=False)
         self.camera_generator = torch.Generator().manual_seed(int(seed))
-        self.preview = turntable(self.views_per_step)
+        self.preview = turntable(self.views)
 
     def texture_image(self) -> Tensor:
         """The texture (1,3,T,T) in [0,1], differentiably (v up: row 0 is v = 1); texels outside
@@ -155,24 +165,17 @@ class TextureImage(Parameterization):
         return shade(self.vertices, self.faces, self.uv, cameras, size or self.height, tex, self.supersample)
 
     def forward(self, cameras: Cameras | None = None) -> Tensor:
-        """Views in [0,1]: from random cameras when optimising, from the turntable otherwise."""
+        """RGBA views in [0,1]: from random cameras when optimising, from the turntable otherwise."""
         if cameras is None:
-            cameras = (self.views.sample(self.views_per_step, self.camera_generator)
+            cameras = (self.cameras.sample(self.views, self.camera_generator)
                        if torch.is_grad_enabled() else self.preview)
         tex = self.texture_image()
         if self.reference is None:
-            views = self.render_views(cameras, tex)
-        else:  # one rasterisation, both textures in one lookup
-            both = self.render_views(cameras, torch.cat([tex, self.reference], 1))
-            alpha = both[:, 6:]
-            views = torch.cat([torch.cat([both[:, :3], alpha], 1), torch.cat([both[:, 3:6], alpha], 1)])
-        if self.background is None:
-            return views
-        if not torch.is_grad_enabled():  # previews: white, and the random sequence untouched
-            return composite(views, torch.ones_like(views[:, :3]))
-        shape = (len(cameras), 3, self.height, self.width)
-        bg = self.background(shape, torch.device("cpu"), self.camera_generator).to(views.device)
-        return composite(views, bg.repeat(len(views) // len(bg), 1, 1, 1))
+            return self.render_views(cameras, tex)
+        # One rasterisation, both textures in one lookup.
+        both = self.render_views(cameras, torch.cat([tex, self.reference], 1))
+        alpha = both[:, 6:]
+        return torch.cat([torch.cat([both[:, :3], alpha], 1), torch.cat([both[:, 3:6], alpha], 1)])
 
     def as_mesh(self) -> Mesh:
         """The mesh (on the CPU) wearing the current texture."""

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,36 +18,19 @@ from PIL import Image
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from diffparam import deprecation
+from diffparam.checks import IMAGE_SIZES, image_size, positive_int, whole
 from diffparam.errors import UserError
 from diffparam.io import AnimationWriter, atomic_path, check_writable, make_grid
 from diffparam.models.base import Model
 from diffparam.objectives import Objective
 from diffparam.param import CPPN
-from diffparam.param.base import positive_int
-from diffparam.render import Result, check_size, render, resolve_device
+from diffparam.render import render, resolve_device
+from diffparam.result import Result, write_images
 
 MAX_RENDER_SIZE = 16384
 """Largest side of a final render (16384² RGB needs about 1.9 GB: see `save_render`)."""
-
-
-@dataclass
-class CPPNArt:
-    """What `cppn_art` made: the trained network, the render `Result` at the optimisation size, and the
-    number of frames written to `video` (None when no video was asked for)."""
-
-    cppn: CPPN
-    result: Result
-    video: Path | None = None
-    video_frames: int = 0
-
-
-def check_render_size(size: int | tuple[int, int]) -> tuple[int, int]:
-    """(height, width) of a final render, each 16..MAX_RENDER_SIZE pixels."""
-    h, w = (size, size) if isinstance(size, int) else tuple(size)
-    for s in (h, w):
-        if isinstance(s, bool) or not isinstance(s, int) or not 16 <= s <= MAX_RENDER_SIZE:
-            raise UserError(f"render size {s!r} is outside 16..{MAX_RENDER_SIZE} pixels")
-    return h, w
+RENDER_SIZES = (IMAGE_SIZES[0], MAX_RENDER_SIZE)
 
 
 def _frame(images: Tensor) -> Tensor:
@@ -55,51 +38,83 @@ def _frame(images: Tensor) -> Tensor:
     return images[0] if images.shape[0] == 1 else make_grid(images)
 
 
+def write_cppn(result: Result, out: Path, render_size: int | tuple[int, int] | None = None,
+               network: str | os.PathLike | None = None, progress: bool = False) -> dict[str, Path]:
+    """A CPPN art result's writer: the image at `out` (a PNG), rendered afresh at `render_size`
+    when given (any size up to MAX_RENDER_SIZE, see `save_render`), and the network at `network`
+    (a .pt file for `CPPN.load`) when given."""
+    files = {}
+    if render_size is None:
+        files.update(write_images(result, out))
+    else:
+        files["image"] = save_render(result.param, out, render_size, progress=progress)
+    if network is not None:
+        result.param.save(network)
+        files["network"] = Path(network)
+    return files
+
+
 def cppn_art(
     model: Model | str | torch.nn.Module,
     objective: Objective | str,
-    size: int | tuple[int, int] = 224,
+    param: CPPN | None = None,
     steps: int = 512,
     lr: float | None = None,
     seed: int = 0,
     device: str | torch.device = "auto",
     progress: bool = True,
     *,
+    size: int | tuple[int, int] = 224,
     video: str | os.PathLike | None = None,
     every: int = 4,
     video_size: int | tuple[int, int] | None = None,
     fps: float = 12.0,
     hidden: int = 24,
-    layers: int = 8,
+    depth: int = 8,
     transforms: str | Callable | Iterable[Callable] | None = "standard",
-) -> CPPNArt:
-    """Optimise a CPPN of `size` for `objective`; with `video`, film it every `every` steps.
+    **deprecated: int,
+) -> Result:
+    """Optimise a CPPN (`param`, default a new one of `size` with `hidden` units in each of `depth`
+    layers) for `objective`; with `video`, film it every `every` steps.
 
     The video (GIF or MP4 by suffix) starts with the random network and streams frames to disk;
     frames are `video_size` pixels (default `size`), rendered from the network, not resampled.
+    `Result.param` is the trained CPPN; `save(out, render_size=..., network=...)` writes the
+    image at any size and the network (`write_cppn`).
     """
-    h, w = check_size(size)
-    cppn = CPPN(h, w, hidden=hidden, layers=layers, generator=torch.Generator().manual_seed(seed))
-    options = dict(param=cppn, transforms=transforms, steps=steps, lr=lr, seed=seed, device=device,
+    depth = deprecation.renamed(deprecated, "layers", "depth", depth, "cppn_art")
+    deprecation.no_more(deprecated, "cppn_art")
+    if param is not None and not isinstance(param, CPPN):  # the old third argument, size
+        deprecation.warn("cppn_art(model, objective, size)", "size=... (a keyword)")
+        param, size = None, param
+    if param is None:
+        h, w = image_size(size)
+        param = CPPN(h, w, hidden=hidden, depth=depth, generator=torch.Generator().manual_seed(seed))
+    h, w = param.height, param.width
+    options = dict(param=param, transforms=transforms, steps=steps, lr=lr, seed=seed, device=device,
                    progress=progress)
     if video is None:
-        return CPPNArt(cppn, render(model, objective, **options))
-    every = positive_int("every", every)
-    vh, vw = (h, w) if video_size is None else check_size(video_size)
+        result = render(model, objective, **options)
+    else:
+        every = positive_int("every", every)
+        vh, vw = (h, w) if video_size is None else image_size(video_size, "video size")
 
-    def frame_now(images: Tensor) -> Tensor:
-        return _frame(images if (vh, vw) == (h, w) else cppn.render(vh, vw).cpu())
+        def frame_now(images: Tensor) -> Tensor:
+            return _frame(images if (vh, vw) == (h, w) else param.render(vh, vw).cpu())
 
-    with AnimationWriter(video, fps) as writer:
-        with torch.no_grad():
-            writer.add(frame_now(cppn()))
+        with AnimationWriter(video, fps) as writer:
+            with torch.no_grad():
+                writer.add(frame_now(param()))
 
-        def record(step: int, _loss: float, images: Tensor) -> None:
-            if step % every == 0 or step == steps:
-                writer.add(frame_now(images))
+            def record(step: int, _loss: float, images: Tensor) -> None:
+                if step % every == 0 or step == steps:
+                    writer.add(frame_now(images))
 
-        result = render(model, objective, callback=record, **options)
-    return CPPNArt(cppn, result, writer.path, writer.count)
+            result = render(model, objective, callback=record, **options)
+        result.files["video"] = writer.path
+        result.metrics["video_frames"] = writer.count
+    result.writer = write_cppn
+    return result
 
 
 def save_render(
@@ -118,7 +133,7 @@ def save_render(
     Measured at 4096 px on a CPU: about 120 MB more than before the call, against 215 MB for a float
     `CPPN.render` alone (bench/cppn_figures.py).
     """
-    height, width = check_render_size(size)
+    height, width = image_size(size, "render size", RENDER_SIZES)
     if not 0 <= index < cppn.batch:
         raise UserError(f"image index {index} is out of range for a CPPN batch of {cppn.batch}")
     final = check_writable(path)
@@ -141,42 +156,15 @@ def save_render(
     return final
 
 
-def _check_frames(frames: object) -> int:
-    frames = positive_int("frames", frames)
-    if frames < 2:
-        raise UserError(f"a morph needs at least 2 frames, got {frames}")
-    return frames
-
-
 def morph_frames(a: CPPN, b: CPPN, frames: int, size: int | tuple[int, int],
                  device: str | torch.device = "cpu") -> Iterator[Tensor]:
     """Frames (C,H,W) on the CPU of the CPPNs whose weights run linearly from `a`'s to `b`'s."""
-    frames = _check_frames(frames)
-    height, width = check_render_size(size)
+    frames = whole("frames", frames, 2)
+    height, width = image_size(size, "render size", RENDER_SIZES)
     dev = resolve_device(device)
     for i in range(frames):
         mixed = a.interpolate(b, i / (frames - 1)).to(dev)
         yield _frame(mixed.render(height, width).cpu())
-
-
-@dataclass
-class Morph:
-    """A written morph and its smoothness: mean absolute change (0..1) between adjacent frames."""
-
-    path: Path
-    adjacent: list[float]
-    endpoints: float
-    """Mean absolute difference between the first and the last frame."""
-
-    @property
-    def jump(self) -> float:
-        """Largest adjacent-frame change over the mean one: 1 = evenly paced, large = a sudden jump."""
-        return max(self.adjacent) / max(sum(self.adjacent) / len(self.adjacent), 1e-12)
-
-    @property
-    def detour(self) -> float:
-        """Summed adjacent changes over the direct change (1 = as direct as a cross-fade; >= 1)."""
-        return sum(self.adjacent) / max(self.endpoints, 1e-12)
 
 
 def morph(
@@ -188,17 +176,22 @@ def morph(
     fps: float = 12.0,
     device: str | torch.device = "auto",
     progress: bool = True,
-) -> Morph:
-    """Write a GIF/MP4 morph from CPPN `a` to `b` by interpolating their weights, frame by frame.
+) -> Result:
+    """Stream a GIF/MP4 morph from CPPN `a` to `b` to `path` by interpolating their weights.
 
-    `size` defaults to `a`'s size. Frames stream to disk; only the previous one is kept (to measure
-    the change between neighbours).
+    `size` defaults to `a`'s size. Only the previous frame is kept (to measure the change between
+    neighbours). The Result's images are the first and the last frame; its metrics say how smooth
+    the morph is: `adjacent`, the mean absolute change (0..1) between each pair of neighbouring
+    frames; `endpoints`, between the first and the last; `jump`, the largest adjacent change over
+    the mean one (1: evenly paced); `detour`, the summed changes over the direct one (1: as
+    direct as a cross-fade).
     """
-    size = check_render_size((a.height, a.width) if size is None else size)
-    frames = _check_frames(frames)
+    size = image_size((a.height, a.width) if size is None else size, "render size", RENDER_SIZES)
+    frames = whole("frames", frames, 2)
     a.check_same_architecture(b)  # before any file is touched
     adjacent: list[float] = []
     first = previous = None
+    start = time.perf_counter()
     bar = tqdm(total=frames, disable=not progress or not sys.stderr.isatty(), desc="morph",
                unit="frame", leave=False)
     with bar, AnimationWriter(path, fps) as writer:
@@ -211,4 +204,15 @@ def morph(
             previous = frame
             bar.update()
     assert first is not None and previous is not None
-    return Morph(writer.path, adjacent, float((previous - first).abs().mean()))
+    endpoints = float((previous - first).abs().mean())
+    metrics = {"adjacent": adjacent, "endpoints": endpoints,
+               "jump": max(adjacent) / max(sum(adjacent) / len(adjacent), 1e-12),
+               "detour": sum(adjacent) / max(endpoints, 1e-12)}
+    return Result(torch.stack([first, previous]), seconds=time.perf_counter() - start,
+                  objective=f"morph of {frames} frames", metrics=metrics, files={"animation": writer.path})
+
+
+__getattr__ = deprecation.module_getattr(__name__, {
+    "CPPNArt": "diffparam.result:Result",
+    "Morph": "diffparam.result:Result",
+})

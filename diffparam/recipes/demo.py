@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-import os
 from pathlib import Path
 
 from diffparam.evaluate import class_probability, objective_values, photo_reference
@@ -11,6 +10,7 @@ from diffparam.io import atomic_path, save_image
 from diffparam.models.registry import efficientnet_lite0
 from diffparam.objectives import Objective, parse
 from diffparam.render import render
+from diffparam.result import Result
 
 DEMO_OBJECTIVES = (
     "blocks.2:3",
@@ -23,47 +23,64 @@ DEMO_OBJECTIVES = (
 """Units from early, middle and late blocks, and two classes."""
 
 
-def run_demo(
-    out: str | os.PathLike = "demo",
+def demo(
     size: int = 128,
     steps: int = 256,
     seed: int = 0,
     device: str = "auto",
     progress: bool = True,
     objectives: tuple[str, ...] = DEMO_OBJECTIVES,
-) -> Path:
-    """Render `objectives` together as one batch into `out/`, write `out/index.html`, return it."""
-    folder = Path(out)
+) -> Result:
+    """Render `objectives` together as one batch on the embedded model and score each image.
+
+    `metrics["scores"]` holds, per objective, its value on the image, its best value over natural
+    photos and (for a class) the softmax probability; `save(folder)` writes each image as a PNG
+    and `index.html` showing them with their scores.
+    """
     model = efficientnet_lite0()
     parsed = [parse(spec, model, batch=i) for i, spec in enumerate(objectives)]
     result = render(model, Objective.sum(parsed), size=size, batch=len(objectives), steps=steps,
                     seed=seed, device=device, progress=progress)
     model.to("cpu")
-    rows = []
+    scores = []
     for i, spec in enumerate(objectives):
-        name = spec.replace(":", "_") + ".png"
-        save_image(result.images[i], folder / name)
         single = parse(spec, model)
-        value = float(objective_values(model, single, result.images[i:i + 1])[0])
-        reference = photo_reference(model, single)
-        extra = ""
+        score = {"objective": spec,
+                 "value": float(objective_values(model, single, result.images[i:i + 1])[0]),
+                 "photos": photo_reference(model, single)}
         if spec.startswith("logit:"):
-            prob = float(class_probability(model, result.images[i:i + 1], spec[6:])[0])
-            extra = f"; class probability {prob:.3f}"
-        rows.append((name, spec, value, reference, extra))
-    page = folder / "index.html"
+            score["probability"] = float(class_probability(model, result.images[i:i + 1], spec[6:])[0])
+        scores.append(score)
+    result.metrics["scores"] = scores
+    result.extras.update(size=size, steps=steps)
+    result.writer = write_demo
+    return result
+
+
+def write_demo(result: Result, out: Path) -> dict[str, Path]:
+    """The demo's writer: one PNG per objective in folder `out`, and `out/index.html`."""
+    files = {}
+    rows = []
+    for image, score in zip(result.images, result.metrics["scores"], strict=True):
+        name = score["objective"].replace(":", "_") + ".png"
+        files[score["objective"]] = save_image(image, out / name)
+        rows.append((name, score))
+    page = out / "index.html"
     with atomic_path(page) as tmp:
-        tmp.write_text(_page(rows, size, steps), encoding="utf-8")
-    return page
+        tmp.write_text(_page(rows, result.extras["size"], result.extras["steps"]), encoding="utf-8")
+    files["page"] = page
+    return files
 
 
-def _page(rows: list[tuple[str, str, float, float, str]], size: int, steps: int) -> str:
+def _page(rows: list[tuple[str, dict]], size: int, steps: int) -> str:
     cells = []
-    for name, spec, value, reference, extra in rows:
+    for name, score in rows:
+        value, reference = score["value"], score["photos"]
         ratio = f"{value / reference:.1f}× the best natural photo" if reference > 0 else "n/a"
+        extra = f"; class probability {score['probability']:.3f}" if "probability" in score else ""
         cells.append(
             f'<figure><img src="{html.escape(name)}" width="{size * 2}">'
-            f"<figcaption><b>{html.escape(spec)}</b><br>activation {value:.2f} "
+            f"<figcaption><b>{html.escape(score['objective'])}</b><br>activation {value:.2f} "
             f"(photos: best {reference:.2f}; {ratio}){html.escape(extra)}</figcaption></figure>"
         )
     return (

@@ -15,16 +15,17 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from diffparam import deprecation
+from diffparam.checks import choice, image_size, non_negative_float, positive_float, positive_int, whole
 from diffparam.errors import UserError
 from diffparam.evaluate import objective_values
 from diffparam.io import check_writable, make_grid, save_animation, save_image
 from diffparam.models.base import Model
 from diffparam.models.registry import load_model
 from diffparam.objectives import Objective, alignment, interpolation, resolve
-from diffparam.param import FourierImage, Parameterization, PixelImage
-from diffparam.param.base import positive_int
-from diffparam.param.shared import SharedImage
-from diffparam.render import Result, check_size, render
+from diffparam.param import Parameterization, SharedImage, kinds, make_param
+from diffparam.render import render
+from diffparam.result import Result
 
 SHARED_PARTS = ((2, 1), (4, 1), (8, 2))
 """The shared parts as (downscale factor, keys): half, quarter size common to every frame, and an
@@ -33,23 +34,20 @@ eighth-size part that fades between 2 keys across the frames (the layout of Luci
 ALIGN_WEIGHT = 0.1
 """The alignment weight the figures use with the shared parameterization (the CLI's default is 0)."""
 
-_KINDS: dict[str, type[FourierImage] | type[PixelImage]] = {"fourier": FourierImage,
-                                                            "pixel": PixelImage}
-
-
-def frames_param(size: int, frames: int, shared: bool = True, kind: str = "fourier",
+def frames_param(size: int, frames: int, shared: bool = True, param: str = "fourier",
                  parts: tuple[tuple[int, int], ...] = SHARED_PARTS,
-                 generator: torch.Generator | None = None) -> Parameterization:
-    """`frames` images of `size` px, each its own `kind` image, plus (with `shared`) the `parts`."""
-    if kind not in _KINDS:
-        raise UserError(f"unknown parameterization kind {kind!r}; choose one of: {', '.join(_KINDS)}")
-    make = _KINDS[kind]
+                 generator: torch.Generator | None = None, **deprecated: str) -> Parameterization:
+    """`frames` images of `size` px, each its own image of kind `param`, plus (with `shared`) the
+    `parts` (a kind that can be composed: `kinds(composable=True)`)."""
+    param = deprecation.renamed(deprecated, "kind", "param", param, "frames_param")
+    deprecation.no_more(deprecated, "frames_param")
+    param = choice("parameterization for shared frames", param, kinds(composable=True))
     frames = positive_int("frames", frames)
-    unique = make(size, batch=frames, generator=generator)
+    unique = make_param(param, size, batch=frames, generator=generator)
     if not shared:
         return unique
-    return SharedImage(unique, [make(max(1, size // factor), batch=min(keys, frames),
-                                     generator=generator) for factor, keys in parts])
+    return SharedImage(unique, [make_param(param, max(1, size // factor), batch=min(keys, frames),
+                                           generator=generator) for factor, keys in parts])
 
 
 def interpolation_objective(model: Model, a: Objective | str, b: Objective | str,
@@ -58,9 +56,7 @@ def interpolation_objective(model: Model, a: Objective | str, b: Objective | str
     (default: the first layer, in model order, that `a` reads)."""
     oa, ob = resolve(a, model), resolve(b, model)
     obj = interpolation(oa, ob)
-    if align_weight < 0:
-        raise UserError(f"the alignment weight must be >= 0, got {align_weight}")
-    if align_weight == 0:
+    if non_negative_float("alignment weight", align_weight) == 0:
         return obj
     if align_layer is None:
         if not oa.layers | ob.layers:
@@ -70,21 +66,36 @@ def interpolation_objective(model: Model, a: Objective | str, b: Objective | str
     return obj + align_weight * alignment(align_layer)
 
 
+def write_interpolation(result: Result, out: Path, strip: str | os.PathLike | None = None,
+                        fps: float = 8.0, bounce: bool = True) -> dict[str, Path]:
+    """An interpolation's writer: the frames as a GIF/MP4 at `out` and a strip PNG
+    (`save_interpolation`)."""
+    animation, strip_path = save_interpolation(result.images, out, strip, fps, bounce)
+    return {"animation": animation, "strip": strip_path}
+
+
 def render_interpolation(model: Model | str, a: Objective | str, b: Objective | str,
                          frames: int = 8, *, shared: bool = True, align_weight: float = 0.0,
-                         align_layer: str | None = None, kind: str = "fourier", size: int = 128,
+                         align_layer: str | None = None, param: str = "fourier", size: int = 128,
                          steps: int = 512, lr: float | None = None, seed: int = 0,
-                         device: str = "auto", progress: bool = True) -> Result:
+                         device: str = "auto", progress: bool = True, **deprecated: str) -> Result:
     """Render `frames` images going from objective `a` to `b`; `shared` adds the shared
-    parameterization, `align_weight` > 0 the alignment term. `Result.images` are the frames."""
+    parameterization (of kind `param`), `align_weight` > 0 the alignment term. `Result.images`
+    are the frames, `metrics["alignment"]` their adjacent-frame pixel correlation
+    (`frame_alignment`); `save(out, strip=..., fps=..., bounce=...)` writes the animation and
+    a strip (`write_interpolation`)."""
+    param = deprecation.renamed(deprecated, "kind", "param", param, "render_interpolation")
+    deprecation.no_more(deprecated, "render_interpolation")
     net = load_model(model)
-    h, _ = check_size(size)
-    if positive_int("frames", frames) < 2:
-        raise UserError(f"an interpolation needs at least 2 frames, got {frames}")
+    h, _ = image_size(size)
+    frames = whole("frames", frames, 2)
     obj = interpolation_objective(net, a, b, align_weight, align_layer)
-    param = frames_param(h, frames, shared, kind, generator=torch.Generator().manual_seed(seed))
-    return render(net, obj, param=param, steps=steps, lr=lr, seed=seed, device=device,
-                  progress=progress)
+    shared_param = frames_param(h, frames, shared, param, generator=torch.Generator().manual_seed(seed))
+    result = render(net, obj, param=shared_param, steps=steps, lr=lr, seed=seed, device=device,
+                    progress=progress)
+    result.metrics["alignment"] = frame_alignment(result.images)
+    result.writer = write_interpolation
+    return result
 
 
 def save_interpolation(frames: Tensor, out: str | os.PathLike, strip: str | os.PathLike | None = None,
@@ -94,7 +105,8 @@ def save_interpolation(frames: Tensor, out: str | os.PathLike, strip: str | os.P
     out = Path(out)
     strip = out.with_suffix(".png") if strip is None else Path(strip)
     if strip == out:
-        raise UserError(f"the strip PNG and the animation are the same file {out}: give another --strip")
+        raise UserError(f"the strip PNG and the animation are the same file {out}: give another strip")
+    positive_float("frames per second", fps)
     check_writable(strip)
     order = list(range(len(frames)))
     if bounce:
@@ -182,8 +194,7 @@ def alignment_figure(model: Model | str, a: Objective | str, b: Objective | str,
     """Render the same interpolation as each of `variants` (see VARIANTS) from the same seed;
     measure each with `frame_alignment` of its pixels (and of `measure_layer`'s maps if given)."""
     for variant in variants:
-        if variant not in VARIANTS:
-            raise UserError(f"unknown variant {variant!r}: use {', '.join(VARIANTS)}")
+        choice("variant", variant, VARIANTS)
     net = load_model(model)
     oa, ob = resolve(a, net), resolve(b, net)
     out = {}

@@ -9,24 +9,23 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from diffparam import deprecation
 from diffparam import transforms as T
+from diffparam.checks import choice, image_size, non_negative_float, shape
 from diffparam.errors import UserError
 from diffparam.evaluate import objective_values
-from diffparam.io import read_image, resize, save_image
+from diffparam.io import read_image, resize
 from diffparam.models.base import Model
 from diffparam.models.registry import DEFAULT_MODEL, load_model
 from diffparam.objectives import content, content_target, style, style_targets
-from diffparam.param import FourierImage, Parameterization, PixelImage
-from diffparam.param.base import non_negative_float
-from diffparam.param.color import from_valid_rgb
-from diffparam.render import check_size, render
+from diffparam.param import Parameterization, kinds, make_param
+from diffparam.render import render
+from diffparam.result import Result
 
 DEFAULT_LAYERS: dict[str, tuple[tuple[str, ...], str]] = {
     DEFAULT_MODEL: (("stem", "blocks.1.expand.act", "blocks.3.expand.act", "blocks.5.expand.act",
@@ -43,7 +42,6 @@ CONTENT_WEIGHT = 1.0
 STEPS = 256
 SIZE = 224
 SHIFT = 4
-PARAMS = ("fourier", "pixel")
 INITS = ("content", "noise")
 HIGH_FREQUENCY = 0.25
 """Frequencies above this many cycles per pixel (half of Nyquist) count as 'high'."""
@@ -51,33 +49,12 @@ HIGH_FREQUENCY = 0.25
 ImageSource = str | os.PathLike | Tensor
 
 
-@dataclass
-class StyleResult:
-    """A stylised image (1,3,H,W) on the CPU with its final losses, measured without transforms.
-
-    `style_loss` uses the style weights; `content_loss` is unweighted; `history` is the optimised
-    loss per step (style + content_weight · content, on shifted images).
-    """
-
-    image: Tensor
-    style_loss: float
-    content_loss: float
-    high_frequency: float
-    """Share of the image's spectral energy above HIGH_FREQUENCY cycles per pixel."""
-    history: list[float] = field(default_factory=list)
-    seconds: float = 0.0
-
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write the image as a PNG (atomically)."""
-        return save_image(self.image, path)
-
-
 def default_layers(model: Model) -> tuple[tuple[str, ...], str]:
     """The style layers and the content layer for a model we know, else a UserError saying what to do."""
     if model.name not in DEFAULT_LAYERS:
         raise UserError(f"no default style layers for model {model.name}: name the style and content layers "
-                        f"(--style-layers L1,L2,... --content-layer L; `diffparam layers --model "
-                        f"{model.name}` lists them)")
+                        f"(`style_layers` and `content_layer`; `diffparam layers --model {model.name}` "
+                        "lists them)")
     return DEFAULT_LAYERS[model.name]
 
 
@@ -140,8 +117,7 @@ def load_image(source: ImageSource, size: int | tuple[int, int]) -> Tensor:
     """A (1,3,H,W) image in [0,1] from a file or a tensor, resized (an int sets the shorter side)."""
     if isinstance(source, Tensor):
         img = source.unsqueeze(0) if source.dim() == 3 else source
-        if img.dim() != 4 or img.shape[:2] != (1, 3):
-            raise UserError(f"expected one RGB image (3,H,W) or (1,3,H,W), got {tuple(source.shape)}")
+        shape("the image", img, "1,3,H,W")
         return resize(img.float().clamp(0, 1), size)
     return read_image(source, size)
 
@@ -154,21 +130,14 @@ def random_shift(shift: int = SHIFT) -> T.Transform | None:
     return T.compose(T.pad(shift, mode="reflect"), T.jitter(2 * shift)) if shift else None
 
 
-def _start(kind: str, init: str, content_img: Tensor, seed: int) -> Parameterization:
-    if kind not in PARAMS:
-        raise UserError(f"unknown parameterization {kind!r} for style transfer: use fourier or pixel")
-    if init not in INITS:
-        raise UserError(f"unknown start {init!r}: use content or noise")
+def _start(param: str, init: str, content_img: Tensor, seed: int) -> Parameterization:
+    """The image to optimise: of kind `param`, starting from the content image or from noise."""
+    choice("parameterization for style transfer", param, kinds(from_image=True))
+    choice("start", init, INITS)
     _, _, h, w = content_img.shape
     if init == "content":
-        if kind == "fourier":
-            return FourierImage.from_image(content_img)
-        param = PixelImage(h, w, generator=torch.Generator().manual_seed(seed))
-        with torch.no_grad():
-            param.pixels.copy_(from_valid_rgb(content_img, decorrelate=False))
-        return param
-    gen = torch.Generator().manual_seed(seed)
-    return FourierImage(h, w, generator=gen) if kind == "fourier" else PixelImage(h, w, generator=gen)
+        return make_param(param, h, w, image=content_img)
+    return make_param(param, h, w, generator=torch.Generator().manual_seed(seed))
 
 
 def style_transfer(
@@ -190,23 +159,26 @@ def style_transfer(
     device: str = "auto",
     progress: bool = True,
     shift: int = SHIFT,
-) -> StyleResult:
+) -> Result:
     """Paint `content_image` in the style of `style_image` (files or (1,3,H,W) tensors in [0,1]).
 
     The output keeps the content's aspect ratio with its shorter side `size`; the style image is
     resized to shorter side `style_size` (default `size`). Layers default to `DEFAULT_LAYERS`.
     The loss is style + content_weight · content (see `diffparam.objectives.style`); `init`
-    starts from the content image (a Fourier image inverts it) or from noise. Each step shifts the
-    image by up to ±`shift` px (`random_shift`).
+    starts from the content image (a Fourier image inverts it) or from noise; `param` names the
+    kind of image (`kinds(from_image=True)`). Each step shifts the image by up to ±`shift` px
+    (`random_shift`). `Result.metrics` hold the final `style_loss` (weighted), `content_loss`
+    (unweighted), both measured without transforms, and `high_frequency`, the share of the image's
+    spectral energy above HIGH_FREQUENCY cycles per pixel; `history` is the optimised loss per step.
     """
-    check_size(size)
+    image_size(size)
     non_negative_float("content weight", content_weight)
     net = load_model(model)
     layers, layer = style_layers_of(net, style_layers, content_layer)
     content_img = load_image(content_image, size)
-    check_size(tuple(content_img.shape[-2:]))
+    image_size(tuple(content_img.shape[-2:]), "content image size")
     style_img = load_image(style_image, style_size or size)
-    check_size(tuple(style_img.shape[-2:]))
+    image_size(tuple(style_img.shape[-2:]), "style image size")
     start = _start(param, init, content_img, seed)
     s_targets = style_targets(net, style_img, layers)
     c_target = content_target(net, content_img, layer)
@@ -214,7 +186,11 @@ def style_transfer(
     result = render(net, objective, param=start, steps=steps, lr=lr, seed=seed, device=device,
                     progress=progress, transforms=random_shift(shift))
     image = result.images
-    style_loss = -float(objective_values(net, style(s_targets, style_weights), image)[0])
-    content_loss = -float(objective_values(net, content(layer, c_target), image)[0])
-    return StyleResult(image, style_loss, content_loss, float(high_frequency_share(image)[0]),
-                       result.history, result.seconds)
+    result.metrics.update(
+        style_loss=-float(objective_values(net, style(s_targets, style_weights), image)[0]),
+        content_loss=-float(objective_values(net, content(layer, c_target), image)[0]),
+        high_frequency=float(high_frequency_share(image)[0]))
+    return result
+
+
+__getattr__ = deprecation.module_getattr(__name__, {"StyleResult": "diffparam.result:Result"})

@@ -5,22 +5,25 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
 
+from diffparam import deprecation
+from diffparam.backgrounds import composite
+from diffparam.checks import choice, non_negative_float, non_negative_int
 from diffparam.errors import UserError
 from diffparam.evaluate import objective_values
-from diffparam.io import AnimationWriter, check_writable
+from diffparam.io import ANIMATION_SUFFIXES, AnimationWriter, check_writable
 from diffparam.models.base import Model
 from diffparam.models.registry import DEFAULT_MODEL, load_model
 from diffparam.objectives import Activations, Objective, gram, resolve, style, style_targets
-from diffparam.param.rgba import composite
 from diffparam.param.texture import TextureImage
 from diffparam.recipes.style import load_image, style_layers_of
 from diffparam.render import render, resolve_device
+from diffparam.result import Result
 from diffparam.three_d.cameras import Cameras, ViewSampler, turntable
 from diffparam.three_d.export import export_glb, export_obj
 from diffparam.three_d.mesh import Mesh
@@ -32,7 +35,8 @@ TEXTURE_SPACE = "surface"
 """Where the texture is parameterized by default (see `TextureImage`): a solid field read on the
 surface, seamless across UV cuts, as strong on held-out views as the UV image (BENCHMARKS.md)."""
 TURNTABLE_FRAMES = 48
-STYLE_DECAY = 0.95
+MOVING_AVERAGE = 0.95
+"""texture_style's default: each layer's Gram matrix is a moving average over recent views."""
 STYLE_LR = 0.02
 """texture_style's default learning rate: at 0.05 the Gram moving average lags the texture and
 ends further from the style than the plain loss; at 0.02 it ends nearer (BENCHMARKS.md)."""
@@ -50,23 +54,6 @@ def style_volume(texture_size: int) -> int:
     detail down to the pixel: measured, finer fields gave much lower held-out style loss (BENCHMARKS.md),
     where feature visualization did best at texture_size/8."""
     return max(16, min(256, texture_size // 2))
-
-
-@dataclass
-class TextureResult:
-    """The optimised texture on its mesh (CPU), loss per step, wall time and the files written."""
-
-    mesh: Mesh
-    history: list[float]
-    seconds: float
-    param: TextureImage
-    files: dict[str, Path] = field(default_factory=dict)
-
-    @property
-    def texture(self) -> Tensor:
-        """The texture (3,T,T) in [0,1] (row 0 is the top of the image: v = 1)."""
-        assert self.mesh.texture is not None
-        return self.mesh.texture
 
 
 def turntable_views(mesh: Mesh, frames: int = TURNTABLE_FRAMES, size: int = VIEW_SIZE,
@@ -87,10 +74,9 @@ def _own_texture(mesh: Mesh) -> Tensor:
     return mesh.texture
 
 
-def _check_out(out: str | os.PathLike, animation: str) -> Path:
-    """Fail before long work if the outputs could not be written."""
-    if animation not in ("gif", "mp4"):
-        raise UserError(f"the turntable is a gif or an mp4, got {animation!r}")
+def check_out(out: str | os.PathLike, animation: str = "gif") -> Path:
+    """Fail before long work if a textured mesh could not be written to folder `out`."""
+    choice("turntable format", animation, [suffix[1:] for suffix in ANIMATION_SUFFIXES])
     folder = Path(out)
     if folder.exists() and not folder.is_dir():
         raise UserError(f"the output {folder} must be a folder, but it is a file")
@@ -104,7 +90,8 @@ def write_outputs(mesh: Mesh, out: str | os.PathLike, frames: int = TURNTABLE_FR
     """Write a textured mesh to folder `out`: mesh.obj + mesh.mtl + texture.png, mesh.glb and a
     turntable (turntable.gif or .mp4, `frames` frames of size²; 0 frames: none). Each file is
     written atomically."""
-    folder = _check_out(out, animation)
+    folder = check_out(out, animation)
+    frames = non_negative_int("turntable frames", frames)
     texture = _own_texture(mesh)
     files: dict[str, Path] = {}
     obj, mtl, png = export_obj(mesh, folder / "mesh.obj", texture, texture_file="texture.png")
@@ -117,12 +104,21 @@ def write_outputs(mesh: Mesh, out: str | os.PathLike, frames: int = TURNTABLE_FR
     return files
 
 
+def write_texture(result: Result, out: Path, frames: int = TURNTABLE_FRAMES, animation: str = "gif",
+                  size: int | None = None, device: str | torch.device = "cpu") -> dict[str, Path]:
+    """A texture result's writer: `write_outputs` of its mesh to folder `out`, the turntable's
+    views `size` pixels (default: the optimised views')."""
+    return write_outputs(result.mesh, out, frames, size or result.param.height, animation, device)
+
+
 def held_out_views(mesh: Mesh, n: int = 8, size: int = 224, seed: int = 12345,
-                   views: ViewSampler | None = None, background: float = 0.5,
-                   device: str | torch.device = "cpu") -> Tensor:
-    """`n` views (n,3,S,S) of the textured `mesh` from random cameras drawn with `seed` (pick one
+                   cameras: ViewSampler | None = None, background: float = 0.5,
+                   device: str | torch.device = "cpu", **deprecated: ViewSampler) -> Tensor:
+    """`n` views (n,3,S,S) of the textured `mesh` from random `cameras` drawn with `seed` (pick one
     the optimisation did not use), over a plain grey background: for judging a texture."""
-    cams = (views or ViewSampler()).sample(n, torch.Generator().manual_seed(seed))
+    cameras = deprecation.renamed(deprecated, "views", "cameras", cameras, "held_out_views")
+    deprecation.no_more(deprecated, "held_out_views")
+    cams = (cameras or ViewSampler()).sample(n, torch.Generator().manual_seed(seed))
     tex = _own_texture(mesh).to(resolve_device(device))[None]
     with torch.no_grad():
         rgba = render_mesh(mesh, cams, size, tex, supersample=2)
@@ -130,18 +126,38 @@ def held_out_views(mesh: Mesh, n: int = 8, size: int = 224, seed: int = 12345,
 
 
 def _texture_param(mesh: Mesh, texture_size: int, view_size: int, views: int, seed: int,
-                   supersample: int, cameras: ViewSampler | None, **kwargs) -> TextureImage:
-    return TextureImage(mesh, texture_size, view_size, batch=views, views=cameras, supersample=supersample,
+                   supersample: int, cameras: ViewSampler | None, **kwargs: Any) -> TextureImage:
+    return TextureImage(mesh, texture_size, view_size, views=views, cameras=cameras, supersample=supersample,
                         seed=seed, generator=torch.Generator().manual_seed(seed), **kwargs)
 
 
-def _finish(param: TextureImage, history: list[float], seconds: float, out: str | os.PathLike | None,
-            frames: int, animation: str, device: str | torch.device) -> TextureResult:
+_OLD_OUTPUT = ("out", "turntable_frames", "animation")
+"""texture_feature's and texture_style's old keywords that wrote the files themselves."""
+
+
+def _old_output(deprecated: dict[str, Any], where: str) -> dict[str, Any]:
+    """The old output keywords the caller passed (with a warning); checks the folder early."""
+    old = {k: deprecated.pop(k) for k in _OLD_OUTPUT if k in deprecated}
+    if old:
+        deprecation.warn(f"{where}(out=...)", f"{where}(...).save(out, frames=..., animation=...)",
+                         stacklevel=4)
+    deprecation.no_more(deprecated, where)
+    if old.get("out") is not None:
+        check_out(old["out"], old.get("animation", "gif"))
+    return old
+
+
+def _finish(result: Result, param: TextureImage, old: dict[str, Any], device: str | torch.device) -> Result:
+    """The recipe's Result: the texture as its image, the textured mesh in its extras."""
     param = param.cpu()
     mesh = param.as_mesh()
-    result = TextureResult(mesh, history, seconds, param)
-    if out is not None:
-        result.files = write_outputs(mesh, out, frames, param.height, animation, device)
+    result.param = param
+    result.images = mesh.texture[None]
+    result.extras.update(mesh=mesh, texture=mesh.texture)
+    result.writer = write_texture
+    if old.get("out") is not None:
+        result.save(old["out"], frames=old.get("turntable_frames", TURNTABLE_FRAMES),
+                    animation=old.get("animation", "gif"), device=device)
     return result
 
 
@@ -150,7 +166,6 @@ def texture_feature(
     objective: Objective | str,
     model: Model | str = DEFAULT_MODEL,
     *,
-    out: str | os.PathLike | None = None,
     texture_size: int = TEXTURE_SIZE,
     view_size: int = VIEW_SIZE,
     steps: int = STEPS,
@@ -166,29 +181,28 @@ def texture_feature(
     spectrum_decay: float = 1.0,
     texture_space: str = TEXTURE_SPACE,
     volume_size: int | None = None,
-    turntable_frames: int = TURNTABLE_FRAMES,
-    animation: str = "gif",
-) -> TextureResult:
+    **deprecated: Any,
+) -> Result:
     """Feature visualization on a surface: optimise `mesh`'s texture so that `views` random views
     per step (from `cameras`, default `ViewSampler()`, composited over random `background`s)
-    maximise `objective`; write the textured mesh
-    and a turntable to folder `out` when given (see `write_outputs`).
+    maximise `objective`.
 
     `mesh` is a `Mesh`, a mesh file or "shape:NAME" (sphere, torus, knot). `spectrum_decay` is the
-    texture's 1/f^decay Fourier prior; `texture_space` where it lives ("surface": a solid field of
-    `volume_size`³ voxels, default texture_size/8, read at each texel's 3D point: seamless; "uv":
-    the UV image), see `TextureImage`.
+    exponent of the texture's 1/f Fourier prior; `texture_space` where it lives ("surface": a solid
+    field of `volume_size`³ voxels, default texture_size/8, read at each texel's 3D point:
+    seamless; "uv": the UV image), see `TextureImage`. The Result's image is the texture and its
+    `mesh` the textured mesh; `save(folder, frames=..., animation=...)` writes OBJ + MTL + PNG,
+    GLB and a turntable (`write_outputs`).
     """
+    old = _old_output(deprecated, "texture_feature")
     net = load_model(model)
     obj = resolve(objective, net)
     surface = mesh_from(mesh)
     param = _texture_param(surface, texture_size, view_size, views, seed, supersample, cameras,
-                           decay=spectrum_decay, space=texture_space, volume_size=volume_size)
-    if out is not None:
-        _check_out(out, animation)
+                           spectrum_decay=spectrum_decay, space=texture_space, volume_size=volume_size)
     result = render(net, obj, param=param, steps=steps, lr=lr, seed=seed, device=device,
-                    progress=progress, transforms=transforms, background=background, cuda_graph=False)
-    return _finish(param, result.history, result.seconds, out, turntable_frames, animation, device)
+                    progress=progress, transforms=transforms, background=background)
+    return _finish(result, param, old, device)
 
 
 def _first_half(objective: Objective) -> Objective:
@@ -199,7 +213,7 @@ def _first_half(objective: Objective) -> Objective:
         values = objective(Activations({k: v[:half] for k, v in acts.items()}, acts.model))
         return torch.cat([values, values.new_zeros(acts.batch - half)])
 
-    return Objective(fn, objective.layers, objective.name, objective.checks)
+    return Objective(fn, objective.layers, objective.name, objective.checks, objective.graph_safe)
 
 
 def paired_content(layer: str, weight: float = CONTENT_WEIGHT) -> Objective:
@@ -234,11 +248,10 @@ def texture_style(
     style_image: str | os.PathLike | Tensor,
     model: Model | str = DEFAULT_MODEL,
     *,
-    out: str | os.PathLike | None = None,
     style_layers: Sequence[str] | None = None,
     content_layer: str | None = None,
     content_weight: float | None = None,
-    decay: float | None = STYLE_DECAY,
+    moving_average: float | None = MOVING_AVERAGE,
     init: str | None = None,
     texture_size: int = TEXTURE_SIZE,
     view_size: int = VIEW_SIZE,
@@ -255,18 +268,17 @@ def texture_style(
     spectrum_decay: float = 1.0,
     texture_space: str = TEXTURE_SPACE,
     volume_size: int | None = None,
-    turntable_frames: int = TURNTABLE_FRAMES,
-    animation: str = "gif",
-) -> TextureResult:
+    **deprecated: Any,
+) -> Result:
     """3D style transfer: restyle `mesh`'s texture after `style_image` (file or (3,H,W) tensor).
 
     Each step renders `views` random views (from `cameras`, default `STYLE_VIEWS`) with the
     optimised texture and the same views with the content texture, both over the same random
     `background`; the loss is the style loss of the optimised views + `content_weight` · their
-    feature distance to the content views on `content_layer`. With `decay` (default 0.95) the
-    style loss uses moving averages of the Gram matrices over recent views (forward value the
-    average, gradient to the current view), so no single view has to carry all of the style;
-    `decay=None` gives the plain per-view loss. Layers default to the model's
+    feature distance to the content views on `content_layer`. With `moving_average` (default
+    0.95) the style loss uses moving averages of the Gram matrices over recent views (forward
+    value the average, gradient to the current view), so no single view has to carry all of the
+    style; None gives the plain per-view loss. Layers default to the model's
     (diffparam.recipes.style); `lr` to `STYLE_LR`.
 
     The content texture is the mesh's own; a mesh without one gets a plain grey texture, which
@@ -274,14 +286,17 @@ def texture_style(
     `init` to "noise" (else 1.0 and "content": start from the content texture). `texture_space`
     and `spectrum_decay` are as for `texture_feature`; `volume_size` defaults to
     `style_volume(texture_size)`, finer than for feature visualization. With a surface field, the
-    content start is a fixed base that the learnt field adds to.
+    content start is a fixed base that the learnt field adds to. The Result is as
+    `texture_feature`'s.
     """
+    moving_average = deprecation.renamed(deprecated, "decay", "moving_average", moving_average,
+                                         "texture_style")
+    old = _old_output(deprecated, "texture_style")
     surface = mesh_from(mesh)
     textured = surface.texture is not None
-    init = init or ("content" if textured else "noise")
-    if init not in INITS:
-        raise UserError(f"unknown start {init!r}: use content or noise")
+    init = choice("start", init or ("content" if textured else "noise"), INITS)
     content_weight = (CONTENT_WEIGHT if textured else 0.0) if content_weight is None else content_weight
+    content_weight = non_negative_float("content weight", content_weight)
     net = load_model(model)
     layers, layer = style_layers_of(net, style_layers, content_layer)
     style_img = load_image(style_image, style_size or view_size)
@@ -290,16 +305,19 @@ def texture_style(
     reference = content_texture if content_weight > 0 else None
     param = _texture_param(surface, texture_size, view_size, views, seed, supersample, cameras or STYLE_VIEWS,
                            init=content_texture if init == "content" else None, reference=reference,
-                           background=background, decay=spectrum_decay, space=texture_space,
+                           spectrum_decay=spectrum_decay, space=texture_space,
                            volume_size=style_volume(texture_size) if volume_size is None else volume_size)
-    if out is not None:
-        _check_out(out, animation)
     net.to("cpu")
     targets = style_targets(net, style_img, layers)
-    obj = style(targets, decay=decay)
+    obj = style(targets, moving_average=moving_average)
     if reference is not None:
         obj = _first_half(obj) + paired_content(layer, content_weight)
     result = render(net, obj, param=param, steps=steps, lr=STYLE_LR if lr is None else lr, seed=seed,
-                    device=device, progress=progress, transforms=None, cuda_graph=False)
-    return _finish(param, result.history, result.seconds, out, turntable_frames, animation, device)
+                    device=device, progress=progress, transforms=None, background=background)
+    return _finish(result, param, old, device)
 
+
+__getattr__ = deprecation.module_getattr(__name__, {
+    "TextureResult": "diffparam.result:Result",
+    "STYLE_DECAY": "diffparam.recipes.texture:MOVING_AVERAGE",
+})

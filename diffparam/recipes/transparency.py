@@ -16,14 +16,18 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from diffparam import deprecation
+from diffparam.backgrounds import BACKGROUNDS, Background, composite
+from diffparam.checks import choice, image_size, shape
 from diffparam.errors import UserError
 from diffparam.evaluate import objective_values, photo_reference
 from diffparam.io import resize, sample_photos
 from diffparam.models.base import Model
 from diffparam.models.registry import load_model
 from diffparam.objectives import Objective, channel_list, parse, transparency
-from diffparam.param.rgba import BACKGROUNDS, Background, composite, make_rgba
-from diffparam.render import Result, check_size, render
+from diffparam.param import Parameterization, make_param
+from diffparam.render import render
+from diffparam.result import Result
 
 EVALUATION_BACKGROUNDS = (*BACKGROUNDS, "photos")
 """Backgrounds for `activation_over_backgrounds`: new random draws of each kind, and the photos."""
@@ -32,34 +36,45 @@ EVALUATION_BACKGROUNDS = (*BACKGROUNDS, "photos")
 def render_transparent(
     model: Model | str | torch.nn.Module,
     objective: Objective | str,
-    size: int | Sequence[int] = 224,
+    param: Parameterization | str = "fourier",
     steps: int = 512,
     lr: float | None = None,
     seed: int = 0,
     device: str | torch.device = "auto",
     progress: bool = True,
     *,
+    size: int | Sequence[int] = 224,
     batch: int = 1,
-    kind: str = "fourier",
     background: str | Background = "noise",
     transforms: str | Callable | Iterable[Callable] | None = "standard",
     transparent: bool = True,
     **options: Any,
 ) -> Result:
-    """Optimise an RGBA image (`kind` fourier, pixel or cppn) for `objective` over random backgrounds.
+    """Optimise an RGBA image for `objective` over random backgrounds.
 
-    `objective` is multiplied by (1 - mean opacity) unless `transparent=False` (then opacity is
-    free, which is the baseline the transparency objective is measured against). A channel list
-    (`LAYER:C1,C2,...`) renders one image per channel. Other `options` (precision, input_size,
-    callback, ...) go to `render`. `Result.images` are RGBA, (B, 4, H, W).
+    `param` is an RGBA parameterization, or a kind name ("fourier", "pixel", "cppn": built with
+    an opacity channel, `batch` images of `size`). `objective` is multiplied by (1 - mean opacity)
+    unless `transparent=False` (then opacity is free, which is the baseline the transparency
+    objective is measured against). A channel list (`LAYER:C1,C2,...`) renders one image per
+    channel. Other `options` (precision, input_size, callback, ...) go to `render`.
+    `Result.images` are RGBA, (B, 4, H, W).
     """
+    if not isinstance(param, Parameterization | str):  # the old third argument, size
+        deprecation.warn("render_transparent(model, objective, size)", "size=... (a keyword)")
+        param, size = "fourier", param
+    param = deprecation.renamed(options, "kind", "param", param, "render_transparent")
     net = load_model(model)
     if isinstance(objective, str):
         listed = channel_list(objective)
         batch = len(listed[1]) if listed else batch
         objective = parse(objective, net)
-    h, w = check_size(size)
-    param = make_rgba(kind, h, w, batch=batch, generator=torch.Generator().manual_seed(seed))
+    if isinstance(param, str):
+        h, w = image_size(size)
+        param = make_param(param, h, w, batch=batch, generator=torch.Generator().manual_seed(seed),
+                           alpha=True)
+    elif param.channels != 4:
+        raise UserError(f"render_transparent needs an RGBA parameterization (4 channels), got "
+                        f"{param.channels}")
     return render(net, transparency(objective) if transparent else objective, param=param,
                   transforms=transforms, steps=steps, lr=lr, seed=seed, device=device,
                   progress=progress, background=background, **options)
@@ -67,8 +82,7 @@ def render_transparent(
 
 def opacity(rgba: Tensor) -> Tensor:
     """Mean alpha of each image of an RGBA batch (B,4,H,W): 0 transparent, 1 opaque."""
-    if rgba.dim() != 4 or rgba.shape[1] != 4:
-        raise UserError(f"opacity needs an RGBA batch (B,4,H,W), got {tuple(rgba.shape)}")
+    shape("opacity's RGBA batch", rgba, "B,C,H,W", C=4)
     return rgba[:, 3].flatten(1).mean(1)
 
 
@@ -76,9 +90,8 @@ def _backgrounds(kind: str, draws: int, height: int, width: int,
                  generator: torch.Generator) -> Tensor:
     if kind == "photos":
         return resize(sample_photos(max(height, width)), (height, width))
-    if kind not in BACKGROUNDS:
-        raise UserError(f"unknown background {kind!r}; choose from: {', '.join(EVALUATION_BACKGROUNDS)}")
-    return BACKGROUNDS[kind]((draws, 3, height, width), torch.device("cpu"), generator)
+    draw = BACKGROUNDS[choice("background", kind, EVALUATION_BACKGROUNDS)]
+    return draw((draws, 3, height, width), torch.device("cpu"), generator)
 
 
 def activation_over_backgrounds(
@@ -95,8 +108,7 @@ def activation_over_backgrounds(
     render's), or scikit-image's photos as backgrounds for "photos". Returns, per kind, a tensor
     (B, backgrounds) of ratios to the objective's best value on the photos themselves.
     """
-    if rgba.dim() != 4 or rgba.shape[1] != 4:
-        raise UserError(f"expected an RGBA batch (B,4,H,W), got {tuple(rgba.shape)}")
+    shape("the RGBA batch", rgba, "B,C,H,W", C=4)
     generator = torch.Generator().manual_seed(seed)
     reference = photo_reference(model, objective)
     if reference <= 0:

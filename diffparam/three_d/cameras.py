@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from diffparam.errors import UserError
+from diffparam.checks import positive_int, range_pair
 
 
 @dataclass(frozen=True)
@@ -68,14 +68,6 @@ def orbit(azimuth: Tensor, elevation: Tensor, distance: Tensor, fov: Tensor) -> 
     return Cameras(look_at(eye * distance[:, None]), fov)
 
 
-def _range(name: str, value: tuple[float, float], low: float, high: float) -> tuple[float, float]:
-    a, b = (float(x) for x in value)
-    if not (low <= a <= b <= high) or not (math.isfinite(a) and math.isfinite(b)):
-        raise UserError(f"{name} range must be (min, max) with {low:g} <= min <= max <= {high:g}, "
-                        f"got {value}")
-    return a, b
-
-
 @dataclass(frozen=True)
 class ViewSampler:
     """Random look-at views toward the centre: uniform azimuth, and uniform ranges of elevation
@@ -86,9 +78,9 @@ class ViewSampler:
     fov: tuple[float, float] = (30.0, 45.0)
 
     def __post_init__(self) -> None:
-        _range("distance", self.distance, 0.9, 1000.0)
-        _range("elevation", self.elevation, -90.0, 90.0)
-        _range("fov", self.fov, 1.0, 150.0)
+        range_pair("distance", self.distance, 0.9, 1000.0)
+        range_pair("elevation", self.elevation, -90.0, 90.0)
+        range_pair("fov", self.fov, 1.0, 150.0)
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> Cameras:
         """`n` random cameras (on the CPU), drawn from `generator`."""
@@ -106,8 +98,7 @@ class ViewSampler:
 
 def turntable(frames: int, elevation: float = 20.0, distance: float = 2.3, fov: float = 40.0) -> Cameras:
     """`frames` cameras circling the object once at a fixed elevation, distance and field of view."""
-    if frames < 1:
-        raise UserError(f"a turntable needs at least 1 frame, got {frames}")
+    frames = positive_int("turntable frames", frames)
     az = torch.arange(frames, dtype=torch.float64) * (360.0 / frames)
     full = torch.full((frames,), 1.0, dtype=torch.float64)
     cams = orbit(az, full * elevation, full * distance, full * fov)

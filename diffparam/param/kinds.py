@@ -1,0 +1,115 @@
+"""The registry of parameterization kinds: one table that the Python API and the command line read.
+
+A kind is a named family of image parameterizations ("fourier", "pixel", "cppn") that can be built
+from a size and a batch alone. What each can do (be composed into shared frames, start from an
+image, carry an opacity channel) is read off the class, so a new kind is one `Kind(...)` line here
+and every command offers it where it fits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from diffparam.checks import choice, positive_int
+from diffparam.errors import UserError
+from diffparam.param.base import Parameterization
+from diffparam.param.cppn import CPPN
+from diffparam.param.fourier import FourierImage
+from diffparam.param.pixel import PixelImage
+from diffparam.param.rgba import RGBAImage
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One parameterization kind: its name, its class and a line of help."""
+
+    name: str
+    cls: type[Parameterization]
+    help: str
+    alpha_channel: bool = False
+    """True: the RGBA version is one network with 4 output channels; False: colour and alpha are
+    two parameterizations of this kind (`RGBAImage`)."""
+
+    @property
+    def default_lr(self) -> float:
+        """The Adam learning rate that suits this kind (render's default)."""
+        return self.cls.default_lr
+
+    @property
+    def composable(self) -> bool:
+        """Whether it has logits(), so frames can share parts of it (`SharedImage`)."""
+        return self.cls.logits is not Parameterization.logits
+
+    @property
+    def from_image(self) -> bool:
+        """Whether it can start from a given image (`cls.from_image`), as style transfer does."""
+        return callable(getattr(self.cls, "from_image", None))
+
+
+KINDS: dict[str, Kind] = {kind.name: kind for kind in (
+    Kind("fourier", FourierImage, "a 1/f-scaled Fourier spectrum with decorrelated colour (the default)"),
+    Kind("pixel", PixelImage, "every pixel a free parameter"),
+    Kind("cppn", CPPN, "a CPPN: a network from pixel coordinates to colour, renders at any size",
+         alpha_channel=True),
+)}
+"""Every kind by name."""
+
+
+def kinds(*, composable: bool | None = None, from_image: bool | None = None) -> list[str]:
+    """The names of the kinds that can (True) or cannot (False) do what is asked; all by default."""
+    return [name for name, kind in KINDS.items()
+            if (composable is None or kind.composable == composable)
+            and (from_image is None or kind.from_image == from_image)]
+
+
+def kind(name: str, among: list[str] | None = None) -> Kind:
+    """The kind called `name`, checked against `among` (default: every kind)."""
+    return KINDS[choice("param", name, among if among is not None else list(KINDS))]
+
+
+def help_text(among: list[str] | None = None) -> str:
+    """One line naming each kind (of `among`) and what it is, for command-line help."""
+    return "; ".join(f"{name}: {KINDS[name].help}" for name in (among or list(KINDS)))
+
+
+def make_param(
+    param: str,
+    height: int,
+    width: int | None = None,
+    batch: int = 1,
+    generator: torch.Generator | None = None,
+    *,
+    alpha: bool = False,
+    image: Tensor | None = None,
+) -> Parameterization:
+    """A parameterization of kind `param` with its default settings: `batch` images of height x width.
+
+    `alpha` adds an opacity channel (RGBA); `image` (B,C,H,W) in [0,1] starts from that image
+    instead of noise (kinds with `from_image`; size and batch then come from the image).
+    """
+    found = kind(param)
+    if image is not None:
+        if not found.from_image:
+            raise UserError(f"a {param} parameterization cannot start from an image; use one of: "
+                            f"{', '.join(kinds(from_image=True))}")
+        return found.cls.from_image(image)  # type: ignore[attr-defined]
+    positive_int("batch", batch)
+    if not alpha:
+        return found.cls(height, width, batch=batch, generator=generator)
+    if found.alpha_channel:
+        return found.cls(height, width, batch=batch, channels=4, generator=generator)
+    color = found.cls(height, width, batch=batch, channels=3, generator=generator)
+    return RGBAImage(color, found.cls(height, width, batch=batch, channels=1, generator=generator))
+
+
+RGBA_KINDS = tuple(KINDS)
+"""Deprecated: every kind can carry an opacity channel (`make_param(..., alpha=True)`)."""
+
+
+def make_rgba(kind: str, height: int, width: int | None = None, batch: int = 1,
+              generator: torch.Generator | None = None) -> Parameterization:
+    """Deprecated: `make_param(kind, height, width, batch, generator, alpha=True)`."""
+    return make_param(kind, height, width, batch, generator, alpha=True)
