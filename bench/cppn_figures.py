@@ -58,13 +58,13 @@ def art_section(model, args, folder: Path) -> dict:
                        device=args.device, progress=False)
         seconds = time.perf_counter() - start
         model.to("cpu")
-        cppn = art.cppn.cpu()
+        cppn = art.param.cpu()
         cppn.save(folder / f"{stem}.pt")
         fine = F.interpolate(cppn.render(4 * args.size), size=(args.size, args.size), mode="area")
         rows.append(dict(unit=spec, seed=seed, seconds=round(seconds, 1),
-                         ratio=float(unit_ratio(model, layer, c, art.result.images)[0]),
+                         ratio=float(unit_ratio(model, layer, c, art.images)[0]),
                          ratio_4x_area_down=float(unit_ratio(model, layer, c, fine)[0]),
-                         max_pixel_change_4x=float((fine - art.result.images).abs().max())))
+                         max_pixel_change_4x=float((fine - art.images).abs().max())))
     return dict(size=args.size, steps=args.steps, units=rows)
 
 

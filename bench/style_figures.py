@@ -28,9 +28,9 @@ from diffparam.evaluate import objective_values
 from diffparam.io import atomic_path, make_grid, read_image, resize, save_image, to_uint8
 from diffparam.models.registry import load_model
 from diffparam.objectives import content, content_target, style, style_targets
+from diffparam.param import kinds
 from diffparam.recipes.style import (
     CONTENT_WEIGHT,
-    PARAMS,
     SIZE,
     STEPS,
     default_layers,
@@ -73,14 +73,14 @@ def main() -> None:
     rows, images = {}, {}
     inits = [name.strip() for name in args.inits.split(",") if name.strip()]
     for init in inits:
-        for kind in PARAMS:
+        for kind in kinds(from_image=True):
             result = style_transfer(content_path, style_path, model, param=kind, init=init,
                                     style_layers=layers, content_layer=layer,
                                     content_weight=args.content_weight, size=args.size, steps=args.steps,
                                     seed=args.seed, device=args.device, progress=True)
             name = f"{kind} from {init}"
             result.save(out / f"{kind}_from_{init}.png")
-            images[name] = result.image
+            images[name] = result.images
             rows[name] = {"style_loss": result.style_loss, "content_loss": result.content_loss,
                           "high_frequency": result.high_frequency, "seconds": result.seconds}
             print(f"{name}: {rows[name]}", flush=True)

@@ -18,10 +18,10 @@ from pathlib import Path
 import torch
 from skimage import data
 
+from diffparam.backgrounds import composite
 from diffparam.evaluate import unit_ratio
 from diffparam.io import make_grid, resize, save_image
 from diffparam.models.registry import load_model
-from diffparam.param.rgba import composite
 from diffparam.recipes.texture import held_out_views, texture_feature, texture_style, turntable_views
 from diffparam.three_d import shapes
 
@@ -48,7 +48,7 @@ def main() -> None:
     out = Path(args.out)
     model = load_model("efficientnet_lite0")
     common = dict(texture_size=args.texture_size, view_size=args.view_size, steps=args.steps,
-                  device=args.device, turntable_frames=0)
+                  device=args.device)
     record: dict = {"args": vars(args), "torch": torch.__version__}
 
     start = time.perf_counter()

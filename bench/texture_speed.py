@@ -104,11 +104,12 @@ def optimise(dev: torch.device, args, out: Path, model) -> list[dict]:
         keep = out / name if name == "knot" else None
         _sync(dev)
         start = time.perf_counter()
-        result = texture_feature(mesh, f"{UNIT[0]}:{UNIT[1]}", model, out=keep,
+        result = texture_feature(mesh, f"{UNIT[0]}:{UNIT[1]}", model,
                                  texture_size=args.texture_size, view_size=args.size, steps=args.steps,
                                  views=args.views, device=dev, progress=False,
-                                 turntable_frames=args.frames if keep else 0,
                                  texture_space=args.texture_space, volume_size=args.volume_size)
+        if keep is not None:
+            result.save(keep, frames=args.frames, device=dev)
         total = time.perf_counter() - start
         rows.append(dict(mesh=name, faces=mesh.num_faces, steps=args.steps, views=args.views,
                          size=args.size, texture=args.texture_size, loop_seconds=result.seconds,
@@ -161,12 +162,12 @@ def figure_seams(dev: torch.device, args, out: Path, model) -> list[dict]:
         for space in SPACES:
             result = texture_feature(mesh, f"{UNIT[0]}:{UNIT[1]}", model, texture_size=args.texture_size,
                                      view_size=args.size, steps=args.steps, views=args.views, device=dev,
-                                     progress=False, turntable_frames=0, spectrum_decay=decay,
+                                     progress=False, spectrum_decay=decay,
                                      texture_space=space, volume_size=args.volume_size)
             row(f"3D, {space}", decay, result.texture[None], result.mesh)
             shown.append(result.texture[None])
         flat = render(model, f"{UNIT[0]}:{UNIT[1]}", steps=args.steps, device=dev, progress=False,
-                      param=FourierImage(args.texture_size, decay=decay,
+                      param=FourierImage(args.texture_size, spectrum_decay=decay,
                                          generator=torch.Generator().manual_seed(0)))
         row("2D image pasted", decay, flat.images)
         shown.append(flat.images.cpu())
@@ -181,7 +182,7 @@ def figure_activation(dev: torch.device, args, model) -> list[dict]:
     for name in ("knot", "sphere"):
         result = texture_feature(f"shape:{name}", f"{UNIT[0]}:{UNIT[1]}", model,
                                  texture_size=args.texture_size, view_size=args.size, steps=args.steps,
-                                 views=args.views, device=dev, progress=False, turntable_frames=0,
+                                 views=args.views, device=dev, progress=False,
                                  texture_space=args.texture_space, volume_size=args.volume_size)
         for size in (224, args.size):
             r = unit_ratio(model, *UNIT, held_out_views(result.mesh, 16, size, device=dev))
@@ -206,11 +207,11 @@ def figure_style(dev: torch.device, args, model) -> list[dict]:
         targets = style_targets(model, load_image(image, args.size), layers)
         for per_step in _numbers(args.style_views, int):
             for decay in _numbers(args.style_decays, float):
-                result = texture_style("shape:sphere", image, model, decay=decay or None,
+                result = texture_style("shape:sphere", image, model, moving_average=decay or None,
                                        texture_size=args.texture_size, view_size=args.size, steps=args.steps,
-                                       views=per_step, device=dev, progress=False, turntable_frames=0,
+                                       views=per_step, device=dev, progress=False,
                                        texture_space=args.texture_space, volume_size=args.volume_size)
-                views = held_out_views(result.mesh, 16, args.size, seed=777, views=STYLE_VIEWS, device=dev)
+                views = held_out_views(result.mesh, 16, args.size, seed=777, cameras=STYLE_VIEWS, device=dev)
                 per_view, pooled = style_loss(model, targets, views)
                 rows.append(dict(style=name, views_per_step=per_step,
                                  gram=f"moving average {decay:g}" if decay else "plain",

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
+from diffparam.checks import positive_float
 from diffparam.errors import UserError
 
 SAMPLE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "camera")
@@ -187,10 +188,8 @@ class AnimationWriter:
         suffix = self.path.suffix.lower()
         if suffix not in ANIMATION_SUFFIXES:
             raise UserError(f"an animation must end in .gif or .mp4, got {self.path}")
-        if not fps > 0:
-            raise UserError(f"frames per second must be positive, got {fps}")
+        self.fps = positive_float("fps", fps, hint="(frames per second)")
         check_writable(self.path)
-        self.fps = float(fps)
         self.count = 0
         self._size: tuple[int, int] | None = None
         self._tmp = temp_beside(self.path)

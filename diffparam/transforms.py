@@ -10,7 +10,6 @@ scale/rotate steps inside `compose` are fused into one resampling.
 from __future__ import annotations
 
 import math
-import numbers
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
@@ -18,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from diffparam.checks import choice, non_negative_int, real
 from diffparam.constant import Constant
 from diffparam.errors import UserError
 
@@ -26,33 +26,6 @@ PAD_MODES = ("constant", "reflect")
 
 PADDING_MODES = ("reflection", "border", "zeros")
 """How scale/rotate fill pixels that come from outside the image (`F.grid_sample` names)."""
-
-
-def _non_negative_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-        raise UserError(f"{name} must be a whole number >= 0, got {value!r}")
-    return int(value)
-
-
-def _real(name: str, value: object, minimum: float, inclusive: bool) -> float:
-    ok = (
-        not isinstance(value, bool)
-        and isinstance(value, numbers.Real)
-        and math.isfinite(value)
-        and (value >= minimum if inclusive else value > minimum)
-    )
-    if not ok:
-        bound = ">=" if inclusive else ">"
-        raise UserError(f"{name} must be a finite number {bound} {minimum:g}, got {value!r}")
-    return float(value)
-
-
-def _check_padding_mode(padding_mode: str) -> str:
-    if padding_mode not in PADDING_MODES:
-        raise UserError(
-            f"unknown padding_mode {padding_mode!r}; choose one of: {', '.join(PADDING_MODES)}"
-        )
-    return padding_mode
 
 
 class Transform(ABC):
@@ -77,11 +50,9 @@ class Transform(ABC):
 
 class _Pad(Transform):
     def __init__(self, width: int, mode: str, value: float) -> None:
-        self.width = _non_negative_int("pad width", width)
-        if mode not in PAD_MODES:
-            raise UserError(f"unknown pad mode {mode!r}; choose one of: {', '.join(PAD_MODES)}")
-        self.mode = mode
-        self.value = _real("pad value", value, -math.inf, inclusive=False)
+        self.width = non_negative_int("pad width", width)
+        self.mode = choice("pad mode", mode, PAD_MODES)
+        self.value = real("pad value", value)
 
     def _apply(self, x: Tensor, generator: torch.Generator | None) -> Tensor:
         w = self.width
@@ -100,7 +71,7 @@ class _Pad(Transform):
 
 class _Jitter(Transform):
     def __init__(self, d: int) -> None:
-        self.d = _non_negative_int("jitter d", d)
+        self.d = non_negative_int("jitter d", d)
 
     def _apply(self, x: Tensor, generator: torch.Generator | None) -> Tensor:
         b, c, h, w = x.shape
@@ -121,7 +92,7 @@ class _Affine(Transform):
     """A per-image linear map about the image centre, applied by `F.grid_sample`."""
 
     def __init__(self, padding_mode: str) -> None:
-        self.padding_mode = _check_padding_mode(padding_mode)
+        self.padding_mode = choice("padding_mode", padding_mode, PADDING_MODES)
 
     @abstractmethod
     def _matrices(self, x: Tensor, generator: torch.Generator | None) -> Tensor:
@@ -152,15 +123,15 @@ class _RandomScale(_Affine):
                     f"a scale range must be a (low, high) tuple, got {scales!r}; "
                     "pass a list to choose among values"
                 )
-            low = _real("scale", scales[0], 0.0, inclusive=False)
-            high = _real("scale", scales[1], 0.0, inclusive=False)
+            low = real("scale", scales[0], 0.0, low_open=True)
+            high = real("scale", scales[1], 0.0, low_open=True)
             if low > high:
                 raise UserError(f"scale range must have low <= high, got {scales!r}")
             self.range: tuple[float, float] | None = (low, high)
             self.values: tuple[float, ...] = ()
         elif isinstance(scales, Sequence) and not isinstance(scales, str) and len(scales) > 0:
             self.range = None
-            self.values = tuple(_real("scale", s, 0.0, inclusive=False) for s in scales)
+            self.values = tuple(real("scale", s, 0.0, low_open=True) for s in scales)
             self.values_tensor = Constant(torch.tensor(self.values))
         else:
             raise UserError(
@@ -187,7 +158,7 @@ class _RandomScale(_Affine):
 class _RandomRotate(_Affine):
     def __init__(self, degrees: float, padding_mode: str) -> None:
         super().__init__(padding_mode)
-        self.degrees = _real("degrees", degrees, 0.0, inclusive=True)
+        self.degrees = real("degrees", degrees, 0.0)
 
     def _matrices(self, x: Tensor, generator: torch.Generator | None) -> Tensor:
         b = x.shape[0]

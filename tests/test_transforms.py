@@ -145,35 +145,37 @@ def test_repr():
 @pytest.mark.parametrize("transform", ALL, ids=repr)
 def test_non_4d_input(transform):
     for bad in (torch.rand(3, 32, 32), torch.rand(1, 1, 3, 32, 32)):
-        with pytest.raises(UserError):
+        with pytest.raises(UserError, match=r"transforms need a \(B, C, H, W\) tensor, got \("):
             transform(bad)
 
 
 @pytest.mark.parametrize(
-    "make",
+    ("make", "message"),
     [
-        lambda: T.pad(-1),
-        lambda: T.pad(2, mode="wrap"),
-        lambda: T.jitter(-2),
-        lambda: T.jitter(1.5),
-        lambda: T.random_scale((1.2, 0.8)),
-        lambda: T.random_scale((0.0, 1.0)),
-        lambda: T.random_scale((0.9, 1.0, 1.1)),
-        lambda: T.random_scale([]),
-        lambda: T.random_scale([1.0, -1.0]),
-        lambda: T.random_rotate(-5),
-        lambda: T.random_rotate(5, padding_mode="wrap"),
-        lambda: T.compose(lambda x, generator=None: x),
+        (lambda: T.pad(-1), "pad width must be a whole number >= 0, got -1"),
+        (lambda: T.pad(2, value=float("inf")), "pad value must be a finite number, got inf"),
+        (lambda: T.pad(2, mode="wrap"), "unknown pad mode 'wrap'; choose one of: constant, reflect"),
+        (lambda: T.jitter(-2), "jitter d must be a whole number >= 0, got -2"),
+        (lambda: T.jitter(1.5), "jitter d must be a whole number >= 0, got 1.5"),
+        (lambda: T.random_scale((1.2, 0.8)), r"scale range must have low <= high, got \(1.2, 0.8\)"),
+        (lambda: T.random_scale((0.0, 1.0)), "`scale` must be a finite number > 0, got 0.0"),
+        (lambda: T.random_scale((0.9, 1.0, 1.1)), r"a scale range must be a \(low, high\) tuple"),
+        (lambda: T.random_scale([]), "scales must be a .* or a non-empty list of values, got"),
+        (lambda: T.random_scale([1.0, -1.0]), "`scale` must be a finite number > 0, got -1.0"),
+        (lambda: T.random_rotate(-5), "`degrees` must be a finite number >= 0, got -5"),
+        (lambda: T.random_rotate(5, padding_mode="wrap"),
+         "unknown `padding_mode` 'wrap'; choose one of: reflection, border, zeros"),
+        (lambda: T.compose(lambda x, generator=None: x), "compose takes transforms from diffparam.transforms"),
     ],
 )
-def test_bad_arguments(make):
-    with pytest.raises(UserError):
+def test_bad_arguments(make, message):
+    with pytest.raises(UserError, match=message):
         make()
 
 
 def test_too_small_images():
     x = torch.rand(1, 3, 4, 8)
-    with pytest.raises(UserError):
+    with pytest.raises(UserError, match=r"jitter\(4\) needs images larger than 4 pixels a side, got 4x8"):
         T.jitter(4)(x)
-    with pytest.raises(UserError):
+    with pytest.raises(UserError, match="reflect padding of 4 needs images larger than 4 pixels a side"):
         T.pad(4, mode="reflect")(x)

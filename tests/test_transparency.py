@@ -8,10 +8,10 @@ import torch
 from PIL import Image
 
 from diffparam import objectives as O
+from diffparam.backgrounds import checkerboard, over_checkerboard
 from diffparam.cli import main
 from diffparam.errors import UserError
 from diffparam.models.base import Model
-from diffparam.backgrounds import checkerboard, over_checkerboard
 from diffparam.param import CPPN, RGBAImage, make_param
 from diffparam.recipes.transparency import activation_over_backgrounds, opacity, render_transparent
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from PIL import Image
 from torch import Tensor
 
+from diffparam.checks import shape
 from diffparam.errors import UserError
 from diffparam.io import atomic_path, check_writable, to_uint8
 from diffparam.three_d.mesh import Mesh
@@ -26,8 +27,7 @@ def to_trimesh(mesh: Mesh, texture: Tensor | None = None, material: str = "textu
     texture = mesh.texture if texture is None else texture
     if texture is None:
         raise UserError(f"mesh {mesh.name} has no texture to export: pass one")
-    if texture.dim() != 3 or texture.shape[0] != 3:
-        raise UserError(f"a texture must be (3,H,W), got {tuple(texture.shape)}")
+    shape("a texture", texture, "3,H,W")
     image = Image.fromarray(to_uint8(texture))
     white = (255, 255, 255, 255)
     mat = SimpleMaterial(image=image, diffuse=white, ambient=white, specular=(0, 0, 0, 255), name=material)

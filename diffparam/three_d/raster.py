@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from diffparam.checks import image_size, positive_int, shape
 from diffparam.errors import UserError
 from diffparam.three_d.cameras import Cameras
 from diffparam.three_d.mesh import Mesh
@@ -41,10 +42,7 @@ class Fragments:
 
 
 def _size(size: int | tuple[int, int]) -> tuple[int, int]:
-    h, w = (size, size) if isinstance(size, int) else size
-    if h < 1 or w < 1:
-        raise UserError(f"raster size must be positive, got {h}x{w}")
-    return int(h), int(w)
+    return image_size(size, "raster size", (1, 1 << 16))
 
 
 def _edge(a: Tensor, b: Tensor, p: Tensor) -> Tensor:
@@ -187,8 +185,7 @@ def shade(vertices: Tensor, faces: Tensor, uv: Tensor, cameras: Cameras, size: i
     Colour is straight (not premultiplied), alpha the coverage, as `composite` expects;
     `supersample` s rasterises at s× the size and averages s×s blocks (anti-aliasing).
     """
-    if supersample < 1:
-        raise UserError(f"supersample must be at least 1, got {supersample}")
+    supersample = positive_int("supersample", supersample)
     frags = rasterize(cameras.to(texture.device).project(vertices), faces, size * supersample, max_pairs)
     views = sample(texture, uv_grid(uv, faces, frags), frags.mask)
     if supersample > 1:
@@ -205,7 +202,6 @@ def render_mesh(mesh: Mesh, cameras: Cameras, size: int, texture: Tensor | None 
         if mesh.texture is None:
             raise UserError(f"mesh {mesh.name} has no texture: pass one")
         texture = mesh.texture.unsqueeze(0)
-    if texture.dim() != 4 or texture.shape[0] != 1:
-        raise UserError(f"texture must be (1,C,H,W), got {tuple(texture.shape)}")
+    shape("texture", texture, "1,C,H,W")
     m = mesh.to(texture.device)
     return shade(m.vertices, m.faces, m.uv, cameras, size, texture, supersample, max_pairs)

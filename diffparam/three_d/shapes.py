@@ -8,14 +8,12 @@ from collections.abc import Callable
 
 import numpy as np
 
-from diffparam.errors import UserError
+from diffparam.checks import choice, int_in
 from diffparam.three_d.mesh import Mesh, from_arrays, load_mesh
 
 
 def _resolution(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 4 <= value <= 1024:
-        raise UserError(f"resolution must be a whole number in 4..1024, got {value!r}")
-    return value
+    return int_in("resolution", value, 4, 1024)
 
 
 def _grid_faces(rows: int, cols: int, stride: int) -> np.ndarray:
@@ -88,9 +86,7 @@ SHAPES: dict[str, Callable[..., Mesh]] = {"sphere": sphere, "torus": torus, "kno
 
 def shape(name: str, resolution: int = 32) -> Mesh:
     """A sample mesh by name ("sphere", "torus" or "knot")."""
-    if name not in SHAPES:
-        raise UserError(f"unknown sample shape {name!r}; choose one of: {', '.join(SHAPES)}")
-    return SHAPES[name](resolution)
+    return SHAPES[choice("sample shape", name, SHAPES)](resolution)
 
 
 def mesh_from(source: Mesh | str | os.PathLike) -> Mesh:
