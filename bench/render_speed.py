@@ -86,6 +86,9 @@ class Run:
     status: str = "ok"
     note: str = ""
     seconds: float | None = None
+    """The median over --repeats timed renders."""
+    repeats: list[float] | None = None
+    """Every timed render's seconds."""
     warmup_seconds: float | None = None
     """The untimed warm-up render (for compiled variants: compilation)."""
     peak_mib: float | None = None
@@ -328,11 +331,14 @@ class Bench:
                 if dev.type == "cuda":
                     torch.cuda.reset_peak_memory_stats(dev)
                     base = torch.cuda.memory_allocated(dev)
-                _sync(dev)
-                t = time.perf_counter()
-                fn()
-                _sync(dev)
-                run.seconds = time.perf_counter() - t
+                run.repeats = []
+                for _ in range(self.args.repeats):
+                    _sync(dev)
+                    t = time.perf_counter()
+                    fn()
+                    _sync(dev)
+                    run.repeats.append(time.perf_counter() - t)
+                run.seconds = statistics.median(run.repeats)
                 if dev.type == "cuda":
                     peak = torch.cuda.max_memory_allocated(dev)
                     run.peak_mib = peak / 2**20
@@ -577,6 +583,7 @@ def main() -> None:
     p.add_argument("--device", default="auto", help="auto, cuda or cpu")
     p.add_argument("--steps", type=int, default=512)
     p.add_argument("--warmup", type=int, default=5, help="steps of the untimed warm-up render")
+    p.add_argument("--repeats", type=int, default=1, help="timed renders per row (the median is shown)")
     p.add_argument("--sizes", type=_ints, default=[128, 224], help="Lite0 image sizes, comma-separated")
     p.add_argument("--batches", type=_ints, default=[1, 8, 64, 256], help="Lite0 batch sizes")
     p.add_argument("--variants", type=_variants, default=_variants(DEFAULT_VARIANTS),

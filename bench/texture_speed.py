@@ -15,7 +15,7 @@ section, so a run cut short keeps what it measured):
            texture baked from 3D position (the measure's floor)
   activation  the unit's mean activation on 16 held-out views (grey background, 224 px and --size)
            divided by its best over scikit-image's photos
-  style    3D style transfer of an untextured sphere, moving-average Gram loss (--style-decays,
+  style    3D style transfer of an untextured sphere, moving-average Gram loss (--moving-averages,
            0 = plain) at --style-views views per step: plain style loss of 16 held-out views, per
            view and of their averaged Gram matrix
 
@@ -154,7 +154,7 @@ def figure_seams(dev: torch.device, args, out: Path, model) -> list[dict]:
         c = seams.seam_contrast(mesh, tex.to(dev), cams, args.size)
         act = (float(unit_ratio(model, *UNIT, held_out_views(textured, 16, args.size, device=dev)).mean())
                if textured is not None else None)
-        rows.append(dict(texture=label, decay=decay, seam=c.seam, interior=c.interior, ratio=c.ratio,
+        rows.append(dict(texture=label, spectrum_decay=decay, seam=c.seam, interior=c.interior, ratio=c.ratio,
                          held_out_activation=act, seam_pairs=c.seam_pairs, interior_pairs=c.interior_pairs))
         print(rows[-1], flush=True)
 
@@ -206,15 +206,15 @@ def figure_style(dev: torch.device, args, model) -> list[dict]:
         image = torch.from_numpy(arr).permute(2, 0, 1).contiguous()
         targets = style_targets(model, load_image(image, args.size), layers)
         for per_step in _numbers(args.style_views, int):
-            for decay in _numbers(args.style_decays, float):
-                result = texture_style("shape:sphere", image, model, moving_average=decay or None,
+            for average in _numbers(args.moving_averages, float):
+                result = texture_style("shape:sphere", image, model, moving_average=average or None,
                                        texture_size=args.texture_size, view_size=args.size, steps=args.steps,
                                        views=per_step, device=dev, progress=False,
                                        texture_space=args.texture_space, volume_size=args.volume_size)
                 views = held_out_views(result.mesh, 16, args.size, seed=777, cameras=STYLE_VIEWS, device=dev)
                 per_view, pooled = style_loss(model, targets, views)
                 rows.append(dict(style=name, views_per_step=per_step,
-                                 gram=f"moving average {decay:g}" if decay else "plain",
+                                 gram=f"moving average {average:g}" if average else "plain",
                                  held_out_per_view=per_view, held_out_pooled=pooled,
                                  final_training_loss=result.history[-1]))
                 print(rows[-1], flush=True)
@@ -248,8 +248,8 @@ def main() -> None:
     p.add_argument("--volume-size", type=int, default=None, help="surface field voxels per side "
                    "(default: texture size / 8)")
     p.add_argument("--style-views", default="4", help="style: views per step, comma-separated (e.g. 1,4)")
-    p.add_argument("--style-decays", default="0.95,0",
-                   help="style: Gram moving-average decays, comma-separated (0: plain Gram loss)")
+    p.add_argument("--moving-averages", default="0.95,0",
+                   help="style: momenta of the Gram moving average, comma-separated (0: the plain loss)")
     p.add_argument("--frames", type=int, default=48, help="turntable frames of the knot")
     p.add_argument("--resolution", type=int, default=158, help="torus resolution (158: 99,856 faces)")
     p.add_argument("--repeats", type=int, default=10)

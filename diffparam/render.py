@@ -79,12 +79,22 @@ def _backend(compile: bool | str) -> str | None:
     return compile
 
 
-class _Stepper:
-    """Runs one optimisation step of a pipeline eagerly, or replays it from a captured CUDA graph."""
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
-    def __init__(self, pipeline: Pipeline, opt: torch.optim.Optimizer,
-                 generator: torch.Generator | None) -> None:
-        self.pipeline, self.opt, self.generator = pipeline, opt, generator
+
+class _Stepper:
+    """Runs one optimisation step of a pipeline eagerly, or replays it from a captured CUDA graph.
+
+    `generator` draws the step's random numbers (None: the default CUDA generator, which a captured
+    graph replays); `eager_generator` replaces it when the stepper falls back to eager steps.
+    """
+
+    def __init__(self, pipeline: Pipeline, opt: torch.optim.Optimizer, generator: torch.Generator | None,
+                 eager_generator: torch.Generator) -> None:
+        self.pipeline, self.opt = pipeline, opt
+        self.generator, self.eager_generator = generator, eager_generator
         self.graph: torch.cuda.CUDAGraph | None = None
         self.static: tuple[Tensor, Tensor] | None = None
 
@@ -95,23 +105,43 @@ class _Stepper:
         self.opt.step()
         return out
 
+    def capturable(self) -> tuple[tuple[Tensor, Tensor] | None, str | None]:
+        """Run one step eagerly with CUDA's synchronising operations made errors: ((loss, images),
+        None) if it ran (nothing in it waits for the GPU or copies from pageable host memory, which
+        a graph cannot hold), else (None, why not): a step stopped half-way has changed nothing."""
+        before = torch.cuda.get_sync_debug_mode()
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            return self.eager(redirect=False), None
+        except RuntimeError as exc:
+            return None, _first_line(exc)
+        finally:
+            torch.cuda.set_sync_debug_mode(before)
+
     def capture(self) -> str | None:
         """Record one whole step (param → stages → model → loss → backward → Adam) as a graph.
 
-        Returns None on success, else why the capture failed (nothing of the step has run then).
+        Returns None on success, else why the capture failed; then the stream is restored and later
+        eager steps draw from `eager_generator` (a failed capture can leave the default generator
+        marked as capturing).
         """
         self.opt.zero_grad(set_to_none=True)
         graph = torch.cuda.CUDAGraph()
+        stream = torch.cuda.current_stream()
         try:
             with torch.cuda.graph(graph):
                 self.static = self.pipeline.forward_backward(self.generator)
                 self.opt.step()
-        except RuntimeError as exc:  # e.g. a copy from the host or a sync inside the model
-            torch.cuda.synchronize()
-            self.static = None
-            return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        except RuntimeError as exc:  # anything capturable() could not foresee
+            torch.cuda.set_stream(stream)
+            self.fall_back()
+            return _first_line(exc)
         self.graph = graph
         return None
+
+    def fall_back(self) -> None:
+        """From now on, run eagerly."""
+        self.graph, self.static, self.generator = None, None, self.eager_generator
 
     def replay(self) -> tuple[Tensor, Tensor]:
         """Run the captured step again; returns its (static) loss and images."""
@@ -213,12 +243,13 @@ def render(
                                                   enabled=use_graph))
         if use_graph:
             torch.cuda.manual_seed(seed)
-        generator = None if use_graph else torch.Generator(device=dev).manual_seed(seed)
+        eager_generator = torch.Generator(device=dev).manual_seed(seed)
+        stepper = _Stepper(pipeline, opt, None if use_graph else eager_generator, eager_generator)
         stack.enter_context(net.frozen())
         stack.enter_context(net.memory_format(pipeline.channels_last))
         stack.enter_context(net.accelerated(obj.layers, compile=backend, checkpoint=checkpoint))
-        return _run(_Stepper(pipeline, opt, generator), obj.name, steps, set(thresholds), callback,
-                    progress, use_graph, relu_redirect_steps, check_every=16 if on_cuda else 1)
+        return _run(stepper, obj.name, steps, set(thresholds), callback, progress, use_graph,
+                    relu_redirect_steps, check_every=16 if on_cuda else 1)
 
 
 def _run(stepper: _Stepper, name: str, steps: int, marks: set[int], callback: Callback | None,
@@ -239,15 +270,22 @@ def _run(stepper: _Stepper, name: str, steps: int, marks: set[int], callback: Ca
     if side is not None:
         side.wait_stream(torch.cuda.current_stream(dev))
     for step in range(1, steps + 1):
-        if use_graph and step > eager_steps and stepper.graph is None:
-            failed = stepper.capture()
+        checked = None
+        if use_graph and step >= eager_steps and stepper.graph is None:
+            # The last eager step also checks that the step can be captured; the next is captured.
+            if step == eager_steps:
+                with torch.cuda.stream(side):
+                    checked, failed = stepper.capturable()
+            else:
+                failed = stepper.capture()
             if failed is not None:
                 warnings.warn(f"render of {name}: CUDA graph capture failed ({failed}); running eagerly",
                               RuntimeWarning, stacklevel=3)
+                stepper.fall_back()
                 use_graph = False
-        if not use_graph or step <= eager_steps:
+        if checked is not None or not use_graph or step <= eager_steps:
             with torch.cuda.stream(side) if side is not None else nullcontext():
-                loss, images = stepper.eager(redirect=step <= redirect_steps)
+                loss, images = checked or stepper.eager(redirect=step <= redirect_steps)
                 losses[step - 1] = loss
             if side is not None:
                 torch.cuda.current_stream(dev).wait_stream(side)

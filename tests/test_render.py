@@ -315,3 +315,58 @@ def test_render_leaves_the_callers_model_and_torch_as_it_found_them(options) -> 
         else:
             assert before[key] == after[key], key
     assert torch.equal(net.a[1].running_mean, running)  # rendered in eval mode: BN statistics kept
+
+
+class _SyncsWithTheHost(nn.Module):
+    """A network whose forward, between two layers, waits for the GPU (reads a value on the host): a
+    CUDA graph cannot capture that."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(3, 4, 3, padding=1)
+        self.b = nn.Conv2d(4, 4, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.a(x)
+        return self.b(y * float(y.abs().mean() > 0))
+
+
+@pytest.mark.gpu
+def test_a_failed_capture_falls_back_to_eager_with_a_warning() -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU")
+    with pytest.warns(RuntimeWarning, match="CUDA graph capture failed .*running eagerly"):
+        result = render(_SyncsWithTheHost(), "b:1", size=32, steps=20, device="cuda", progress=False)
+    assert torch.isfinite(result.images).all() and result.history[-1] < result.history[0]
+    again = render(_SyncsWithTheHost(), "b:1", size=32, steps=20, device="cuda", progress=False,
+                   cuda_graph=False)  # the GPU still works, and eager gives the same kind of result
+    assert again.history[-1] < again.history[0]
+
+
+@pytest.mark.gpu
+def test_texture_image_renders_on_cuda_without_turning_graphs_off(tiny: Model, recwarn) -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU")
+    param = TextureImage(shapes.sphere(12), texture_size=32, view_size=32, views=2)
+    result = render(tiny, "conv2:3", param=param, steps=5, device="cuda", progress=False)
+    assert result.images.shape == (2, 4, 32, 32) and len(result.history) == 5
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]  # no capture was tried
+    with pytest.raises(UserError, match="cannot be captured in a CUDA graph: TextureImage"):
+        render(tiny, "conv2:3", param=param, steps=1, device="cuda", progress=False, cuda_graph=True)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("options", [dict(), dict(precision="bf16", compile=True, checkpoint=True)])
+def test_render_on_cuda_leaves_the_model_as_it_found_it(options) -> None:
+    """Graph capture, channels-last and compiled blocks on the GPU; the model stays on the GPU (that
+    is documented), the rest is as it was, its layouts included."""
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU")
+    net = _UserNet().train().cuda()
+    before = _state(net)
+    cuda_rng = torch.cuda.get_rng_state()
+    render(net, "b:3", size=32, steps=8, progress=False, device="cuda", **options)
+    after = _state(net)
+    for key in before:
+        assert torch.equal(before[key], after[key]) if key == "rng" else before[key] == after[key], key
+    assert torch.equal(cuda_rng, torch.cuda.get_rng_state())

@@ -165,7 +165,8 @@ def test_non_4d_input(transform):
         (lambda: T.random_rotate(-5), "`degrees` must be a finite number >= 0, got -5"),
         (lambda: T.random_rotate(5, padding_mode="wrap"),
          "unknown `padding_mode` 'wrap'; choose one of: reflection, border, zeros"),
-        (lambda: T.compose(lambda x, generator=None: x), "compose takes transforms from diffparam.transforms"),
+        (lambda: T.compose(lambda x, generator=None: x),
+         "compose takes transforms from diffparam.transforms"),
     ],
 )
 def test_bad_arguments(make, message):

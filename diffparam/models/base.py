@@ -65,12 +65,15 @@ def _redirected_forward(module: nn.Module):
 
 
 def _checkpointed(forward: Callable) -> Callable:
-    """`forward` run under non-reentrant gradient checkpointing whenever gradients are on."""
+    """`forward` run under non-reentrant gradient checkpointing whenever gradients are on.
+
+    The models run frozen in eval mode, so recomputation draws no random numbers: no RNG state is
+    kept (which also lets the first call compile, and initialise CUDA, inside the checkpoint)."""
 
     def run(*args, **kwargs):
         if not torch.is_grad_enabled():
             return forward(*args, **kwargs)
-        return _checkpoint(forward, *args, use_reentrant=False, **kwargs)
+        return _checkpoint(forward, *args, use_reentrant=False, preserve_rng_state=False, **kwargs)
 
     return run
 
@@ -139,20 +142,21 @@ class Model:
             finally:
                 self._frozen -= 1
             return
-        modes = [(m, m.training) for m in self.module.modules()]
-        grads = [(p, p.requires_grad) for p in self.module.parameters()]
-        self.module.eval()
-        for p, _ in grads:
+        training = [m for m in self.module.modules() if m.training]
+        needing = [p for p in self.module.parameters() if p.requires_grad]
+        if training:
+            self.module.eval()
+        for p in needing:
             p.requires_grad_(False)
         self._frozen = 1
         try:
             yield self
         finally:
             self._frozen = 0
-            for m, training in modes:
-                m.training = training
-            for p, needed in grads:
-                p.requires_grad_(needed)
+            for m in training:  # each module's own flag, exactly as it was
+                object.__setattr__(m, "training", True)
+            for p in needing:
+                p.requires_grad_(True)
 
     @contextmanager
     def memory_format(self, channels_last: bool) -> Iterator[Model]:

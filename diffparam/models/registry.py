@@ -27,7 +27,7 @@ def efficientnet_lite0(weights: str | os.PathLike | None = None) -> Model:
     Its BatchNorms are folded into the convolutions (exact when frozen; fewer passes per step).
     """
     model = Model(
-        load_efficientnet_lite0(weights),
+        _ours(load_efficientnet_lite0(weights)),
         mean=(127 / 255,) * 3,
         std=(128 / 255,) * 3,
         input_size=224,
@@ -36,6 +36,12 @@ def efficientnet_lite0(weights: str | os.PathLike | None = None) -> Model:
     )
     model.fold_batchnorm()
     return model
+
+
+def _ours(module: nn.Module) -> nn.Module:
+    """A network this registry built (nobody else holds it): kept in eval mode with frozen weights,
+    so `Model.frozen` has nothing to switch on each render."""
+    return module.eval().requires_grad_(False)
 
 
 def _import_optional(package: str, extra: str):
@@ -96,7 +102,7 @@ def _torchvision(name: str, weights: str | os.PathLike | None) -> Model:
         _load_weights(module, weights, f"torchvision:{name}")
     if categories is None and _num_outputs(module) == 1000:
         categories = imagenet_class_names()
-    return Model(module, mean=IMAGENET_MEAN, std=IMAGENET_STD, input_size=224,
+    return Model(_ours(module), mean=IMAGENET_MEAN, std=IMAGENET_STD, input_size=224,
                  name=f"torchvision:{name}", class_names=categories)
 
 
@@ -118,7 +124,7 @@ def _timm(name: str, weights: str | os.PathLike | None) -> Model:
     cfg = getattr(module, "pretrained_cfg", {}) or {}
     size = cfg.get("input_size", (3, 224, 224))[-1]
     classes = imagenet_class_names() if _num_outputs(module) == 1000 else None
-    return Model(module, mean=cfg.get("mean", IMAGENET_MEAN), std=cfg.get("std", IMAGENET_STD),
+    return Model(_ours(module), mean=cfg.get("mean", IMAGENET_MEAN), std=cfg.get("std", IMAGENET_STD),
                  input_size=size, name=f"timm:{name}", class_names=classes)
 
 

@@ -14,6 +14,8 @@ from diffparam import deprecation
 from diffparam.checks import choice
 from diffparam.errors import UserError
 from diffparam.param.base import Parameterization
+from diffparam.param.fourier import FourierImage
+from diffparam.param.pixel import PixelImage
 
 
 class RGBAImage(Parameterization):
@@ -26,13 +28,13 @@ class RGBAImage(Parameterization):
     def __init__(self, color: Parameterization | int, alpha: Parameterization | int | None = None,
                  batch: int = 1, kind: str = "fourier", generator: torch.Generator | None = None) -> None:
         if not isinstance(color, Parameterization):  # the old signature: (height, width, batch, kind)
-            from diffparam.param.kinds import make_param
-
             deprecation.warn("RGBAImage(height, width, batch, kind)",
                              "make_param(kind, height, width, batch, alpha=True)")
             kind = choice("RGBA image kind", kind, ("fourier", "pixel"))
-            built = make_param(kind, color, alpha, batch=batch, generator=generator, alpha=True)
-            color, alpha = built.color, built.alpha
+            make = {"fourier": FourierImage, "pixel": PixelImage}[kind]
+            height, width = color, alpha
+            color = make(height, width, batch=batch, channels=3, generator=generator)
+            alpha = make(height, width, batch=batch, channels=1, generator=generator)
         if not isinstance(alpha, Parameterization):
             raise UserError(f"RGBAImage needs an alpha Parameterization, got {type(alpha).__name__}")
         if color.channels != 3 or alpha.channels != 1:
