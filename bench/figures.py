@@ -45,7 +45,7 @@ def _ratios(model, units, device, chunk, **kw) -> list[dict]:
         if len({layer for layer, _ in part}) == 1:
             obj = O.channels(part[0][0], [c for _, c in part])
         else:
-            obj = O.Objective.sum(O.channel(layer, c, batch=i) for i, (layer, c) in enumerate(part))
+            obj = O.Objective.sum(O.channel(layer, c, image=i) for i, (layer, c) in enumerate(part))
         result = render(model, obj, batch=len(part), device=device, progress=False, **kw)
         model.to(device)
         for (layer, c), value in zip(part, _values(model, part, result.images.to(device)),
@@ -94,7 +94,7 @@ def fourier_section(model, args) -> dict:
     step budget; the figure is the number of steps each needs to reach it.
     """
     units = list(PROBE_UNITS)
-    obj = O.Objective.sum(O.channel(layer, c, batch=i) for i, (layer, c) in enumerate(units))
+    obj = O.Objective.sum(O.channel(layer, c, image=i) for i, (layer, c) in enumerate(units))
     gen = torch.Generator().manual_seed(args.seed)
     params = {"fourier + decorrelated": FourierImage(args.size, batch=len(units), generator=gen),
               "pixel": PixelImage(args.size, batch=len(units), generator=gen)}
@@ -125,7 +125,7 @@ def classes_section(model, args) -> dict:
     out = {}
     for kind in ("logit", "log_softmax"):
         make = getattr(O, kind)
-        obj = O.Objective.sum(make(c, batch=i) for i, c in enumerate(CLASSES))
+        obj = O.Objective.sum(make(c, image=i) for i, c in enumerate(CLASSES))
         result = render(model, obj, batch=len(CLASSES), size=args.class_size,
                         steps=args.class_steps, seed=args.seed,
                         device=args.device, progress=False)

@@ -371,7 +371,7 @@ class Bench:
         batch = len(channels)
         run = Run(section, label, layer, size, batch, (shown or variant) + "*" * bool(missing), steps,
                   note=f"render() has no {', '.join(missing)}: left out" if missing else "")
-        obj = O.Objective.sum(O.channel(layer, c, batch=i) for i, c in enumerate(channels))
+        obj = O.Objective.sum(O.channel(layer, c, image=i) for i, c in enumerate(channels))
 
         def prepare(n: int) -> Callable[[], object]:
             return lambda: render(model, obj, steps=n, device=dev, progress=False, size=size,

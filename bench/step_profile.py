@@ -53,7 +53,7 @@ def kind_of(name: str) -> str:
 
 def profile_variant(model, layer: str, size: int, batch: int, steps: int, options: dict) -> dict:
     """Kernel time per step of `steps` eager render steps with `options`, by kind and by kernel."""
-    obj = O.Objective.sum(O.channel(layer, (27 + i) % model.channels(layer), batch=i) for i in range(batch))
+    obj = O.Objective.sum(O.channel(layer, (27 + i) % model.channels(layer), image=i) for i in range(batch))
     run = dict(size=size, batch=batch, device="cuda", progress=False, cuda_graph=False, **options)
     render(model, obj, steps=8, **run)  # warm-up: cuDNN choices, compilation
     torch.cuda.synchronize()

@@ -96,16 +96,16 @@ def choice(name: str, value: object, choices: Iterable[str]) -> str:
     return value
 
 
-def image_size(size: object, what: str = "image size", sizes: tuple[int, int] = IMAGE_SIZES
+def image_size(size: object, what: str = "size", sizes: tuple[int, int] = IMAGE_SIZES
                ) -> tuple[int, int]:
     """(height, width) from an int or a pair, each a whole number of pixels within `sizes`."""
     pair = (size, size) if _is_int(size) else size
     if not isinstance(pair, Sequence) or isinstance(pair, str) or len(pair) != 2:
-        raise UserError(f"{what} must be a number of pixels or a (height, width) pair, got {size!r}")
+        raise UserError(f"{_named(what)} must be a number of pixels or a (height, width) pair, got {size!r}")
     low, high = sizes
     for s in pair:
         if not _is_int(s) or not low <= s <= high:
-            raise UserError(f"{what} {s!r} is outside {low}..{high} pixels")
+            raise UserError(f"{_named(what)} {s!r} is outside {low}..{high} pixels")
     return int(pair[0]), int(pair[1])
 
 

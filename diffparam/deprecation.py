@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 RELEASE = "0.3"
 """The release in which the deprecated names go away."""
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def warn(old: str, new: str, stacklevel: int = 3) -> None:
@@ -17,13 +20,26 @@ def warn(old: str, new: str, stacklevel: int = 3) -> None:
                   stacklevel=stacklevel)
 
 
-def renamed(kwargs: dict[str, Any], old: str, new: str, value: Any, where: str) -> Any:
-    """The value of keyword `new`: `value`, or (with a warning) what the caller passed as `old`, which
-    is taken out of `kwargs` (the function's **kwargs)."""
-    if old not in kwargs:
-        return value
-    warn(f"{where}({old}=...)", f"{new}=...", stacklevel=4)
-    return kwargs.pop(old)
+def renames(**old_to_new: str) -> Callable[[F], F]:
+    """Decorate a function (or `__init__`) whose keywords were renamed: an old keyword warns and is
+    passed as the new one; both at once is a TypeError."""
+
+    def wrap(fn: F) -> F:
+        where = fn.__qualname__.removesuffix(".__init__")
+
+        @functools.wraps(fn)
+        def inner(*args: Any, **kwargs: Any) -> Any:
+            for old, new in old_to_new.items():
+                if old in kwargs:
+                    if new in kwargs:
+                        raise TypeError(f"{where}() got both {old}= and its new name {new}=")
+                    warn(f"{where}({old}=...)", f"{new}=...")
+                    kwargs[new] = kwargs.pop(old)
+            return fn(*args, **kwargs)
+
+        return inner  # type: ignore[return-value]
+
+    return wrap
 
 
 def no_more(kwargs: dict[str, Any], where: str) -> None:

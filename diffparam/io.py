@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
-from diffparam.checks import positive_float
+from diffparam.checks import positive_float, shape
 from diffparam.errors import UserError
 
 SAMPLE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "camera")
@@ -82,8 +82,7 @@ def check_writable(path: str | os.PathLike) -> Path:
 
 def to_uint8(img: Tensor) -> np.ndarray:
     """(C,H,W) in [0,1] → (H,W,C) uint8 array."""
-    if img.dim() != 3 or img.shape[0] not in (1, 3, 4):
-        raise UserError(f"expected an image of shape (C,H,W) with 1, 3 or 4 channels, got {tuple(img.shape)}")
+    shape("an image", img, "C,H,W", C=(1, 3, 4))
     arr = img.detach().float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
     return arr[..., 0] if arr.shape[-1] == 1 else arr
 
@@ -174,6 +173,15 @@ def sample_photos(size: int = 224, names: tuple[str, ...] = SAMPLE_PHOTOS) -> Te
 ANIMATION_SUFFIXES = (".gif", ".mp4")
 
 
+def check_animation(path: str | os.PathLike, what: str = "an animation") -> Path:
+    """`path` if it names an animation file (.gif or .mp4) that can be written; the name is checked
+    first, so a wrong one touches nothing."""
+    out = Path(path)
+    if out.suffix.lower() not in ANIMATION_SUFFIXES:
+        raise UserError(f"{what} must end in .gif or .mp4, got {out}")
+    return check_writable(out)
+
+
 class AnimationWriter:
     """Write frames (C,H,W) in [0,1] one at a time to a GIF or an MP4 (chosen by the suffix).
 
@@ -184,12 +192,9 @@ class AnimationWriter:
     """
 
     def __init__(self, path: str | os.PathLike, fps: float = 12.0) -> None:
-        self.path = Path(path)
-        suffix = self.path.suffix.lower()
-        if suffix not in ANIMATION_SUFFIXES:
-            raise UserError(f"an animation must end in .gif or .mp4, got {self.path}")
         self.fps = positive_float("fps", fps, hint="(frames per second)")
-        check_writable(self.path)
+        self.path = check_animation(path)
+        suffix = self.path.suffix.lower()
         self.count = 0
         self._size: tuple[int, int] | None = None
         self._tmp = temp_beside(self.path)

@@ -104,7 +104,7 @@ def stages_for(param: Parameterization, transforms: str | Callable | Iterable[Ca
     if transform is not None:
         stages.append(Transforms(transform))
     if input_size is not None:
-        stages.append(Resize(positive_int("input size", input_size)))
+        stages.append(Resize(positive_int("input_size", input_size)))
     return stages
 
 

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from diffparam import deprecation
 from diffparam.backgrounds import Background
 from diffparam.checks import choice, image_size, positive_float, positive_int
-from diffparam.errors import NonFiniteLossError, UserError
+from diffparam.errors import NonFiniteLossError, UserError, first_line
 from diffparam.models.base import Model
 from diffparam.models.registry import load_model
 from diffparam.objectives import Objective, resolve
@@ -61,7 +61,7 @@ def _optimizer(optimizer, params: list[Tensor], lr: float, device: torch.device,
         return optimizer(params, lr=lr)
     if callable(optimizer):
         return optimizer(params)
-    raise UserError("optimizer must be a torch.optim.Optimizer class or a function params → optimizer")
+    raise UserError("`optimizer` must be a torch.optim.Optimizer class or a function params → optimizer")
 
 
 def _backend(compile: bool | str) -> str | None:
@@ -74,14 +74,9 @@ def _backend(compile: bool | str) -> str | None:
 
     known = torch._dynamo.list_backends(exclude_tags=())
     if not isinstance(compile, str) or compile not in known:
-        raise UserError(f"compile must be True, False or a torch.compile backend name "
+        raise UserError(f"`compile` must be True, False or a torch.compile backend name "
                         f"({', '.join(b for b in known if 'TESTING' not in b)}), got {compile!r}")
     return compile
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 class _Stepper:
@@ -108,13 +103,14 @@ class _Stepper:
     def capturable(self) -> tuple[tuple[Tensor, Tensor] | None, str | None]:
         """Run one step eagerly with CUDA's synchronising operations made errors: ((loss, images),
         None) if it ran (nothing in it waits for the GPU or copies from pageable host memory, which
-        a graph cannot hold), else (None, why not): a step stopped half-way has changed nothing."""
+        a graph cannot hold), else (None, why not). A step stopped before the optimiser's update
+        has changed nothing (render's default optimiser does not synchronise)."""
         before = torch.cuda.get_sync_debug_mode()
         torch.cuda.set_sync_debug_mode("error")
         try:
             return self.eager(redirect=False), None
         except RuntimeError as exc:
-            return None, _first_line(exc)
+            return None, first_line(exc)
         finally:
             torch.cuda.set_sync_debug_mode(before)
 
@@ -135,7 +131,7 @@ class _Stepper:
         except RuntimeError as exc:  # anything capturable() could not foresee
             torch.cuda.set_stream(stream)
             self.fall_back()
-            return _first_line(exc)
+            return first_line(exc)
         self.graph = graph
         return None
 
@@ -156,11 +152,11 @@ def _param_from(param: Parameterization | str | None, size: int | Sequence[int] 
     of `size` and `batch`, drawn with `seed`."""
     if isinstance(param, Parameterization):
         if size is not None or batch is not None:
-            raise UserError("size and batch describe the image render makes itself; with a "
-                            "parameterization given (param=...), set them on it instead")
+            raise UserError("`size` and `batch` describe the image render makes itself; with a "
+                            "parameterization given (`param`), set them on it instead")
         return param
     if param is not None and not isinstance(param, str):
-        raise UserError(f"param must be a Parameterization or a kind name, got {type(param).__name__}")
+        raise UserError(f"`param` must be a Parameterization or a kind name, got {type(param).__name__}")
     h, w = image_size(DEFAULT_SIZE if size is None else size)
     return make_param(param or "fourier", h, w, batch=positive_int("batch", 1 if batch is None else batch),
                       generator=torch.Generator().manual_seed(seed))
@@ -198,7 +194,8 @@ def render(
     parameterization's own (`default_lr`: 0.05 for images, 0.005 for CPPNs). `input_size`
     upsamples each transformed image to that many pixels before the model (None: feed as
     rendered). For the first `relu_redirect_steps` steps ReLUs pass 'reviving' gradients (Lucid's
-    trick; off by default, see BENCHMARKS.md).
+    trick; off by default, see BENCHMARKS.md). The images after each step in `thresholds` are kept
+    in `Result.snapshots`; `callback(step, loss, images)` is called after every step.
 
     A 4-channel (RGBA) image is composited over a fresh random `background` each step ("noise",
     "fourier", a function (shape, device, generator) → RGB batch, or None to feed all 4 channels);
@@ -213,8 +210,9 @@ def render(
     recomputes those blocks' inner activations in backward: about half the memory per image, a
     fifth to a quarter more time.
 
-    The model is moved to the render's device and stays there; everything else about it (memory
-    format, forward methods, hooks, training mode, which weights need gradients) is as it was.
+    The model, and a parameterization given as an object, are moved to the render's device and stay
+    there; everything else about the model (memory format, forward methods, hooks, training mode,
+    which weights need gradients) is as it was.
     Raises NonFiniteLossError, holding the last finite images, if the loss becomes NaN or infinite
     (checked every step on CPU, every 16 steps on CUDA to avoid stalls).
     """
@@ -224,7 +222,7 @@ def render(
     dev = resolve_device(device)
     on_cuda = dev.type == "cuda"
     if cuda_graph and not on_cuda:
-        raise UserError("cuda_graph needs a CUDA device")
+        raise UserError("`cuda_graph` needs a CUDA device")
     net = load_model(model).to(dev)
     obj = resolve(objective, net)
     param = _param_from(param, size, batch, seed).to(dev)
@@ -233,7 +231,7 @@ def render(
                         on_cuda if channels_last is None else channels_last)
     blockers = pipeline.blockers()
     if cuda_graph and blockers:
-        raise UserError(f"cuda_graph=True, but these cannot be captured in a CUDA graph: "
+        raise UserError(f"`cuda_graph` is True, but these cannot be captured in a CUDA graph: "
                         f"{', '.join(blockers)}")
     use_graph = on_cuda and (optimizer is None and not blockers if cuda_graph is None else cuda_graph)
     opt = _optimizer(optimizer, list(param.parameters()), lr, dev, capturable=use_graph)
@@ -258,7 +256,7 @@ def _run(stepper: _Stepper, name: str, steps: int, marks: set[int], callback: Ca
     param = stepper.pipeline.param
     dev = next(param.parameters()).device
     losses = torch.zeros(steps, device=dev)
-    frames: dict[int, Tensor] = {}
+    snapshots: dict[int, Tensor] = {}
     last_good = (0, param().detach().clone())  # kept on the device: no copy to the host per check
     # Redirected steps trace other code than plain ones (a compiled model recompiles): warm up after.
     eager_steps = redirect_steps + EAGER_WARMUP if redirect_steps else EAGER_WARMUP
@@ -300,8 +298,7 @@ def _run(stepper: _Stepper, name: str, steps: int, marks: set[int], callback: Ca
                 raise NonFiniteLossError(
                     f"loss became {losses[first - 1].item()} at step {first} of {name}; kept the "
                     f"image from step {last_good[0]} (try a lower `lr`)",
-                    Result(last_good[1].cpu(), losses[:first - 1].tolist(), objective=name, param=param,
-                           frames=frames),
+                    Result(last_good[1].cpu(), losses[:first - 1].tolist(), snapshots, name, param),
                 )
             last_good = (step, images.detach().clone())
             bar.set_postfix(loss=f"{float(losses[step - 1]):.3g}")
@@ -309,7 +306,7 @@ def _run(stepper: _Stepper, name: str, steps: int, marks: set[int], callback: Ca
             with torch.no_grad():
                 now = param().detach().cpu()
             if step in marks:
-                frames[step] = now
+                snapshots[step] = now
             if callback is not None:
                 callback(step, float(loss), now)
         bar.update()
@@ -317,7 +314,7 @@ def _run(stepper: _Stepper, name: str, steps: int, marks: set[int], callback: Ca
     with torch.no_grad():
         final = param().detach().cpu()
     seconds = time.perf_counter() - start
-    return Result(final, losses.tolist(), seconds, objective=name, param=param, frames=frames)
+    return Result(final, losses.tolist(), snapshots, name, param, seconds)
 
 
 __getattr__ = deprecation.module_getattr(__name__, {"check_size": "diffparam.checks:image_size"})

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from diffparam.checks import choice, non_negative_int, real
+from diffparam.checks import choice, non_negative_int, range_pair, real, shape
 from diffparam.constant import Constant
 from diffparam.errors import UserError
 
@@ -33,9 +33,7 @@ class Transform(ABC):
 
     def __call__(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Transform the batch `x`, drawing any random numbers from `generator`."""
-        if not isinstance(x, Tensor) or x.dim() != 4:
-            shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
-            raise UserError(f"transforms need a (B, C, H, W) tensor, got {shape}")
+        shape("a transform's input", x, "B,C,H,W")
         if generator is not None and generator.device.type != x.device.type:
             raise UserError(
                 f"the generator is on {generator.device} but the images are on {x.device}; "
@@ -123,10 +121,7 @@ class _RandomScale(_Affine):
                     f"a scale range must be a (low, high) tuple, got {scales!r}; "
                     "pass a list to choose among values"
                 )
-            low = real("scale", scales[0], 0.0, low_open=True)
-            high = real("scale", scales[1], 0.0, low_open=True)
-            if low > high:
-                raise UserError(f"scale range must have low <= high, got {scales!r}")
+            low, high = range_pair("scale", scales, 1e-6, 1e6)
             self.range: tuple[float, float] | None = (low, high)
             self.values: tuple[float, ...] = ()
         elif isinstance(scales, Sequence) and not isinstance(scales, str) and len(scales) > 0:

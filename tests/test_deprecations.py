@@ -47,8 +47,10 @@ def test_renamed_keywords_do_what_the_new_ones_do() -> None:
         assert "moving average 0.5" in O.style({"x": torch.eye(2)}, decay=0.5).name
     with _old("param="):
         assert frames_param(8, 2, shared=False, kind="pixel").__class__.__name__ == "PixelImage"
-    with pytest.raises(TypeError, match="unexpected keyword arguments: colour"):
-        FourierImage(8, colour=True)
+    with pytest.raises(TypeError, match="FourierImage.. got both decay= and its new name spectrum_decay="):
+        FourierImage(8, decay=2.0, spectrum_decay=3.0)
+    with _old("image="):
+        assert O.channel("x", 0, batch=1).name == "x:0[1]" == O.channel("x", 0, image=1).name
 
 
 def test_texture_image_views_and_cameras(tiny: Model) -> None:

@@ -21,7 +21,7 @@ def test_units_beat_natural_photos(lite0: Model) -> None:
     """Blocks 2, 6, 10: at least 5x the best photo activation; block 14: at least 3x (128 px)."""
     units = [(layer, int(c)) for layer, c in UNITS]
     assert [layer for layer, _ in units] == ["blocks.2", "blocks.6", "blocks.10", "blocks.14"]
-    obj = O.Objective.sum(O.channel(layer, c, batch=i) for i, (layer, c) in enumerate(units))
+    obj = O.Objective.sum(O.channel(layer, c, image=i) for i, (layer, c) in enumerate(units))
     result = render(lite0, obj, batch=len(units), size=128, steps=256, device="cpu",
                     progress=False)
     ratios = [float(unit_ratio(lite0, layer, c, result.images[i:i + 1])[0])
@@ -32,7 +32,7 @@ def test_units_beat_natural_photos(lite0: Model) -> None:
 
 def test_class_objectives_reach_high_probability(lite0: Model) -> None:
     classes = ["flamingo", "goldfinch", "espresso"]
-    obj = O.Objective.sum(O.logit(c, batch=i) for i, c in enumerate(classes))
+    obj = O.Objective.sum(O.logit(c, image=i) for i, c in enumerate(classes))
     result = render(lite0, obj, batch=len(classes), size=128, steps=128, device="cpu",
                     progress=False)
     probs = [float(class_probability(lite0, result.images[i:i + 1], c)[0])
@@ -43,7 +43,7 @@ def test_class_objectives_reach_high_probability(lite0: Model) -> None:
 def test_fourier_beats_pixel_at_equal_steps(lite0: Model) -> None:
     """The article's 'improved optimisation': deeper units rise faster with the Fourier image."""
     units = [("blocks.10", 27), ("blocks.14", 57)]
-    obj = O.Objective.sum(O.channel(layer, c, batch=i) for i, (layer, c) in enumerate(units))
+    obj = O.Objective.sum(O.channel(layer, c, image=i) for i, (layer, c) in enumerate(units))
     gen = torch.Generator().manual_seed(0)
     finals = {}
     for name, param in [("fourier", FourierImage(96, batch=2, generator=gen)),

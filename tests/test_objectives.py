@@ -44,12 +44,12 @@ def test_algebra_with_objectives_and_scalars() -> None:
 
 def test_batch_targets_one_image() -> None:
     acts = _acts(b=3)
-    v = O.channel("conv", 0, batch=1)(acts)
+    v = O.channel("conv", 0, image=1)(acts)
     assert v[0] == 0 and v[2] == 0 and v[1] == acts["conv"][1, 0].mean()
-    mixed = O.channel("conv", 0, batch=0) + O.channel("conv", 2, batch=1)
+    mixed = O.channel("conv", 0, image=0) + O.channel("conv", 2, image=1)
     assert mixed(acts)[1] == acts["conv"][1, 2].mean()
-    with pytest.raises(UserError, match="batch index 5"):
-        O.channel("conv", 0, batch=5)(acts)
+    with pytest.raises(UserError, match="`image` 5 is out of range for a batch of 3"):
+        O.channel("conv", 0, image=5)(acts)
 
 
 def test_logits_and_log_softmax(tiny: Model) -> None:
@@ -121,7 +121,7 @@ def test_channels_gives_each_image_its_own_channel(tiny: Model) -> None:
     v = O.channels("conv", [2, 0, 1])(acts)
     expected = torch.stack([acts["conv"][i, c].mean() for i, c in enumerate([2, 0, 1])])
     assert torch.equal(v, expected)
-    summed = sum(O.channel("conv", c, batch=i) for i, c in enumerate([2, 0, 1]))
+    summed = sum(O.channel("conv", c, image=i) for i, c in enumerate([2, 0, 1]))
     assert torch.allclose(v, summed(acts))
     with pytest.raises(UserError, match="3 channels need a batch of 3 images, got 2"):
         O.channels("conv", [2, 0, 1])(_acts(b=2))

@@ -39,7 +39,7 @@ def test_same_seed_same_image_other_seed_differs(tiny: Model) -> None:
 
 
 def test_batch_objectives_make_different_images(tiny: Model) -> None:
-    obj = O.channel("conv3.0", 0, batch=0) + O.channel("conv3.0", 5, batch=1)
+    obj = O.channel("conv3.0", 0, image=0) + O.channel("conv3.0", 5, image=1)
     result = _quick(tiny, obj, batch=2, steps=30)
     with torch.no_grad():
         acts = tiny.activations(result.images, ["conv3.0"])["conv3.0"].mean((2, 3))
@@ -52,7 +52,7 @@ def test_thresholds_callback_and_custom_param(tiny: Model) -> None:
     result = render(tiny, "conv1", param=param, thresholds=(5, 10), transforms=None, steps=20,
                     optimizer=torch.optim.SGD, lr=0.5, progress=False, device="cpu",
                     callback=lambda step, loss, img: seen.append((step, img.shape)))
-    assert sorted(result.frames) == [5, 10] and result.frames[5].shape == (2, 3, 24, 40)
+    assert sorted(result.snapshots) == [5, 10] and result.snapshots[5].shape == (2, 3, 24, 40)
     assert [s for s, _ in seen] == list(range(1, 21))
     assert result.param is param
 
@@ -76,8 +76,8 @@ def test_nan_loss_stops_with_last_finite_image(tiny: Model) -> None:
     ("kw", "message"),
     [
         (dict(steps=0), "`steps` must be a whole number >= 1, got 0"),
-        (dict(size=8), "image size 8 is outside 16..4096 pixels"),
-        (dict(size=5000), "image size 5000 is outside 16..4096 pixels"),
+        (dict(size=8), "`size` 8 is outside 16..4096 pixels"),
+        (dict(size=5000), "`size` 5000 is outside 16..4096 pixels"),
         (dict(lr=-1.0), "`lr` must be a finite number > 0, got -1.0"),
         (dict(lr=float("nan")), "`lr` must be a finite number > 0, got nan"),
         (dict(batch=0), "`batch` must be a whole number >= 1, got 0"),
@@ -85,8 +85,8 @@ def test_nan_loss_stops_with_last_finite_image(tiny: Model) -> None:
         (dict(param="voxel"), "unknown `param` 'voxel'; choose one of: fourier, pixel, cppn"),
         (dict(device="tpu"), "unknown `device` 'tpu': use auto, cpu or cuda"),
         (dict(transforms="wobbly"), "unknown transforms"),
-        (dict(compile=3), "compile must be True, False or a torch.compile backend name"),
-        (dict(compile="warp"), r"compile must be .*inductor.*got 'warp'"),
+        (dict(compile=3), "`compile` must be True, False or a torch.compile backend name"),
+        (dict(compile="warp"), r"`compile` must be .*inductor.*got 'warp'"),
     ],
 )
 def test_bad_options(tiny: Model, kw, message) -> None:
@@ -254,7 +254,7 @@ def test_the_pipeline_runs_its_stages_in_order(tiny: Model) -> None:
 def test_size_and_batch_belong_to_the_parameterization(tiny: Model) -> None:
     param = PixelImage(32)
     for kw in (dict(size=64), dict(batch=2)):
-        with pytest.raises(UserError, match="size and batch describe the image render makes itself"):
+        with pytest.raises(UserError, match="`size` and `batch` describe the image render makes itself"):
             render(tiny, "conv2:3", param=param, steps=1, progress=False, **kw)
     made = render(tiny, "conv2:3", "cppn", size=(24, 20), batch=2, steps=1, progress=False)
     assert isinstance(made.param, CPPN) and made.images.shape == (2, 3, 24, 20)

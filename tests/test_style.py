@@ -99,7 +99,7 @@ def test_content_objective_and_target(tiny: Model) -> None:
     small = Activations(tiny.activations(torch.rand(1, 3, 16, 16), ["conv2"]), tiny)
     with pytest.raises(UserError, match="compute the target from an image of the rendered size"):
         obj(small)
-    with pytest.raises(UserError, match="content weight must be a finite number >= 0"):
+    with pytest.raises(UserError, match="`content_weight` must be a finite number >= 0"):
         O.content("conv2", target, weight=float("nan"))
 
 
@@ -163,7 +163,8 @@ def test_cli_style_writes_the_picture(image_files, tmp_path, capsys) -> None:
         (["{content}", "{style}", "--style-layers", "stem=x"], "cannot read the weight in --style-layers"),
         (["{content}", "{style}", "--style-layers", "pool.1"], "pool.1 has no spatial grid"),
         (["{content}", "{style}", "--param", "cppn"], "invalid choice"),
-        (["{content}", "{style}", "--content-weight", "-1"], "content weight must be a finite number"),
+        (["{content}", "{style}", "--content-weight", "-1"],
+         "--content-weight must be a finite number >= 0, got -1.0"),
         (["{content}", "{style}", "--size", "8"], "outside 16..4096"),
     ],
 )

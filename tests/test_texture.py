@@ -85,7 +85,7 @@ def test_solid_field_slices_have_the_spectrum_of_an_image_of_the_same_decay() ->
                              generator=torch.Generator().manual_seed(0)).logits().detach().reshape(-1, 48, 48)
         assert abs(slope(planes) - slope(image)) < 0.25 and abs(slope(planes) + 2 * decay) < 0.3, decay
         assert abs(float(vol.std()) - 2.0) < 0.2  # measured -2.07 vs -2.07, -1.21 vs -1.07; std 1.99, 2.00
-    with pytest.raises(UserError, match="volume size must be a whole number in 4..512 voxels, got 2"):
+    with pytest.raises(UserError, match="`volume_size` must be a whole number in 4..512 voxels, got 2"):
         SolidField(2)
 
 
@@ -169,7 +169,7 @@ def test_cli_texture_and_texture_style(tmp_path, capsys) -> None:
     assert len(err) == 4 and all(line.startswith("diffparam: error:") for line in err)
     assert "mesh file not found" in err[0] and "out of range" in err[1]
     assert "--moving-average must be a finite number >= 0 and < 1 (0 turns it off), got 1.0" in err[2]
-    assert "volume size must be a whole number in 4..512 voxels, got 2" in err[3]
+    assert "--volume-size must be a whole number in 4..512 voxels, got 2" in err[3]
     assert not (tmp_path / "x").exists()
 
 

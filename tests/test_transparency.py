@@ -27,8 +27,8 @@ def test_transparency_multiplies_by_one_minus_mean_opacity() -> None:
     unit = O.Objective(lambda acts: acts["unit"], name="unit")
     assert torch.allclose(O.mean_opacity()(_acts(image)), torch.tensor([0.25, 0.5]))
     assert torch.allclose(O.transparency(unit)(_acts(image)), torch.tensor([1.5, -0.5]))
-    assert torch.allclose(O.mean_opacity(batch=1)(_acts(image)), torch.tensor([0.0, 0.5]))
-    with pytest.raises(UserError, match="needs an RGBA image"):
+    assert torch.allclose(O.mean_opacity(image=1)(_acts(image)), torch.tensor([0.0, 0.5]))
+    with pytest.raises(UserError, match=r"opacity's image \(render an RGBA .*must be \(B,4,H,W\)"):
         O.mean_opacity()(_acts(torch.zeros(2, 3, 4, 4)))
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from diffparam import deprecation
 from diffparam.atlas.circuits import circuit, previous_layer
 from diffparam.checks import positive_int
 from diffparam.errors import UserError
@@ -63,7 +64,7 @@ def _is_block(module: nn.Module) -> bool:
 
 
 def block_layers(model: Model) -> list[str]:
-    """What `--layers all` means: the model's building blocks, in order.
+    """What `layers="all"` means: the model's building blocks, in order.
 
     The outermost modules of a class defined outside torch that hold a convolution and output a
     feature map: `blocks.0` … `blocks.15` for the embedded model, `layer1.0` … `layer4.2` for a
@@ -94,6 +95,14 @@ def resolve_layers(model: Model, layers: str | Sequence[str]) -> list[str]:
     for name in names:
         model.channels(name)  # checks the name; raises if the layer has no image or vector output
     return sorted(set(names), key=model.layer_order().__getitem__)
+
+
+def _layer_order(model: Model) -> dict[str, int]:
+    """What `layer_order` was (deprecated): `model.layer_order()`."""
+    return model.layer_order()
+
+
+__getattr__ = deprecation.module_getattr(__name__, {"layer_order": "diffparam.atlas.jobs:_layer_order"})
 
 
 def job_list(model: Model, layers: Sequence[str], circuits: bool = True) -> list[Unit]:

@@ -17,6 +17,7 @@ import warnings
 from collections.abc import Sequence
 
 from diffparam import __version__
+from diffparam.checks import positive_int
 from diffparam.cli.common import Parser
 from diffparam.errors import NonFiniteLossError, UserError
 
@@ -56,6 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         warnings.showwarning = _one_line_warning
         try:
             args = build_parser().parse_args(argv)
+            if hasattr(args, "steps"):  # before any model, mesh or image is loaded
+                positive_int("steps", args.steps)
             return args.func(args)
         except UserError as exc:
             print(f"diffparam: error: {_as_flags(str(exc), args)}", file=sys.stderr)

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from diffparam.deprecation import RELEASE
 from diffparam.errors import UserError
-from diffparam.io import ANIMATION_SUFFIXES, check_writable
 from diffparam.models.base import Model
 from diffparam.models.registry import DEFAULT_MODEL, load_model
 from diffparam.param.kinds import KINDS, help_text
@@ -33,7 +33,7 @@ class Renamed(argparse.Action):
                          **kwargs)
 
     def __call__(self, parser, namespace, values, option_string=None) -> None:
-        print(f"diffparam: warning: {option_string} is deprecated and goes in diffparam 0.3: use "
+        print(f"diffparam: warning: {option_string} is deprecated and goes in diffparam {RELEASE}: use "
               f"{self.new}", file=sys.stderr)
         setattr(namespace, self.dest, values)
 
@@ -45,14 +45,16 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", default=None, help="state-dict file to load into the model")
 
 
-def add_render_options(p: argparse.ArgumentParser, size: int = 224, steps: int = 512) -> None:
-    """The options every rendering subcommand shares, with the same meaning everywhere."""
+def add_render_options(p: argparse.ArgumentParser, size: int = 224, steps: int = 512,
+                       lr: str | None = None) -> None:
+    """The options every rendering subcommand shares, with the same meaning everywhere. `lr` says
+    what the default learning rate is (default: the parameterizations' own)."""
     add_model_options(p)
-    p.add_argument("--size", type=int, default=size, help="image size in pixels (16..4096)")
-    p.add_argument("--steps", type=int, default=steps, help="optimisation steps")
-    lrs = ", ".join(f"{kind.default_lr:g} for {name}" for name, kind in KINDS.items())
-    p.add_argument("--lr", type=float, default=None,
-                   help=f"learning rate (Adam); default: the parameterization's own ({lrs})")
+    p.add_argument("--size", type=int, default=size, help=f"image size in pixels, 16..4096 (default {size})")
+    p.add_argument("--steps", type=int, default=steps, help=f"optimisation steps (default {steps})")
+    lrs = lr or "the parameterization's own: " + ", ".join(
+        f"{kind.default_lr:g} for {name}" for name, kind in KINDS.items())
+    p.add_argument("--lr", type=float, default=None, help=f"learning rate (Adam); default {lrs}")
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -75,15 +77,6 @@ def add_precision_option(p: argparse.ArgumentParser) -> None:
 def model_from_args(args: argparse.Namespace) -> Model:
     """The network named by --model/--weights."""
     return load_model(args.model, args.weights)
-
-
-def check_animation(path: str, option: str) -> Path:
-    """`path` as an animation file (.gif or .mp4) that can be written; the name is checked first,
-    so a wrong one creates no folder."""
-    out = Path(path)
-    if out.suffix.lower() not in ANIMATION_SUFFIXES:
-        raise UserError(f"{option} must end in .gif or .mp4, got {out}")
-    return check_writable(out)
 
 
 def print_paths(paths: Sequence[Path]) -> None:

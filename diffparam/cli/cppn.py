@@ -6,10 +6,11 @@ import argparse
 from pathlib import Path
 
 from diffparam.checks import image_size
-from diffparam.cli.common import Renamed, add_render_options, check_animation, model_from_args, print_paths
+from diffparam.cli.common import Renamed, add_render_options, model_from_args, print_paths
 from diffparam.errors import NonFiniteLossError, UserError
-from diffparam.io import check_writable
+from diffparam.io import check_animation, check_writable
 from diffparam.objectives import channel_list, parse
+from diffparam.param import CPPN
 
 
 def _check_png(path: str) -> Path:
@@ -26,9 +27,9 @@ def _cmd_cppn(args: argparse.Namespace) -> int:
     if channel_list(args.objective):
         raise UserError("cppn renders one objective; give one channel (LAYER:CHANNEL), not a list")
     if args.render_size is not None:
-        image_size(args.render_size, "render size", RENDER_SIZES)
+        image_size(args.render_size, "render_size", RENDER_SIZES)
     if args.video_size is not None:
-        image_size(args.video_size, "video size")
+        image_size(args.video_size, "video_size")
     model = model_from_args(args)
     objective = parse(args.objective, model)  # checked before anything touches the disk
     out = _check_png(args.out)
@@ -50,11 +51,10 @@ def _cmd_cppn(args: argparse.Namespace) -> int:
 
 
 def _cmd_morph(args: argparse.Namespace) -> int:
-    from diffparam.param import CPPN
     from diffparam.recipes.cppn_art import RENDER_SIZES, morph
 
     if args.size is not None:
-        image_size(args.size, "frame size", RENDER_SIZES)
+        image_size(args.size, "size", RENDER_SIZES)
     a, b = CPPN.load(args.a), CPPN.load(args.b)
     out = check_animation(args.out, "--out")
     result = morph(a, b, out, frames=args.frames, size=args.size, fps=args.fps, device=args.device,
@@ -70,7 +70,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add `cppn` and `morph`."""
     p = sub.add_parser("cppn", help="CPPN art: optimise a CPPN, render it at any size, film it")
     p.add_argument("objective", help="LAYER, LAYER:CHANNEL, LAYER:CHANNEL@X,Y or logit:CLASS")
-    add_render_options(p)
+    add_render_options(p, lr=f"{CPPN.default_lr:g}")
     p.add_argument("--out", default="art.png", help="output PNG")
     p.add_argument("--render-size", type=int, default=None,
                    help="write --out at this many pixels (16..16384) instead of --size")

@@ -8,10 +8,10 @@ from diffparam.checks import image_size, non_negative_float, positive_float, who
 from diffparam.cli.common import (
     add_param_option,
     add_render_options,
-    check_animation,
     model_from_args,
     print_paths,
 )
+from diffparam.io import check_animation
 from diffparam.param import kinds
 
 

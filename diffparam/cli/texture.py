@@ -62,11 +62,11 @@ def _cmd_texture_style(args: argparse.Namespace) -> int:
 
 
 def _add_options(p: argparse.ArgumentParser, steps: int, size: int, texture_size: int, views: int,
-                 frames: int) -> None:
+                 frames: int, lr: float) -> None:
     from diffparam.param.texture import SPACES
     from diffparam.recipes.texture import TEXTURE_SPACE
 
-    add_render_options(p, size=size, steps=steps)
+    add_render_options(p, size=size, steps=steps, lr=f"{lr:g}")
     p.add_argument("--view-size", dest="size", type=int, default=argparse.SUPPRESS,
                    help="the same as --size: pixels of each rendered view")
     p.add_argument("--texture-size", type=int, default=texture_size, help="texture pixels (16..8192)")
@@ -75,8 +75,8 @@ def _add_options(p: argparse.ArgumentParser, steps: int, size: int, texture_size
                    help="where the texture is parameterized: surface (a 3D field read at each texel's "
                    f"surface point: no seams) or uv (the image: seams show) (default {TEXTURE_SPACE})")
     p.add_argument("--volume-size", type=int, default=None,
-                   help="voxels per side of the surface field (default: texture size / 8, 16..128, for "
-                   "texture; / 2, 16..256, for texture-style)")
+                   help="voxels per side of the surface field, 4..512 (default: texture size / 8, "
+                   "kept within 16..128, for texture; / 2, kept within 16..256, for texture-style)")
     p.add_argument("--frames", type=int, default=frames, help="turntable frames (0: no turntable)")
     p.add_argument("--animation", default="gif", choices=[s[1:] for s in ANIMATION_SUFFIXES],
                    help="turntable format")
@@ -86,11 +86,13 @@ def _add_options(p: argparse.ArgumentParser, steps: int, size: int, texture_size
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add `texture` and `texture-style`."""
+    from diffparam.param.texture import TextureImage
     from diffparam.recipes.texture import (
         CONTENT_WEIGHT,
         INITS,
         MOVING_AVERAGE,
         STEPS,
+        STYLE_LR,
         TEXTURE_SIZE,
         TURNTABLE_FRAMES,
         VIEW_SIZE,
@@ -101,13 +103,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("texture", help="feature visualization on a 3D object's texture")
     p.add_argument("mesh", help=mesh_help)
     p.add_argument("objective", help="LAYER, LAYER:CHANNEL, LAYER:CHANNEL@X,Y or logit:CLASS")
-    _add_options(p, STEPS, VIEW_SIZE, TEXTURE_SIZE, VIEWS, TURNTABLE_FRAMES)
+    _add_options(p, STEPS, VIEW_SIZE, TEXTURE_SIZE, VIEWS, TURNTABLE_FRAMES, TextureImage.default_lr)
     p.set_defaults(func=_cmd_texture)
 
     p = sub.add_parser("texture-style", help="3D style transfer: restyle an object's texture after an image")
     p.add_argument("mesh", help=mesh_help)
     p.add_argument("style", help="style image file (PNG, JPEG, ...)")
-    _add_options(p, STEPS, VIEW_SIZE, TEXTURE_SIZE, VIEWS, TURNTABLE_FRAMES)
+    _add_options(p, STEPS, VIEW_SIZE, TEXTURE_SIZE, VIEWS, TURNTABLE_FRAMES, STYLE_LR)
     p.add_argument("--style-layers", default=None,
                    help="comma-separated layer names (default: the model's known choice)")
     p.add_argument("--content-layer", default=None, help="layer name (default: the model's known choice)")

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from diffparam.errors import UserError
+from diffparam.errors import UserError, first_line
 from diffparam.models.base import Model
 from diffparam.models.efficientnet_lite import load_efficientnet_lite0
 from diffparam.models.imagenet import imagenet_class_names
@@ -72,8 +72,7 @@ def _load_weights(module: nn.Module, path: str | os.PathLike, name: str) -> None
     try:
         module.load_state_dict(_state_dict_from(path))
     except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise UserError(f"weights in {path} do not fit {name}: {first}") from exc
+        raise UserError(f"weights in {path} do not fit {name}: {first_line(exc)}") from exc
 
 
 def _unknown(kind: str, name: str, known: list[str]) -> UserError:

@@ -10,22 +10,22 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from diffparam.errors import UserError
-from diffparam.objectives.core import INPUT, Activations, Objective, _for_batch, _suffix
+from diffparam import deprecation
+from diffparam.checks import shape
+from diffparam.objectives.core import INPUT, Activations, Objective, _for_image, _suffix
 
 
 def _alpha(acts: Activations) -> Tensor:
-    image = acts[INPUT]
-    if image.dim() != 4 or image.shape[1] != 4:
-        raise UserError(f"opacity needs an RGBA image (B,4,H,W), got {tuple(image.shape)}: "
-                        "render an RGBA parameterization (e.g. RGBAImage)")
+    image = shape("opacity's image (render an RGBA parameterization, e.g. make_param(..., alpha=True))",
+                  acts[INPUT], "B,C,H,W", C=4)
     return image[:, 3]
 
 
-def mean_opacity(batch: int | None = None) -> Objective:
-    """Mean alpha of each RGBA image: 0 fully transparent, 1 opaque."""
-    return Objective(lambda acts: _for_batch(_alpha(acts).flatten(1).mean(1), batch), [],
-                     f"mean_opacity{_suffix(batch)}")
+@deprecation.renames(batch="image")
+def mean_opacity(image: int | None = None) -> Objective:
+    """Mean alpha of each RGBA image (or of image `image` only): 0 fully transparent, 1 opaque."""
+    return Objective(lambda acts: _for_image(_alpha(acts).flatten(1).mean(1), image), [],
+                     f"mean_opacity{_suffix(image)}")
 
 
 def transparency(objective: Objective) -> Objective:

@@ -1,8 +1,8 @@
 """What to maximise: objectives on a model's activations that add and scale like numbers.
 
 An objective maps the captured activations to one value per image of the batch (shape (B,));
-`render` maximises their sum. `batch=i` makes an objective count for image i only, so one render
-can make many different images at once.
+`render` maximises their sum. `image=i` makes an objective count for image i of the batch only, so
+one render can make many different images at once.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from diffparam import deprecation
 from diffparam.constant import Constant
 from diffparam.errors import UserError
 from diffparam.models.base import OUTPUT
@@ -128,14 +129,14 @@ class Objective:
 
 
 # -- helpers -------------------------------------------------------------------------------------
-def _for_batch(values: Tensor, batch: int | None) -> Tensor:
-    """Keep only image `batch` of per-image values (others 0); all images when batch is None."""
-    if batch is None:
+def _for_image(values: Tensor, image: int | None) -> Tensor:
+    """Keep only image `image` of per-image values (others 0); all images when it is None."""
+    if image is None:
         return values
-    if not -values.shape[0] <= batch < values.shape[0]:
-        raise UserError(f"batch index {batch} is out of range for a batch of {values.shape[0]}")
+    if not -values.shape[0] <= image < values.shape[0]:
+        raise UserError(f"`image` {image} is out of range for a batch of {values.shape[0]}")
     # Built on the device with no host copy, so it also works inside a CUDA graph capture.
-    mask = torch.arange(values.shape[0], device=values.device) == batch % values.shape[0]
+    mask = torch.arange(values.shape[0], device=values.device) == image % values.shape[0]
     return values * mask.to(values.dtype)
 
 
@@ -157,18 +158,19 @@ def _channel_check(layer: str, channel: int) -> Check:
     return check
 
 
-def _suffix(batch: int | None) -> str:
-    return "" if batch is None else f"[{batch}]"
+def _suffix(image: int | None) -> str:
+    return "" if image is None else f"[{image}]"
 
 
 # -- unit objectives -------------------------------------------------------------------------------
-def channel(layer: str, c: int, batch: int | None = None) -> Objective:
+@deprecation.renames(batch="image")
+def channel(layer: str, c: int, image: int | None = None) -> Objective:
     """Mean activation of channel `c` of `layer` over all positions."""
 
     def fn(acts: Activations) -> Tensor:
-        return _for_batch(_per_image_mean(acts[layer][:, c]), batch)
+        return _for_image(_per_image_mean(acts[layer][:, c]), image)
 
-    return Objective(fn, [layer], f"{layer}:{c}{_suffix(batch)}",
+    return Objective(fn, [layer], f"{layer}:{c}{_suffix(image)}",
                      [_layer_check(layer), _channel_check(layer, c)])
 
 
@@ -188,8 +190,9 @@ def channels(layer: str, cs: Sequence[int]) -> Objective:
                      [_layer_check(layer), *(_channel_check(layer, c) for c in cs)])
 
 
+@deprecation.renames(batch="image")
 def neuron(
-    layer: str, c: int, x: int | None = None, y: int | None = None, batch: int | None = None
+    layer: str, c: int, x: int | None = None, y: int | None = None, image: int | None = None
 ) -> Objective:
     """Activation of channel `c` at one position (default: the centre of the layer's grid)."""
 
@@ -202,23 +205,25 @@ def neuron(
         yi = h // 2 if y is None else y
         if not (0 <= xi < w and 0 <= yi < h):
             raise UserError(f"position {xi},{yi} is outside {layer}'s {w}x{h} grid at this size")
-        return _for_batch(t[:, c, yi, xi], batch)
+        return _for_image(t[:, c, yi, xi], image)
 
     at = "" if x is None and y is None else f"@{x},{y}"
-    return Objective(fn, [layer], f"{layer}:{c}{at}{_suffix(batch)}",
+    return Objective(fn, [layer], f"{layer}:{c}{at}{_suffix(image)}",
                      [_layer_check(layer), _channel_check(layer, c)])
 
 
-def layer(name: str, batch: int | None = None) -> Objective:
+@deprecation.renames(batch="image")
+def layer(name: str, image: int | None = None) -> Objective:
     """DeepDream: mean squared activation of a whole layer."""
 
     def fn(acts: Activations) -> Tensor:
-        return _for_batch(_per_image_mean(acts[name] ** 2), batch)
+        return _for_image(_per_image_mean(acts[name] ** 2), image)
 
-    return Objective(fn, [name], f"{name}{_suffix(batch)}", [_layer_check(name)])
+    return Objective(fn, [name], f"{name}{_suffix(image)}", [_layer_check(name)])
 
 
-def direction(layer: str, vector: Tensor | Sequence[float], batch: int | None = None) -> Objective:
+@deprecation.renames(batch="image")
+def direction(layer: str, vector: Tensor | Sequence[float], image: int | None = None) -> Objective:
     """Mean over positions of the activation's projection on a unit `vector` in channel space."""
     raw = torch.as_tensor(vector, dtype=torch.float32).flatten()
     vec = Constant(raw / raw.norm().clamp_min(1e-12))
@@ -227,14 +232,14 @@ def direction(layer: str, vector: Tensor | Sequence[float], batch: int | None = 
         t = acts[layer]
         v = vec.on(t.device, t.dtype)
         shape = (1, -1) + (1,) * (t.dim() - 2)
-        return _for_batch(_per_image_mean((t * v.view(shape)).sum(1)), batch)
+        return _for_image(_per_image_mean((t * v.view(shape)).sum(1)), image)
 
     def check(model: Model) -> None:
         n = model.channels(layer)
         if raw.numel() != n:
             raise UserError(f"direction has {raw.numel()} values but {layer} has {n} channels")
 
-    return Objective(fn, [layer], f"direction({layer}){_suffix(batch)}", [_layer_check(layer), check])
+    return Objective(fn, [layer], f"direction({layer}){_suffix(image)}", [_layer_check(layer), check])
 
 
 def _class_check(label: str | int) -> Check:
@@ -244,23 +249,25 @@ def _class_check(label: str | int) -> Check:
     return check
 
 
-def logit(label: str | int, batch: int | None = None) -> Objective:
+@deprecation.renames(batch="image")
+def logit(label: str | int, image: int | None = None) -> Objective:
     """The model's output (pre-softmax) for a class, given as index or ImageNet name."""
 
     def fn(acts: Activations) -> Tensor:
-        return _for_batch(acts[OUTPUT][:, acts.model.class_index(label)], batch)
+        return _for_image(acts[OUTPUT][:, acts.model.class_index(label)], image)
 
-    return Objective(fn, [OUTPUT], f"logit:{label}{_suffix(batch)}", [_class_check(label)])
+    return Objective(fn, [OUTPUT], f"logit:{label}{_suffix(image)}", [_class_check(label)])
 
 
-def log_softmax(label: str | int, batch: int | None = None) -> Objective:
+@deprecation.renames(batch="image")
+def log_softmax(label: str | int, image: int | None = None) -> Objective:
     """Log-probability of a class: raises it and lowers the others."""
 
     def fn(acts: Activations) -> Tensor:
         logp = F.log_softmax(acts[OUTPUT], dim=1)
-        return _for_batch(logp[:, acts.model.class_index(label)], batch)
+        return _for_image(logp[:, acts.model.class_index(label)], image)
 
-    return Objective(fn, [OUTPUT], f"log_softmax:{label}{_suffix(batch)}", [_class_check(label)])
+    return Objective(fn, [OUTPUT], f"log_softmax:{label}{_suffix(image)}", [_class_check(label)])
 
 
 def diversity(layer: str) -> Objective:
@@ -281,31 +288,34 @@ def diversity(layer: str) -> Objective:
 
 
 # -- image regularisers (penalties: subtract them) -------------------------------------------------
-def l1(constant: float = 0.5, batch: int | None = None) -> Objective:
+@deprecation.renames(batch="image")
+def l1(constant: float = 0.5, image: int | None = None) -> Objective:
     """Mean absolute distance of the image from `constant` (a penalty: subtract it)."""
-    return Objective(lambda acts: _for_batch(_per_image_mean((acts[INPUT] - constant).abs()), batch),
-                     [], f"l1{_suffix(batch)}")
+    return Objective(lambda acts: _for_image(_per_image_mean((acts[INPUT] - constant).abs()), image),
+                     [], f"l1{_suffix(image)}")
 
 
-def l2(constant: float = 0.5, batch: int | None = None) -> Objective:
+@deprecation.renames(batch="image")
+def l2(constant: float = 0.5, image: int | None = None) -> Objective:
     """Root mean squared distance of the image from `constant` (a penalty: subtract it)."""
 
     def fn(acts: Activations) -> Tensor:
-        return _for_batch(_per_image_mean((acts[INPUT] - constant) ** 2).add(1e-12).sqrt(), batch)
+        return _for_image(_per_image_mean((acts[INPUT] - constant) ** 2).add(1e-12).sqrt(), image)
 
-    return Objective(fn, [], f"l2{_suffix(batch)}")
+    return Objective(fn, [], f"l2{_suffix(image)}")
 
 
-def total_variation(batch: int | None = None) -> Objective:
+@deprecation.renames(batch="image")
+def total_variation(image: int | None = None) -> Objective:
     """Mean absolute difference between neighbouring pixels (a penalty: subtract it)."""
 
     def fn(acts: Activations) -> Tensor:
         img = acts[INPUT]
         dx = (img[..., :, 1:] - img[..., :, :-1]).abs().flatten(1).mean(1)
         dy = (img[..., 1:, :] - img[..., :-1, :]).abs().flatten(1).mean(1)
-        return _for_batch(dx + dy, batch)
+        return _for_image(dx + dy, image)
 
-    return Objective(fn, [], f"total_variation{_suffix(batch)}")
+    return Objective(fn, [], f"total_variation{_suffix(image)}")
 
 
 # -- the string grammar ----------------------------------------------------------------------------
@@ -320,7 +330,7 @@ def channel_list(spec: str) -> tuple[str, list[int]] | None:
     return (m["layer"], [int(c) for c in m["cs"].split(",")]) if m else None
 
 
-def parse(spec: str, model: Model, batch: int | None = None) -> Objective:
+def parse(spec: str, model: Model, image: int | None = None) -> Objective:
     """Turn `layer`, `layer:c`, `layer:c1,c2,...`, `layer:c@x,y` or `logit:CLASS` into an objective.
 
     A channel list makes a batch objective (image i maximises the i-th channel).
@@ -330,25 +340,25 @@ def parse(spec: str, model: Model, batch: int | None = None) -> Objective:
         raise UserError(f"empty objective: {_GRAMMAR}")
     listed = channel_list(text)
     if listed is not None:
-        if batch is not None:
-            raise UserError(f"a channel list ({text}) already fills the batch: drop batch=")
+        if image is not None:
+            raise UserError(f"a channel list ({text}) already fills the batch: drop `image`")
         obj = channels(*listed)
     elif text.startswith("logit:"):
         label = text[len("logit:"):].strip()
         if not label:
             raise UserError(f"logit needs a class: logit:INDEX or logit:NAME ({_GRAMMAR})")
-        obj = logit(int(label) if label.lstrip("-").isdigit() else label, batch=batch)
+        obj = logit(int(label) if label.lstrip("-").isdigit() else label, image=image)
     elif ":" not in text and "@" not in text:
-        obj = layer(text, batch=batch)
+        obj = layer(text, image=image)
     else:
         m = _UNIT.match(text)
         if not m:
             raise UserError(f"cannot read objective {spec!r}: {_GRAMMAR}")
         c = int(m["c"])
         if m["x"] is None:
-            obj = channel(m["layer"], c, batch=batch)
+            obj = channel(m["layer"], c, image=image)
         else:
-            obj = neuron(m["layer"], c, int(m["x"]), int(m["y"]), batch=batch)
+            obj = neuron(m["layer"], c, int(m["x"]), int(m["y"]), image=image)
     obj.validate(model)
     return obj
 

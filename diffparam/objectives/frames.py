@@ -33,13 +33,12 @@ def interpolation(a: Objective, b: Objective) -> Objective:
                      a.graph_safe and b.graph_safe)
 
 
-def alignment(layer: str, reach: int = 1, falloff: float = 2.0, **deprecated: float) -> Objective:
+@deprecation.renames(decay="falloff")
+def alignment(layer: str, reach: int = 1, falloff: float = 2.0) -> Objective:
     """Minus the mean squared difference of `layer`'s activations between nearby frames (higher is
     better aligned): pairs 1..`reach` frames apart, weighted 1, 1/falloff, 1/falloff², …; each
     pair's cost is split between its two frames. Add it with a weight to an interpolation (Lucid's
     `alignment`)."""
-    falloff = deprecation.renamed(deprecated, "decay", "falloff", falloff, "alignment")
-    deprecation.no_more(deprecated, "alignment")
     reach = positive_int("reach (frames apart)", reach)
     falloff = positive_float("falloff", falloff)
 

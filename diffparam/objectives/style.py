@@ -71,11 +71,11 @@ class _GramAverage:
         return g + (debiased.to(g.dtype) - g).detach()
 
 
+@deprecation.renames(decay="moving_average")
 def style(
     targets: Mapping[str, Tensor],
     weights: Mapping[str, float] | None = None,
     moving_average: float | None = None,
-    **deprecated: float,
 ) -> Objective:
     """Minus the weighted style loss: Σ_layer weight · mean |gram(acts) − target| / mean |target|.
 
@@ -85,8 +85,6 @@ def style(
     for a style spread over many views, as in texture rendering. That state persists: build a new
     objective for each render.
     """
-    moving_average = deprecation.renamed(deprecated, "decay", "moving_average", moving_average, "style")
-    deprecation.no_more(deprecated, "style")
     if not targets:
         raise UserError("style needs a target Gram matrix for at least one layer")
     weights = dict(weights or {})
@@ -135,12 +133,8 @@ def content(layer: str, target: Tensor, weight: float = 1.0) -> Objective:
     The target must come from an image of the rendered size (see `content_target`).
     """
     t = torch.as_tensor(target).detach().float().cpu()
-    if t.dim() == 3:
-        t = t.unsqueeze(0)
-    if t.dim() != 4 or t.shape[0] != 1:
-        raise UserError(f"the content target for {layer} must be (C, H, W) or (1, C, H, W) activations, "
-                        f"got shape {tuple(t.shape)}")
-    w = non_negative_float("content weight", weight)
+    t = shape(f"the content target (activations) for {layer}", t[None] if t.dim() == 3 else t, "1,C,H,W")
+    w = non_negative_float("content_weight", weight)
     const = Constant(t)
     scale = float(t.pow(2).mean().clamp_min(1e-12))
 
@@ -157,11 +151,7 @@ def content(layer: str, target: Tensor, weight: float = 1.0) -> Objective:
 
 
 def _as_batch(image: Tensor) -> Tensor:
-    img = image.unsqueeze(0) if image.dim() == 3 else image
-    if img.dim() != 4 or img.shape[1] != 3:
-        raise UserError(f"expected an RGB image (3, H, W) or (B, 3, H, W) in [0, 1], "
-                        f"got {tuple(image.shape)}")
-    return img
+    return shape("an RGB image in [0, 1]", image.unsqueeze(0) if image.dim() == 3 else image, "B,3,H,W")
 
 
 def style_targets(model: Model, image: Tensor, layers: list[str] | tuple[str, ...]) -> dict[str, Tensor]:

@@ -1,7 +1,7 @@
 """Image parameterizations: modules whose forward() is an image batch (B, C, H, W) in [0, 1].
 
 The kinds that can be built from a size alone ("fourier", "pixel", "cppn") are registered in
-`diffparam.param.kinds`; `make_param(kind, height, ...)` builds one by name.
+`diffparam.param.kinds`; `make_param(param, height, ...)` builds one by its name.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ from abc import ABC, abstractmethod
 import torch
 from torch import Tensor, nn
 
+from diffparam import deprecation
 from diffparam.checks import positive_int
 from diffparam.errors import UserError
 
@@ -62,3 +63,8 @@ class Parameterization(nn.Module, ABC):
             f"batch={self.batch}, channels={self.channels}, "
             f"height={self.height}, width={self.width}"
         )
+
+
+__getattr__ = deprecation.module_getattr(__name__, {
+    "non_negative_float": "diffparam.checks:non_negative_float",
+})

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from diffparam import deprecation
 from diffparam.checks import choice, positive_int, real
-from diffparam.errors import UserError
+from diffparam.errors import UserError, first_line
 from diffparam.io import atomic_path
 from diffparam.param.base import Parameterization, generator_device
 
@@ -37,11 +37,6 @@ _CONFIG_KEYS = (
     "activation",
     "use_radius",
 )
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
 
 
 def _coordinates(
@@ -72,6 +67,7 @@ class CPPN(Parameterization):
     default_lr = 0.005
     """Measured: lr 0.05 diverges on EfficientNet-Lite0 (activation 0.9x photos), 0.005 gives 7.4x."""
 
+    @deprecation.renames(layers="depth")
     def __init__(
         self,
         height: int,
@@ -83,11 +79,8 @@ class CPPN(Parameterization):
         activation: str = "composite",
         use_radius: bool = True,
         generator: torch.Generator | None = None,
-        **deprecated: int,
     ) -> None:
         super().__init__(height, width, batch, channels)
-        depth = deprecation.renamed(deprecated, "layers", "depth", depth, "CPPN")
-        deprecation.no_more(deprecated, "CPPN")
         self.hidden = positive_int("hidden", hidden)
         self.depth = positive_int("depth", depth)
         self.activation = choice("CPPN activation", activation, ACTIVATIONS)
@@ -248,7 +241,8 @@ class CPPN(Parameterization):
         try:
             payload = torch.load(path, map_location="cpu", weights_only=True)
         except OSError as error:
-            raise UserError(f"cannot read CPPN file {path}: {_first_line(error)}") from error
+            raise UserError(f"cannot read CPPN file {path}: {type(error).__name__}: {first_line(error)}") \
+                from error
         except Exception as error:  # unpickling errors of every kind: not a file torch.save wrote
             raise UserError(f"{path} is not a CPPN file written by CPPN.save") from error
         if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
@@ -267,6 +261,6 @@ class CPPN(Parameterization):
         except RuntimeError as error:
             raise UserError(
                 f"{path} is a damaged CPPN file: weights do not fit its config "
-                f"({_first_line(error)})"
+                f"({type(error).__name__}: {first_line(error)})"
             ) from error
         return model

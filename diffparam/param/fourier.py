@@ -65,6 +65,7 @@ class FourierImage(Parameterization):
     applies a sigmoid.
     """
 
+    @deprecation.renames(decay="spectrum_decay")
     def __init__(
         self,
         height: int,
@@ -75,12 +76,8 @@ class FourierImage(Parameterization):
         spectrum_decay: float = 1.0,
         decorrelate: bool = True,
         generator: torch.Generator | None = None,
-        **deprecated: float,
     ) -> None:
         super().__init__(height, width, batch, channels)
-        spectrum_decay = deprecation.renamed(deprecated, "decay", "spectrum_decay", spectrum_decay,
-                                             "FourierImage")
-        deprecation.no_more(deprecated, "FourierImage")
         sd = non_negative_float("sd", sd)
         self.spectrum_decay = check_spectrum_decay(spectrum_decay)
         self.decorrelate = bool(decorrelate)
@@ -90,6 +87,12 @@ class FourierImage(Parameterization):
         self.spectrum = nn.Parameter(noise * sd)
         scale = spectrum_scale(self.height, self.width, self.spectrum_decay).to(device)
         self.register_buffer("scale", scale, persistent=False)
+
+    @property
+    def decay(self) -> float:
+        """Deprecated name of `spectrum_decay`."""
+        deprecation.warn("FourierImage.decay", "FourierImage.spectrum_decay")
+        return self.spectrum_decay
 
     def logits(self) -> Tensor:
         """The image before the sigmoid: the inverse FFT of the scaled spectrum, colours decorrelated."""

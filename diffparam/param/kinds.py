@@ -1,9 +1,9 @@
 """The registry of parameterization kinds: one table that the Python API and the command line read.
 
 A kind is a named family of image parameterizations ("fourier", "pixel", "cppn") that can be built
-from a size and a batch alone. What each can do (be composed into shared frames, start from an
-image, carry an opacity channel) is read off the class, so a new kind is one `Kind(...)` line here
-and every command offers it where it fits.
+from a size and a batch alone. Whether it composes into shared frames and whether it starts from an
+image are read off the class; how it carries an opacity channel is the one thing its `Kind` line
+says. A new kind is one `Kind(...)` line here, and every command offers it where it fits.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from diffparam import deprecation
 from diffparam.checks import choice, positive_int
 from diffparam.errors import UserError
 from diffparam.param.base import Parameterization
@@ -75,6 +76,7 @@ def help_text(among: list[str] | None = None) -> str:
     return "; ".join(f"{name}: {KINDS[name].help}" for name in (among or list(KINDS)))
 
 
+@deprecation.renames(kind="param")
 def make_param(
     param: str,
     height: int,
@@ -88,10 +90,13 @@ def make_param(
     """A parameterization of kind `param` with its default settings: `batch` images of height x width.
 
     `alpha` adds an opacity channel (RGBA); `image` (B,C,H,W) in [0,1] starts from that image
-    instead of noise (kinds with `from_image`; size and batch then come from the image).
+    instead of noise (kinds with `from_image`; size, batch and device then come from the image, and
+    nothing is drawn from `generator`).
     """
     found = kind(param)
     if image is not None:
+        if alpha:
+            raise UserError("a parameterization started from an image has no opacity channel: drop alpha")
         if not found.from_image:
             raise UserError(f"a {param} parameterization cannot start from an image; use one of: "
                             f"{', '.join(kinds(from_image=True))}")
@@ -105,11 +110,12 @@ def make_param(
     return RGBAImage(color, found.cls(height, width, batch=batch, channels=1, generator=generator))
 
 
-RGBA_KINDS = tuple(KINDS)
-"""Deprecated: every kind can carry an opacity channel (`make_param(..., alpha=True)`)."""
+_RGBA_KINDS = tuple(KINDS)
+"""What `param.rgba.RGBA_KINDS` was (deprecated): every kind can carry an opacity channel."""
 
 
 def make_rgba(kind: str, height: int, width: int | None = None, batch: int = 1,
               generator: torch.Generator | None = None) -> Parameterization:
     """Deprecated: `make_param(kind, height, width, batch, generator, alpha=True)`."""
+    deprecation.warn("make_rgba", "make_param(..., alpha=True)")
     return make_param(kind, height, width, batch, generator, alpha=True)

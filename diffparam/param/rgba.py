@@ -46,6 +46,7 @@ class RGBAImage(Parameterization):
         self.color = color
         self.alpha = alpha
         self.default_lr = color.default_lr
+        self.graph_safe = color.graph_safe and alpha.graph_safe
 
     def forward(self) -> Tensor:
         """The RGBA batch (B, 4, H, W) in [0, 1]."""
@@ -57,5 +58,5 @@ __getattr__ = deprecation.module_getattr(__name__, {
         "BACKGROUNDS", "Background", "background_from", "checkerboard", "composite", "fourier_noise",
         "over_checkerboard", "uniform_noise")},
     "make_rgba": "diffparam.param.kinds:make_rgba",
-    "RGBA_KINDS": "diffparam.param.kinds:RGBA_KINDS",
+    "RGBA_KINDS": "diffparam.param.kinds:_RGBA_KINDS",
 })

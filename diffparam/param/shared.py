@@ -71,6 +71,7 @@ class SharedImage(Parameterization):
         self.unique = unique
         self.shared = nn.ModuleList(parts)
         self.default_lr = unique.default_lr
+        self.graph_safe = all(p.graph_safe for p in (unique, *parts))
         for i, part in enumerate(parts):
             self.register_buffer(f"_weights{i}", frame_weights(unique.batch, part.batch),
                                  persistent=False)

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from diffparam import deprecation
 from diffparam.checks import int_in, non_negative_float, positive_int, shape
 from diffparam.errors import UserError
 from diffparam.param.base import generator_device
@@ -41,10 +42,11 @@ class SolidField(nn.Module):
     sigmoid is the colour (`TextureImage` adds a fixed base first when it starts from a texture).
     """
 
+    @deprecation.renames(decay="spectrum_decay")
     def __init__(self, size: int = 64, channels: int = 3, sd: float = 0.01, spectrum_decay: float = 1.0,
                  decorrelate: bool = True, generator: torch.Generator | None = None) -> None:
         super().__init__()
-        self.size = int_in("volume size", size, 4, MAX_VOLUME, "voxels")
+        self.size = int_in("volume_size", size, 4, MAX_VOLUME, "voxels")
         self.channels = positive_int("channels", channels)
         self.spectrum_decay = check_spectrum_decay(spectrum_decay)
         self.decorrelate = bool(decorrelate)
@@ -53,6 +55,12 @@ class SolidField(nn.Module):
                             device=generator_device(generator))
         self.spectrum = nn.Parameter(noise * non_negative_float("sd", sd))
         self.register_buffer("scale", volume_scale(d, self.spectrum_decay).to(noise.device), persistent=False)
+
+    @property
+    def decay(self) -> float:
+        """Deprecated name of `spectrum_decay`."""
+        deprecation.warn("SolidField.decay", "SolidField.spectrum_decay")
+        return self.spectrum_decay
 
     def volume(self) -> Tensor:
         """The raw field (1, C, D, D, D): inverse 3D FFT of the scaled spectrum (colours not mixed)."""

@@ -71,6 +71,7 @@ class TextureImage(Parameterization):
 
     graph_safe = False
 
+    @deprecation.renames(batch="views", decay="spectrum_decay")
     def __init__(
         self,
         mesh: Mesh,
@@ -88,23 +89,20 @@ class TextureImage(Parameterization):
         generator: torch.Generator | None = None,
         space: str = "surface",
         volume_size: int | None = None,
-        **deprecated: object,
+        background: object = None,
     ) -> None:
         if isinstance(views, ViewSampler):
             deprecation.warn("TextureImage(views=ViewSampler(...))", "cameras=ViewSampler(...)")
             views, cameras = 4, views
-        if "batch" in deprecated:
-            deprecation.warn("TextureImage(batch=...)", "views=... (views per step)")
-            views = deprecated.pop("batch")  # type: ignore[assignment]
-        spectrum_decay = deprecation.renamed(deprecated, "decay", "spectrum_decay", spectrum_decay,
-                                             "TextureImage")
-        deprecation.no_more(deprecated, "TextureImage")
+        if background is not None:
+            raise UserError("TextureImage no longer composites its views over a background: it returns "
+                            "RGBA, and render composites it (render(..., background=...))")
         per_step = positive_int("views", views)
-        view_size = image_size(view_size, "view size")[0]
+        view_size = image_size(view_size, "view_size")[0]
         super().__init__(view_size, view_size, per_step * (1 if reference is None else 2), 4)
         self.views = per_step
         self.background_copies = 1 if reference is None else 2
-        self.texture_size = int_in("texture size", texture_size, IMAGE_SIZES[0], MAX_TEXTURE, "pixels")
+        self.texture_size = int_in("texture_size", texture_size, IMAGE_SIZES[0], MAX_TEXTURE, "pixels")
         self.space = choice("texture space", space, SPACES)
         self.supersample = positive_int("supersample", supersample)
         self.cameras = cameras or ViewSampler()
@@ -145,6 +143,12 @@ class TextureImage(Parameterization):
         self.register_buffer("uv", mesh.uv.float().clone(), persistent=False)
         self.camera_generator = torch.Generator().manual_seed(int(seed))
         self.preview = turntable(self.views)
+
+    @property
+    def views_per_step(self) -> int:
+        """Deprecated name of `views`."""
+        deprecation.warn("TextureImage.views_per_step", "TextureImage.views")
+        return self.views
 
     def texture_image(self) -> Tensor:
         """The texture (1,3,T,T) in [0,1], differentiably (v up: row 0 is v = 1); texels outside

@@ -54,6 +54,7 @@ def write_cppn(result: Result, out: Path, render_size: int | tuple[int, int] | N
     return files
 
 
+@deprecation.renames(layers="depth")
 def cppn_art(
     model: Model | str | torch.nn.Module,
     objective: Objective | str,
@@ -72,7 +73,6 @@ def cppn_art(
     hidden: int = 24,
     depth: int = 8,
     transforms: str | Callable | Iterable[Callable] | None = "standard",
-    **deprecated: int,
 ) -> Result:
     """Optimise a CPPN (`param`, default a new one of `size` with `hidden` units in each of `depth`
     layers) for `objective`; with `video`, film it every `every` steps.
@@ -82,8 +82,6 @@ def cppn_art(
     `Result.param` is the trained CPPN; `save(out, render_size=..., network=...)` writes the
     image at any size and the network (`write_cppn`).
     """
-    depth = deprecation.renamed(deprecated, "layers", "depth", depth, "cppn_art")
-    deprecation.no_more(deprecated, "cppn_art")
     if param is not None and not isinstance(param, CPPN):  # the old third argument, size
         deprecation.warn("cppn_art(model, objective, size)", "size=... (a keyword)")
         param, size = None, param
@@ -97,7 +95,7 @@ def cppn_art(
         result = render(model, objective, **options)
     else:
         every = positive_int("every", every)
-        vh, vw = (h, w) if video_size is None else image_size(video_size, "video size")
+        vh, vw = (h, w) if video_size is None else image_size(video_size, "video_size")
 
         def frame_now(images: Tensor) -> Tensor:
             return _frame(images if (vh, vw) == (h, w) else param.render(vh, vw).cpu())
@@ -133,7 +131,7 @@ def save_render(
     Measured at 4096 px on a CPU: about 120 MB more than before the call, against 215 MB for a float
     `CPPN.render` alone (bench/cppn_figures.py).
     """
-    height, width = image_size(size, "render size", RENDER_SIZES)
+    height, width = image_size(size, "render_size", RENDER_SIZES)
     if not 0 <= index < cppn.batch:
         raise UserError(f"image index {index} is out of range for a CPPN batch of {cppn.batch}")
     final = check_writable(path)
@@ -160,7 +158,7 @@ def morph_frames(a: CPPN, b: CPPN, frames: int, size: int | tuple[int, int],
                  device: str | torch.device = "cpu") -> Iterator[Tensor]:
     """Frames (C,H,W) on the CPU of the CPPNs whose weights run linearly from `a`'s to `b`'s."""
     frames = whole("frames", frames, 2)
-    height, width = image_size(size, "render size", RENDER_SIZES)
+    height, width = image_size(size, "render_size", RENDER_SIZES)
     dev = resolve_device(device)
     for i in range(frames):
         mixed = a.interpolate(b, i / (frames - 1)).to(dev)
@@ -186,7 +184,7 @@ def morph(
     the mean one (1: evenly paced); `detour`, the summed changes over the direct one (1: as
     direct as a cross-fade).
     """
-    size = image_size((a.height, a.width) if size is None else size, "render size", RENDER_SIZES)
+    size = image_size((a.height, a.width) if size is None else size, "render_size", RENDER_SIZES)
     frames = whole("frames", frames, 2)
     a.check_same_architecture(b)  # before any file is touched
     adjacent: list[float] = []
@@ -212,7 +210,13 @@ def morph(
                   objective=f"morph of {frames} frames", metrics=metrics, files={"animation": writer.path})
 
 
+def _check_render_size(size: int | tuple[int, int]) -> tuple[int, int]:
+    """What `check_render_size` was (deprecated): (height, width), each 16..MAX_RENDER_SIZE."""
+    return image_size(size, "render_size", RENDER_SIZES)
+
+
 __getattr__ = deprecation.module_getattr(__name__, {
     "CPPNArt": "diffparam.result:Result",
     "Morph": "diffparam.result:Result",
+    "check_render_size": "diffparam.recipes.cppn_art:_check_render_size",
 })

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
+from diffparam import deprecation
 from diffparam.evaluate import class_probability, objective_values, photo_reference
 from diffparam.io import atomic_path, save_image
 from diffparam.models.registry import efficientnet_lite0
@@ -38,7 +39,7 @@ def demo(
     and `index.html` showing them with their scores.
     """
     model = efficientnet_lite0()
-    parsed = [parse(spec, model, batch=i) for i, spec in enumerate(objectives)]
+    parsed = [parse(spec, model, image=i) for i, spec in enumerate(objectives)]
     result = render(model, Objective.sum(parsed), size=size, batch=len(objectives), steps=steps,
                     seed=seed, device=device, progress=progress)
     model.to("cpu")
@@ -70,6 +71,16 @@ def write_demo(result: Result, out: Path) -> dict[str, Path]:
         tmp.write_text(_page(rows, result.extras["size"], result.extras["steps"]), encoding="utf-8")
     files["page"] = page
     return files
+
+
+def _run_demo(out: str | Path = "demo", **options: object) -> Path:
+    """What `run_demo` was (deprecated): `demo(**options)` saved into folder `out`; its index.html."""
+    result = demo(**options)  # type: ignore[arg-type]
+    result.save(out)
+    return result.files["page"]
+
+
+__getattr__ = deprecation.module_getattr(__name__, {"run_demo": "diffparam.recipes.demo:_run_demo"})
 
 
 def _page(rows: list[tuple[str, dict]], size: int, steps: int) -> str:

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from diffparam import deprecation
-from diffparam.checks import choice, image_size, non_negative_float, positive_float, positive_int, whole
+from diffparam.checks import choice, image_size, non_negative_float, positive_int, whole
 from diffparam.errors import UserError
 from diffparam.evaluate import objective_values
 from diffparam.io import check_writable, make_grid, save_animation, save_image
@@ -34,13 +34,12 @@ eighth-size part that fades between 2 keys across the frames (the layout of Luci
 ALIGN_WEIGHT = 0.1
 """The alignment weight the figures use with the shared parameterization (the CLI's default is 0)."""
 
+@deprecation.renames(kind="param")
 def frames_param(size: int, frames: int, shared: bool = True, param: str = "fourier",
                  parts: tuple[tuple[int, int], ...] = SHARED_PARTS,
-                 generator: torch.Generator | None = None, **deprecated: str) -> Parameterization:
+                 generator: torch.Generator | None = None) -> Parameterization:
     """`frames` images of `size` px, each its own image of kind `param`, plus (with `shared`) the
     `parts` (a kind that can be composed: `kinds(composable=True)`)."""
-    param = deprecation.renamed(deprecated, "kind", "param", param, "frames_param")
-    deprecation.no_more(deprecated, "frames_param")
     param = choice("parameterization for shared frames", param, kinds(composable=True))
     frames = positive_int("frames", frames)
     unique = make_param(param, size, batch=frames, generator=generator)
@@ -56,7 +55,7 @@ def interpolation_objective(model: Model, a: Objective | str, b: Objective | str
     (default: the first layer, in model order, that `a` reads)."""
     oa, ob = resolve(a, model), resolve(b, model)
     obj = interpolation(oa, ob)
-    if non_negative_float("alignment weight", align_weight) == 0:
+    if non_negative_float("align_weight", align_weight) == 0:
         return obj
     if align_layer is None:
         if not oa.layers | ob.layers:
@@ -74,18 +73,17 @@ def write_interpolation(result: Result, out: Path, strip: str | os.PathLike | No
     return {"animation": animation, "strip": strip_path}
 
 
+@deprecation.renames(kind="param")
 def render_interpolation(model: Model | str, a: Objective | str, b: Objective | str,
                          frames: int = 8, *, shared: bool = True, align_weight: float = 0.0,
                          align_layer: str | None = None, param: str = "fourier", size: int = 128,
                          steps: int = 512, lr: float | None = None, seed: int = 0,
-                         device: str = "auto", progress: bool = True, **deprecated: str) -> Result:
+                         device: str = "auto", progress: bool = True) -> Result:
     """Render `frames` images going from objective `a` to `b`; `shared` adds the shared
     parameterization (of kind `param`), `align_weight` > 0 the alignment term. `Result.images`
     are the frames, `metrics["alignment"]` their adjacent-frame pixel correlation
     (`frame_alignment`); `save(out, strip=..., fps=..., bounce=...)` writes the animation and
     a strip (`write_interpolation`)."""
-    param = deprecation.renamed(deprecated, "kind", "param", param, "render_interpolation")
-    deprecation.no_more(deprecated, "render_interpolation")
     net = load_model(model)
     h, _ = image_size(size)
     frames = whole("frames", frames, 2)
@@ -105,8 +103,7 @@ def save_interpolation(frames: Tensor, out: str | os.PathLike, strip: str | os.P
     out = Path(out)
     strip = out.with_suffix(".png") if strip is None else Path(strip)
     if strip == out:
-        raise UserError(f"the strip PNG and the animation are the same file {out}: give another strip")
-    positive_float("frames per second", fps)
+        raise UserError(f"the strip PNG and the animation are the same file {out}: give another `strip`")
     check_writable(strip)
     order = list(range(len(frames)))
     if bounce:

@@ -172,7 +172,7 @@ def style_transfer(
     spectral energy above HIGH_FREQUENCY cycles per pixel; `history` is the optimised loss per step.
     """
     image_size(size)
-    non_negative_float("content weight", content_weight)
+    non_negative_float("content_weight", content_weight)
     net = load_model(model)
     layers, layer = style_layers_of(net, style_layers, content_layer)
     content_img = load_image(content_image, size)

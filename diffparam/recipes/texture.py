@@ -111,13 +111,12 @@ def write_texture(result: Result, out: Path, frames: int = TURNTABLE_FRAMES, ani
     return write_outputs(result.mesh, out, frames, size or result.param.height, animation, device)
 
 
+@deprecation.renames(views="cameras")
 def held_out_views(mesh: Mesh, n: int = 8, size: int = 224, seed: int = 12345,
                    cameras: ViewSampler | None = None, background: float = 0.5,
-                   device: str | torch.device = "cpu", **deprecated: ViewSampler) -> Tensor:
+                   device: str | torch.device = "cpu") -> Tensor:
     """`n` views (n,3,S,S) of the textured `mesh` from random `cameras` drawn with `seed` (pick one
     the optimisation did not use), over a plain grey background: for judging a texture."""
-    cameras = deprecation.renamed(deprecated, "views", "cameras", cameras, "held_out_views")
-    deprecation.no_more(deprecated, "held_out_views")
     cams = (cameras or ViewSampler()).sample(n, torch.Generator().manual_seed(seed))
     tex = _own_texture(mesh).to(resolve_device(device))[None]
     with torch.no_grad():
@@ -243,6 +242,7 @@ def style_loss(model: Model, targets: Mapping[str, Tensor], images: Tensor) -> t
     return per_image, pooled
 
 
+@deprecation.renames(decay="moving_average")
 def texture_style(
     mesh: Mesh | str | os.PathLike,
     style_image: str | os.PathLike | Tensor,
@@ -289,14 +289,12 @@ def texture_style(
     content start is a fixed base that the learnt field adds to. The Result is as
     `texture_feature`'s.
     """
-    moving_average = deprecation.renamed(deprecated, "decay", "moving_average", moving_average,
-                                         "texture_style")
     old = _old_output(deprecated, "texture_style")
     surface = mesh_from(mesh)
     textured = surface.texture is not None
     init = choice("start", init or ("content" if textured else "noise"), INITS)
     content_weight = (CONTENT_WEIGHT if textured else 0.0) if content_weight is None else content_weight
-    content_weight = non_negative_float("content weight", content_weight)
+    content_weight = non_negative_float("content_weight", content_weight)
     net = load_model(model)
     layers, layer = style_layers_of(net, style_layers, content_layer)
     style_img = load_image(style_image, style_size or view_size)

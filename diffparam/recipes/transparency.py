@@ -30,7 +30,8 @@ from diffparam.render import render
 from diffparam.result import Result
 
 EVALUATION_BACKGROUNDS = (*BACKGROUNDS, "photos")
-"""Backgrounds for `activation_over_backgrounds`: new random draws of each kind, and the photos."""
+"""Backgrounds for `activation_over_backgrounds`: new random draws of each random background, and the
+photos."""
 
 
 def render_transparent(
@@ -62,7 +63,9 @@ def render_transparent(
     if not isinstance(param, Parameterization | str):  # the old third argument, size
         deprecation.warn("render_transparent(model, objective, size)", "size=... (a keyword)")
         param, size = "fourier", param
-    param = deprecation.renamed(options, "kind", "param", param, "render_transparent")
+    if "kind" in options:  # not @deprecation.renames: an old call may also give the size positionally
+        deprecation.warn("render_transparent(kind=...)", "param=...")
+        param = options.pop("kind")
     net = load_model(model)
     if isinstance(objective, str):
         listed = channel_list(objective)
@@ -86,11 +89,11 @@ def opacity(rgba: Tensor) -> Tensor:
     return rgba[:, 3].flatten(1).mean(1)
 
 
-def _backgrounds(kind: str, draws: int, height: int, width: int,
+def _backgrounds(background: str, draws: int, height: int, width: int,
                  generator: torch.Generator) -> Tensor:
-    if kind == "photos":
+    if background == "photos":
         return resize(sample_photos(max(height, width)), (height, width))
-    draw = BACKGROUNDS[choice("background", kind, EVALUATION_BACKGROUNDS)]
+    draw = BACKGROUNDS[choice("background", background, EVALUATION_BACKGROUNDS)]
     return draw((draws, 3, height, width), torch.device("cpu"), generator)
 
 
@@ -104,8 +107,8 @@ def activation_over_backgrounds(
 ) -> dict[str, Tensor]:
     """Each image's `objective` composited over backgrounds it never saw, over its best on photos.
 
-    For each kind: `draws` new random backgrounds (from `seed`, which should differ from the
-    render's), or scikit-image's photos as backgrounds for "photos". Returns, per kind, a tensor
+    For each of `backgrounds`: `draws` new random ones (from `seed`, which should differ from the
+    render's), or scikit-image's photos as backgrounds for "photos". Returns, per background, a tensor
     (B, backgrounds) of ratios to the objective's best value on the photos themselves.
     """
     shape("the RGBA batch", rgba, "B,C,H,W", C=4)
@@ -116,10 +119,10 @@ def activation_over_backgrounds(
     h, w = rgba.shape[-2:]
     rgba = rgba.detach().cpu().float()
     out = {}
-    for kind in backgrounds:
-        bg = _backgrounds(kind, draws, h, w, generator)
+    for background in backgrounds:
+        bg = _backgrounds(background, draws, h, w, generator)
         rows = [objective_values(model, objective, composite(img.expand(len(bg), -1, -1, -1), bg))
                 for img in rgba]
-        out[kind] = torch.stack(rows) / reference
+        out[background] = torch.stack(rows) / reference
     return out
 

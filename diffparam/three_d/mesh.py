@@ -14,7 +14,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from diffparam.errors import UserError
+from diffparam.checks import shape
+from diffparam.errors import UserError, first_line
 
 MESH_SUFFIXES = (".obj", ".ply", ".glb", ".gltf", ".off", ".stl")
 """File types `load_mesh` reads (those without UVs are unwrapped)."""
@@ -36,10 +37,9 @@ class Mesh:
 
     def __post_init__(self) -> None:
         v, f, uv = self.vertices, self.faces, self.uv
-        if v.dim() != 2 or v.shape[1] != 3:
-            raise UserError(f"mesh vertices must be (V,3), got {tuple(v.shape)}")
-        if f.dim() != 2 or f.shape[1] != 3 or f.shape[0] == 0:
-            raise UserError(f"mesh faces must be a non-empty (F,3) array, got {tuple(f.shape)}")
+        shape("mesh vertices", v, "V,3")
+        if shape("mesh faces", f, "F,3").shape[0] == 0:
+            raise UserError("mesh faces must be a non-empty (F,3) array, got no faces")
         if uv.shape != (v.shape[0], 2):
             raise UserError(f"mesh needs one UV per vertex: (V,2) = ({v.shape[0]},2), got {tuple(uv.shape)}")
         if int(f.min()) < 0 or int(f.max()) >= v.shape[0]:
@@ -137,8 +137,7 @@ def load_mesh(path: str | os.PathLike, normalize: bool = True) -> Mesh:
     try:
         loaded = trimesh.load(p, force="mesh", process=False)
     except Exception as exc:  # trimesh raises many kinds of errors on damaged files
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"cannot read mesh {p}: {first}") from exc
+        raise UserError(f"cannot read mesh {p}: {first_line(exc)}") from exc
     if not isinstance(loaded, trimesh.Trimesh) or len(loaded.faces) == 0:
         raise UserError(f"cannot read mesh {p}: it holds no triangles")
     uv = getattr(loaded.visual, "uv", None)

@@ -80,8 +80,7 @@ def rasterize(clip: Tensor, faces: Tensor, size: int | tuple[int, int], max_pair
     seen from behind, for closed meshes.
     """
     h, w = _size(size)
-    if clip.dim() != 3 or clip.shape[-1] != 4:
-        raise UserError(f"clip coordinates must be (B,V,4), got {tuple(clip.shape)}")
+    shape("clip coordinates", clip, "B,V,4")
     nviews, nfaces = clip.shape[0], faces.shape[0]
     dev = clip.device
     max_pairs = max_pairs or (1 << 24 if dev.type == "cuda" else 1 << 22)
