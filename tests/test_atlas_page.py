@@ -95,7 +95,7 @@ def test_previous_layer(tiny: Model, lite0: Model) -> None:
 
 def test_circuit_of_one_conv_is_its_summed_weights(tiny: Model) -> None:
     found = C.circuit(tiny, "conv2", 5, k=3)
-    summed = tiny.module.conv2[0].weight.sum((2, 3))[5]
+    summed = tiny.module.conv2[0].weight.detach().sum((2, 3))[5]
     assert found["method"] == "conv" and found["source"] == "conv1"
     assert [link["channel"] for link in found["excite"]] == summed.topk(3).indices.tolist()
     assert [link["channel"] for link in found["inhibit"]] == (-summed).topk(3).indices.tolist()
