@@ -17,6 +17,10 @@ from diffparam.errors import UserError
 
 IMAGE_SIZES = (16, 4096)
 """Smallest and largest side, in pixels, of an image that is optimised (render, recipes)."""
+MAX_STEPS = 1_000_000
+"""Most optimisation steps of one render (a million take hours even on a GPU)."""
+MAX_SEED = 2**62
+"""Largest seed: torch takes 64 bits, and an atlas adds its batch index to the seed."""
 
 
 def _named(name: str) -> str:

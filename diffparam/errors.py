@@ -19,9 +19,18 @@ def first_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
-class NonFiniteLossError(DiffparamError):
-    """The loss became NaN or infinite; `result` holds the last finite images."""
+class DivergedError(DiffparamError):
+    """The optimisation went wrong; `result` holds what it made (see the subclasses)."""
 
     def __init__(self, message: str, result: Any = None) -> None:
         super().__init__(message)
         self.result = result
+
+
+class NonFiniteLossError(DivergedError):
+    """The loss became NaN or infinite; `result` holds the images of the last step checked finite."""
+
+
+class SaturatedError(DivergedError):
+    """The images ended saturated (nearly every colour value 0 or 1): the step was far too large;
+    `result` holds them."""

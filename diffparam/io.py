@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
-from diffparam.checks import positive_float, shape
-from diffparam.errors import UserError
+from diffparam.checks import real, shape
+from diffparam.errors import UserError, first_line
 
 SAMPLE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "camera")
 """scikit-image's sample photos used as the 'natural images' reference."""
@@ -44,18 +44,42 @@ def _umask() -> int:
     return mask
 
 
+def missing_folders(path: str | os.PathLike) -> list[Path]:
+    """The folders above `path` that do not exist yet, deepest first (to remove after a failure)."""
+    return [d for d in Path(path).parents if not d.exists()]
+
+
+def remove_empty(folders: list[Path]) -> None:
+    """Remove each of `folders` (deepest first) that is empty: what a failed write made and left."""
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; on success rename it to `path`, else delete it.
+    """Yield a temporary path beside `path`; on success rename it to `path`, else delete it (and
+    the folders made for it, when they stay empty).
 
     No half-written file is ever left at `path`.
     """
+    made = missing_folders(path)
     tmp_path = temp_beside(path)
     try:
         yield tmp_path
         os.replace(tmp_path, path)
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        remove_empty(made)
+        raise
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+NAME_MAX = 255
+"""Longest file name (bytes) the usual file systems take; a temporary name needs room beside it."""
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+"""The image files diffparam writes."""
 
 
 def check_writable(path: str | os.PathLike) -> Path:
@@ -64,20 +88,35 @@ def check_writable(path: str | os.PathLike) -> Path:
     Leaves no trace: folders made to try are removed again (the writers make them when they write).
     """
     p = Path(path)
+    longest = NAME_MAX - len(".") - len(".XXXXXXXX") - len(p.suffix)  # room for `temp_beside`'s name
+    if len(os.fsencode(p.name)) > longest:
+        raise UserError(f"cannot write {p.name[:40]}…: the file name is {len(os.fsencode(p.name))} bytes "
+                        f"long, at most {longest} can be written safely")
     if p.is_dir():
         raise UserError(f"cannot write {p}: it is a folder")
-    missing = [d for d in (p.parent, *p.parent.parents) if not d.exists()]
+    blocking = next((d for d in p.parents if d.exists() and not d.is_dir()), None)
+    if blocking is not None:
+        raise UserError(f"cannot write {p}: {blocking} is a file, not a folder")
+    missing = missing_folders(p)
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=p.parent):
             pass
     except OSError as exc:
-        raise UserError(f"cannot write {p}: {exc.strerror or exc}") from exc
+        raise UserError(f"cannot write {p}: {(exc.strerror or str(exc)).lower()}") from exc
     finally:
-        for folder in missing:  # deepest first
-            with contextlib.suppress(OSError):
-                folder.rmdir()
+        remove_empty(missing)
     return p
+
+
+def check_image_path(path: str | os.PathLike, what: str = "an image") -> Path:
+    """`path` if it names an image file (.png, .jpg) that can be written; the name is checked first,
+    so a wrong one touches nothing."""
+    p = Path(path)
+    if p.suffix.lower() not in IMAGE_SUFFIXES:
+        shown = f"{p}/" if str(path).endswith(("/", os.sep)) else str(p)
+        raise UserError(f"{what} must be a .png or .jpg file, got {shown}")
+    return check_writable(p)
 
 
 def to_uint8(img: Tensor) -> np.ndarray:
@@ -106,14 +145,14 @@ def save_image(img: Tensor, path: str | os.PathLike) -> Path:
         img = img[0] if img.shape[0] == 1 else make_grid(img)
     arr = to_uint8(img)
     final = Path(path)
+    fmt = Image.registered_extensions().get(final.suffix.lower())
+    if fmt is None or final.suffix.lower() not in IMAGE_SUFFIXES:
+        raise UserError(f"cannot write {final}: unknown image extension {final.suffix!r} (use .png)")
     with atomic_path(final) as tmp:
-        fmt = Image.registered_extensions().get(final.suffix.lower())
-        if fmt is None:
-            raise UserError(f"cannot write {final}: unknown image extension {final.suffix!r} (use .png)")
         try:
             Image.fromarray(arr).save(tmp, format=fmt)
         except OSError as exc:
-            raise UserError(f"cannot write {final}: {exc}") from exc
+            raise UserError(f"cannot write {final}: {(exc.strerror or str(exc)).lower()}") from exc
     return final
 
 
@@ -126,27 +165,61 @@ def save_images(images: Tensor, path: str | os.PathLike, separate: bool = False)
 
 
 def read_image(path: str | os.PathLike, size: int | tuple[int, int] | None = None) -> Tensor:
-    """Read an image file as a (1,3,H,W) tensor in [0,1]; `size` resizes (an int: shorter side)."""
+    """Read an image file as a (1,3,H,W) tensor in [0,1]; `size` resizes (an int: shorter side).
+
+    Decodes what Pillow opens: 8- and 16-bit, grey and colour, palette, float (scaled into [0, 1]
+    by its own range when it leaves it); transparent pixels are shown over white; the camera's
+    EXIF orientation is applied. Images over Pillow's decompression-bomb limit are refused.
+    """
     p = Path(path)
+    if p.is_dir():
+        raise UserError(f"cannot read image {p}: it is a folder")
     if not p.is_file():
         raise UserError(f"image not found: {p}")
     try:
         with Image.open(p) as im:
-            im = im.convert("RGB")
-            arr = np.asarray(im, dtype=np.float32) / 255.0
-    except (UnidentifiedImageError, OSError) as exc:
-        raise UserError(f"cannot read image {p}: not a readable image file") from exc
+            arr = _rgb_pixels(ImageOps.exif_transpose(im) or im)
+    except Image.DecompressionBombError as exc:
+        raise UserError(f"cannot read image {p}: {first_line(exc)}; resize it first") from exc
+    except PermissionError as exc:
+        raise UserError(f"cannot read image {p}: permission denied") from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise UserError(f"cannot read image {p}: not a readable image file ({first_line(exc)})") from exc
     img = torch.from_numpy(arr).permute(2, 0, 1).unsqueeze(0).contiguous()
     return img if size is None else resize(img, size)
 
 
+def _rgb_pixels(im: Image.Image) -> np.ndarray:
+    """(H,W,3) float32 in [0,1] from any Pillow image: integer modes by their bit depth, float by
+    their range, alpha composited over white."""
+    if im.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        arr = np.asarray(im, dtype=np.float32)
+        if im.mode.startswith("I;16") or (im.mode == "I" and arr.max(initial=0) > 255):
+            arr = arr / 65535.0  # 16-bit samples (Pillow opens 16-bit PNGs as I or I;16)
+        elif im.mode == "I":
+            arr = arr / 255.0
+        elif arr.size and (arr.min() < 0 or arr.max() > 1):  # float: its own range
+            lo, hi = float(arr.min()), float(arr.max())
+            arr = (arr - lo) / max(hi - lo, 1e-12)
+        return np.repeat(np.clip(arr, 0, 1)[..., None], 3, axis=2)
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        rgba = np.asarray(im.convert("RGBA"), dtype=np.float32) / 255.0
+        return rgba[..., :3] * rgba[..., 3:] + (1.0 - rgba[..., 3:])
+    return np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
+
+
+def resized_shape(height: int, width: int, size: int | tuple[int, int]) -> tuple[int, int]:
+    """(height, width) after `resize`: an int sets the shorter side and keeps the aspect ratio."""
+    if not isinstance(size, int):
+        return int(size[0]), int(size[1])
+    s = size / min(height, width)
+    return max(1, round(height * s)), max(1, round(width * s))
+
+
 def resize(img: Tensor, size: int | tuple[int, int]) -> Tensor:
     """Resize a batch; an int sets the shorter side and keeps the aspect ratio."""
-    h, w = img.shape[-2:]
-    if isinstance(size, int):
-        s = size / min(h, w)
-        size = (max(1, round(h * s)), max(1, round(w * s)))
-    return F.interpolate(img, size=size, mode="bilinear", align_corners=False, antialias=True)
+    target = resized_shape(img.shape[-2], img.shape[-1], size)
+    return F.interpolate(img, size=target, mode="bilinear", align_corners=False, antialias=True)
 
 
 def center_crop(img: Tensor, size: int) -> Tensor:
@@ -171,6 +244,8 @@ def sample_photos(size: int = 224, names: tuple[str, ...] = SAMPLE_PHOTOS) -> Te
 
 
 ANIMATION_SUFFIXES = (".gif", ".mp4")
+FPS = (0.1, 1000.0)
+"""Frames per second an animation may play at (GIF and H.264 both handle this range)."""
 
 
 def check_animation(path: str | os.PathLike, what: str = "an animation") -> Path:
@@ -192,8 +267,9 @@ class AnimationWriter:
     """
 
     def __init__(self, path: str | os.PathLike, fps: float = 12.0) -> None:
-        self.fps = positive_float("fps", fps, hint="(frames per second)")
+        self.fps = real("fps", fps, *FPS, hint="(frames per second)")
         self.path = check_animation(path)
+        self._made = missing_folders(self.path)
         suffix = self.path.suffix.lower()
         self.count = 0
         self._size: tuple[int, int] | None = None
@@ -222,13 +298,16 @@ class AnimationWriter:
         elif size != self._size:
             raise UserError(f"animation frames must all be {self._size[0]}x{self._size[1]}, "
                             f"got {size[0]}x{size[1]}")
-        if self._ffmpeg is not None:
-            if size[0] % 2 or size[1] % 2:  # H.264 needs even sizes: repeat the last row/column
-                arr = np.pad(arr, ((0, size[0] % 2), (0, size[1] % 2), (0, 0)), mode="edge")
-            self._ffmpeg.append_data(arr)
-        else:
-            assert self._frames_dir is not None
-            Image.fromarray(arr).save(self._frames_dir / f"{self.count:06d}.png")
+        try:
+            if self._ffmpeg is not None:
+                if size[0] % 2 or size[1] % 2:  # H.264 needs even sizes: repeat the last row/column
+                    arr = np.pad(arr, ((0, size[0] % 2), (0, size[1] % 2), (0, 0)), mode="edge")
+                self._ffmpeg.append_data(arr)
+            else:
+                assert self._frames_dir is not None
+                Image.fromarray(arr).save(self._frames_dir / f"{self.count:06d}.png")
+        except OSError as exc:
+            raise UserError(f"cannot write {self.path}: {(exc.strerror or first_line(exc)).lower()}") from exc
         self.count += 1
 
     def close(self, ok: bool = True) -> Path:
@@ -240,6 +319,9 @@ class AnimationWriter:
                 self._ffmpeg.close()
             elif ok:
                 self._write_gif()
+        except OSError as exc:
+            ok = False
+            raise UserError(f"cannot write {self.path}: {(exc.strerror or first_line(exc)).lower()}") from exc
         except BaseException:
             ok = False
             raise
@@ -249,6 +331,8 @@ class AnimationWriter:
             if ok:
                 os.replace(self._tmp, self.path)
             self._tmp.unlink(missing_ok=True)
+            if not ok:
+                remove_empty(self._made)
         return self.path
 
     def _write_gif(self) -> None:

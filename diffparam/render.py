@@ -21,12 +21,14 @@ from tqdm.auto import tqdm
 
 from diffparam import deprecation
 from diffparam.backgrounds import Background
-from diffparam.checks import choice, image_size, positive_float, positive_int
-from diffparam.errors import NonFiniteLossError, UserError, first_line
+from diffparam.checks import MAX_SEED, MAX_STEPS, choice, image_size, int_in, positive_float, positive_int
+from diffparam.errors import NonFiniteLossError, SaturatedError, UserError, first_line
+from diffparam.memory import check_fits
 from diffparam.models.base import Model
 from diffparam.models.registry import load_model
 from diffparam.objectives import Objective, resolve
 from diffparam.param import Parameterization, make_param
+from diffparam.param.kinds import kind
 from diffparam.pipeline import PRECISIONS, Pipeline, stages_for
 from diffparam.result import Result
 
@@ -34,20 +36,29 @@ Callback = Callable[[int, float, Tensor], None]
 """Called after a step with (step, loss, images on the CPU)."""
 
 DEFAULT_SIZE = 224
+SATURATED = 0.9
+"""A batch whose images have this share of their colour values at 0 or 1 diverged (at lr 1e6 the
+embedded model's Fourier images end with 100%; its visualizations at the default lr, under 5%)."""
 EAGER_WARMUP = 3
 """Steps run eagerly before a CUDA graph is captured (they initialise Adam's state and cuDNN)."""
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
-    """'auto' → CUDA when available, else CPU; anything else is checked."""
+    """'auto' → CUDA when available, else CPU; 'cpu', 'cuda' and 'cuda:N' are checked (diffparam
+    runs on those two kinds of device only)."""
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         dev = torch.device(device)
-    except RuntimeError as exc:
+    except (RuntimeError, TypeError) as exc:
         raise UserError(f"unknown `device` {device!r}: use auto, cpu or cuda") from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UserError("device cuda was asked for but no CUDA GPU is available: use `device` cpu")
+    if dev.type not in ("cpu", "cuda"):
+        raise UserError(f"`device` {device!r} is not supported: use auto, cpu or cuda")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError("device cuda was asked for but no CUDA GPU is available: use `device` cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise UserError(f"there is no {dev}: this machine has {torch.cuda.device_count()} CUDA device(s)")
     return dev
 
 
@@ -147,9 +158,9 @@ class _Stepper:
 
 
 def _param_from(param: Parameterization | str | None, size: int | Sequence[int] | None,
-                batch: int | None, seed: int) -> Parameterization:
-    """The parameterization to optimise: `param` itself, or one of kind `param` (default "fourier")
-    of `size` and `batch`, drawn with `seed`."""
+                batch: int | None) -> Parameterization | Callable[[torch.Generator | None], Parameterization]:
+    """The parameterization to optimise: `param` itself, or a builder of one of kind `param`
+    (default "fourier") of `size` and `batch`, drawing from the generator it is given."""
     if isinstance(param, Parameterization):
         if size is not None or batch is not None:
             raise UserError("`size` and `batch` describe the image render makes itself; with a "
@@ -158,8 +169,9 @@ def _param_from(param: Parameterization | str | None, size: int | Sequence[int] 
     if param is not None and not isinstance(param, str):
         raise UserError(f"`param` must be a Parameterization or a kind name, got {type(param).__name__}")
     h, w = image_size(DEFAULT_SIZE if size is None else size)
-    return make_param(param or "fourier", h, w, batch=positive_int("batch", 1 if batch is None else batch),
-                      generator=torch.Generator().manual_seed(seed))
+    n = positive_int("batch", 1 if batch is None else batch)
+    kind(param or "fourier")
+    return lambda generator: make_param(param or "fourier", h, w, batch=n, generator=generator)
 
 
 def render(
@@ -216,7 +228,8 @@ def render(
     Raises NonFiniteLossError, holding the last finite images, if the loss becomes NaN or infinite
     (checked every step on CPU, every 16 steps on CUDA to avoid stalls).
     """
-    steps = positive_int("steps", steps)
+    steps = int_in("steps", steps, 1, MAX_STEPS)
+    seed = int_in("seed", seed, 0, MAX_SEED)
     backend = _backend(compile)
     choice("precision", precision, PRECISIONS)
     dev = resolve_device(device)
@@ -225,7 +238,12 @@ def render(
         raise UserError("`cuda_graph` needs a CUDA device")
     net = load_model(model).to(dev)
     obj = resolve(objective, net)
-    param = _param_from(param, size, batch, seed).to(dev)
+    made = _param_from(param, size, batch)
+    check_fits(net, made if isinstance(made, Parameterization) else lambda: made(None), dev, input_size,
+               precision)
+    if not isinstance(made, Parameterization):
+        made = made(torch.Generator().manual_seed(seed))
+    param = made.to(dev)
     lr = positive_float("lr", param.default_lr if lr is None else lr)
     pipeline = Pipeline(param, net, obj, stages_for(param, transforms, background, input_size), precision,
                         on_cuda if channels_last is None else channels_last)
@@ -296,8 +314,7 @@ def _run(stepper: _Stepper, name: str, steps: int, marks: set[int], callback: Ca
             if len(bad):
                 first = last_good[0] + int(bad[0]) + 1
                 raise NonFiniteLossError(
-                    f"loss became {losses[first - 1].item()} at step {first} of {name}; kept the "
-                    f"image from step {last_good[0]} (try a lower `lr`)",
+                    f"loss became {losses[first - 1].item()} at step {first} of {name} (try a lower `lr`)",
                     Result(last_good[1].cpu(), losses[:first - 1].tolist(), snapshots, name, param),
                 )
             last_good = (step, images.detach().clone())
@@ -314,7 +331,19 @@ def _run(stepper: _Stepper, name: str, steps: int, marks: set[int], callback: Ca
     with torch.no_grad():
         final = param().detach().cpu()
     seconds = time.perf_counter() - start
-    return Result(final, losses.tolist(), snapshots, name, param, seconds)
+    result = Result(final, losses.tolist(), snapshots, name, param, seconds)
+    saturated = saturation(final)
+    if saturated >= SATURATED:
+        raise SaturatedError(f"the optimisation of {name} diverged: {saturated:.0%} of the images' colour "
+                             "values ended at 0 or 1 (try a lower `lr`)", result)
+    return result
+
+
+def saturation(images: Tensor) -> float:
+    """The largest share, over the images of a batch (B,C,H,W) in [0,1], of colour values (the first
+    three channels) that are 0 or 1 in 8 bits."""
+    q = images[:, :3].mul(255).round()
+    return float(((q <= 0) | (q >= 255)).flatten(1).float().mean(1).max())
 
 
 __getattr__ = deprecation.module_getattr(__name__, {"check_size": "diffparam.checks:image_size"})

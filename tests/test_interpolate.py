@@ -197,7 +197,7 @@ def test_cli_writes_animation_and_strip(tmp_path, capsys) -> None:
     (["--out", "x.png"], "--out must end in .gif or .mp4"),
     (["--align-weight", "0.1", "--align-layer", "block.2"], "unknown layer 'block.2'"),
     (["--align-weight", "-1"], "--align-weight must be a finite number >= 0, got -1.0"),
-    (["--fps", "0"], "--fps must be a finite number > 0, got 0.0"),
+    (["--fps", "0"], "--fps must be a finite number >= 0.1 and <= 1000 (frames per second), got 0.0"),
     (["--size", "8"], "outside 16..4096"),
 ])
 def test_cli_errors(args, message, tmp_path, capsys, monkeypatch) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -65,7 +66,7 @@ def test_check_writable(tmp_path) -> None:
         io.check_writable(tmp_path)
     blocker = tmp_path / "file"
     blocker.write_text("")
-    with pytest.raises(UserError, match="cannot write .*file/a.png: File exists"):
+    with pytest.raises(UserError, match="cannot write .*file/a.png: .*file is a file, not a folder"):
         io.check_writable(blocker / "a.png")
 
 
@@ -108,3 +109,50 @@ def test_written_files_get_the_usual_mode_not_0600(tmp_path) -> None:
     finally:
         os.umask(mask)
     assert path.stat().st_mode & 0o777 == 0o644
+
+
+def test_read_image_decodes_every_depth_and_mode(tmp_path) -> None:
+    """16-bit grey, float, palette and transparent images come out as the picture they hold."""
+    ramp = np.linspace(0, 1, 64 * 64).reshape(64, 64)
+    Image.fromarray((ramp * 65535).astype(np.uint16)).save(tmp_path / "g16.png")
+    Image.fromarray(ramp.astype(np.float32)).save(tmp_path / "f.tif")
+    Image.fromarray((ramp * 4 - 1).astype(np.float32)).save(tmp_path / "wide.tif")  # -1..3: own range
+    Image.fromarray((ramp * 255).astype(np.uint8)).convert("P").save(tmp_path / "p.png")
+    clear = np.zeros((8, 8, 4), np.uint8)
+    Image.fromarray(clear).save(tmp_path / "clear.png")
+    for name in ("g16.png", "f.tif", "wide.tif", "p.png"):
+        img = io.read_image(tmp_path / name)
+        assert img.shape == (1, 3, 64, 64), name
+        assert float(img.mean()) == pytest.approx(0.5, abs=0.01), name
+        assert float(img[0, 0, -1, -1]) == pytest.approx(1.0, abs=0.01), name
+    assert torch.equal(io.read_image(tmp_path / "clear.png"), torch.ones(1, 3, 8, 8))  # over white
+
+
+def test_read_image_refuses_folders_and_bombs(tmp_path) -> None:
+    import struct
+    import zlib
+
+    with pytest.raises(UserError, match="cannot read image .*: it is a folder"):
+        io.read_image(tmp_path)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", 20000, 20000, 8, 2, 0, 0, 0)
+    (tmp_path / "bomb.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b""))
+    with pytest.raises(UserError, match="400000000 pixels.*resize it first"):
+        io.read_image(tmp_path / "bomb.png")
+
+
+def test_failed_writes_leave_no_folder(tmp_path) -> None:
+    with pytest.raises(RuntimeError), io.atomic_path(tmp_path / "a" / "b" / "x.png"):
+        raise RuntimeError("the writer failed")
+    assert not (tmp_path / "a").exists()
+    with pytest.raises(UserError, match="no frames were written"):
+        with io.AnimationWriter(tmp_path / "v" / "a.gif"):
+            pass
+    assert not (tmp_path / "v").exists()
+    with pytest.raises(UserError, match="the file name is 304 bytes long"):
+        io.check_writable(tmp_path / ("x" * 300 + ".png"))
+    with pytest.raises(UserError, match=r"`fps` must be a finite number >= 0.1 and <= 1000"):
+        io.AnimationWriter(tmp_path / "a.mp4", fps=float("inf"))

@@ -7,11 +7,11 @@ import torch
 from torch import nn
 
 from diffparam import objectives as O
-from diffparam.errors import NonFiniteLossError, UserError
+from diffparam.errors import NonFiniteLossError, SaturatedError, UserError
 from diffparam.models.base import Model
 from diffparam.param import CPPN, Parameterization, PixelImage, TextureImage, make_param
 from diffparam.pipeline import Pipeline, stages_for
-from diffparam.render import render
+from diffparam.render import render, saturation
 from diffparam.three_d import shapes
 
 
@@ -75,7 +75,12 @@ def test_nan_loss_stops_with_last_finite_image(tiny: Model) -> None:
 @pytest.mark.parametrize(
     ("kw", "message"),
     [
-        (dict(steps=0), "`steps` must be a whole number >= 1, got 0"),
+        (dict(steps=0), "`steps` must be a whole number in 1..1000000, got 0"),
+        (dict(steps=10**23), "`steps` must be a whole number in 1..1000000, got 1"),
+        (dict(seed=-1), "`seed` must be a whole number in 0..4611686018427387904, got -1"),
+        (dict(seed=2**64), "`seed` must be a whole number in 0..4611686018427387904, got 1844"),
+        (dict(device="mps"), "`device` 'mps' is not supported: use auto, cpu or cuda"),
+        (dict(size=4096, batch=64), r"needs about .* GiB of memory \(64 image\(s\) of 4096x4096 px"),
         (dict(size=8), "`size` 8 is outside 16..4096 pixels"),
         (dict(size=5000), "`size` 5000 is outside 16..4096 pixels"),
         (dict(lr=-1.0), "`lr` must be a finite number > 0, got -1.0"),
@@ -370,3 +375,13 @@ def test_render_on_cuda_leaves_the_model_as_it_found_it(options) -> None:
     for key in before:
         assert torch.equal(before[key], after[key]) if key == "rng" else before[key] == after[key], key
     assert torch.equal(cuda_rng, torch.cuda.get_rng_state())
+
+
+def test_a_diverged_optimisation_is_an_error_not_a_picture(tiny: Model) -> None:
+    """At lr 1e6 every colour saturates (an 8-colour image): render says so instead of returning it."""
+    with pytest.raises(SaturatedError, match=r"diverged: 100% of the images' colour values ended at 0 or 1 "
+                                             r"\(try a lower `lr`\)") as info:
+        render(tiny, "conv2:3", size=32, steps=8, lr=1e6, progress=False, device="cpu")
+    assert info.value.result.images.shape == (1, 3, 32, 32)
+    assert saturation(info.value.result.images) == 1.0
+    assert saturation(torch.full((1, 3, 8, 8), 0.5)) == 0.0

@@ -277,10 +277,43 @@ def test_bad_mesh_files(tmp_path) -> None:
     with pytest.raises(UserError, match="unknown type"):
         load_mesh(tmp_path / "notes.txt")
     (tmp_path / "empty.obj").write_text("# nothing here\n")
-    with pytest.raises(UserError, match="cannot read mesh"):
+    with pytest.raises(UserError, match="cannot read mesh .*empty.obj: it holds no triangles"):
         load_mesh(tmp_path / "empty.obj")
     (tmp_path / "broken.glb").write_bytes(b"glTF\x02\x00\x00\x00garbage")
-    with pytest.raises(UserError, match="cannot read mesh"):
+    with pytest.raises(UserError, match=r"cannot read mesh .*broken.glb: not a readable GLB file \("):
         load_mesh(tmp_path / "broken.glb")
+    (tmp_path / "nothing.glb").write_bytes(b"")
+    with pytest.raises(UserError, match="cannot read mesh .*nothing.glb: the file is empty"):
+        load_mesh(tmp_path / "nothing.glb")
     with pytest.raises(UserError, match="non-empty"):
         from_arrays(np.zeros((3, 3)), np.zeros((0, 3)))
+
+
+def test_geometry_is_checked_before_unwrapping() -> None:
+    """A vertex at infinity used to hang xatlas; a flat mesh had a misleading message."""
+    corners = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0]], dtype=np.float64)
+    with pytest.raises(UserError, match="mesh tri has vertex positions that are not finite numbers"):
+        from_arrays(np.where(np.arange(3)[:, None] == 2, np.inf, corners), [[0, 1, 2]], name="tri")
+    with pytest.raises(UserError, match="mesh tri is degenerate: none of its 1 triangles has an area"):
+        from_arrays(np.zeros((3, 3)), [[0, 1, 2]], name="tri")
+    with pytest.raises(UserError, match=r"mesh tri has faces that index vertices outside 0\.\.2"):
+        from_arrays(corners, [[0, 1, 3]], name="tri")
+
+
+def test_unwrapping_that_crashes_or_hangs_is_an_error(monkeypatch) -> None:
+    """xatlas runs in a child process: its crash (it segfaulted on some large meshes) or a hang
+    becomes one line instead of taking the program down."""
+    import os
+    import signal
+    import time
+
+    from diffparam.three_d import mesh as M
+
+    box = trimesh.creation.box()
+    monkeypatch.setattr(M, "_xatlas", lambda v, f: os.kill(os.getpid(), signal.SIGSEGV))
+    with pytest.raises(UserError, match=r"xatlas failed \(exit -11\) unwrapping mesh box \(12 faces\): "
+                                        "give it UVs"):
+        M.unwrap(box.vertices, box.faces, "box")
+    monkeypatch.setattr(M, "_xatlas", lambda v, f: time.sleep(60))
+    with pytest.raises(UserError, match=r"unwrapping mesh box \(12 faces\) took over 1 s"):
+        M.unwrap(box.vertices, box.faces, "box", seconds=1)

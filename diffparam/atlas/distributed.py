@@ -8,8 +8,10 @@ NCCL, with its NVLink multicast, is never touched). torchrun sets RANK/WORLD_SIZ
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
+import signal
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -57,6 +59,10 @@ class Ranks:
             dist.barrier(group=self.group)
 
 
+PR_SET_PDEATHSIG = 1
+"""prctl's option: the signal a process gets when its parent dies (Linux)."""
+
+
 def launched_ranks() -> tuple[int, int, int]:
     """(rank, world size, local rank) from torchrun's environment; (0, 1, 0) outside torchrun."""
     env = os.environ
@@ -94,14 +100,31 @@ def device_for(device: str, ranks: Ranks) -> str:
     return f"cuda:{index}"
 
 
+def cpu_cores() -> int:
+    """The CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def cpu_threads(workers: int) -> int:
     """Threads per worker so that `workers` processes share this machine's cores."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, cores // workers)
+    return max(1, cpu_cores() // workers)
 
 
-def _worker(index: int, workers: int, store: str, threads: int, fn: Callable[..., Any],
+def _die_with_parent(parent: int) -> None:
+    """Linux: have the kernel send this worker SIGTERM when its parent dies (even by kill -9), so no
+    worker renders on for a run that is gone. Elsewhere nothing happens."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(143)
+
+
+def _worker(index: int, workers: int, store: str, threads: int, parent: int, fn: Callable[..., Any],
             args: tuple) -> None:
+    _die_with_parent(parent)
     torch.set_num_threads(threads)
     ranks = join(index, workers, index, init_method=f"file://{store}")
     try:
@@ -116,9 +139,17 @@ def spawn(fn: Callable[..., Any], workers: int, args: tuple) -> None:
     Each process gets an equal share of the CPU cores (`torch.set_num_threads`).
     """
     folder = tempfile.mkdtemp(prefix="diffparam-atlas-")
+    context = mp.start_processes(_worker, args=(workers, os.path.join(folder, "store"),
+                                                cpu_threads(workers), os.getpid(), fn, args),
+                                 nprocs=workers, join=False, start_method="spawn")
     try:
-        mp.start_processes(_worker, args=(workers, os.path.join(folder, "store"),
-                                          cpu_threads(workers), fn, args),
-                           nprocs=workers, join=True, start_method="spawn")
+        while not context.join():
+            pass
+    except BaseException:  # Ctrl-C, SIGTERM or a worker's error: no worker renders on
+        for process in context.processes:
+            process.terminate()
+        for process in context.processes:
+            process.join(10)
+        raise
     finally:
         shutil.rmtree(folder, ignore_errors=True)

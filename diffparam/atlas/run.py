@@ -13,13 +13,16 @@ and renders only the units that are not in it.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
 import socket
 import sys
 import time
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,7 +32,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from diffparam.atlas.distributed import Ranks, device_for, join, launched_ranks, leave, spawn
+from diffparam.atlas.distributed import Ranks, cpu_cores, device_for, join, launched_ranks, leave, spawn
 from diffparam.atlas.jobs import Batch, Unit, batches, job_list, resolve_layers
 from diffparam.checks import choice, image_size, positive_float, positive_int
 from diffparam.constant import Constant
@@ -138,6 +141,15 @@ def read_manifest(out: str | os.PathLike) -> dict[str, Any] | None:
         raise UserError(f"cannot read {path}: not an atlas manifest ({exc})") from exc
     if not isinstance(manifest, dict) or manifest.get("version") != VERSION:
         raise UserError(f"{path} is not a version-{VERSION} atlas manifest: choose another `out`")
+    for key in ("layers", "units", "options"):
+        if not isinstance(manifest.get(key), dict):
+            raise UserError(f"{path} is damaged: its {key!r} must be an object; delete it to start the "
+                            "atlas again")
+    broken = [k for k, e in manifest["units"].items()
+              if not isinstance(e, dict) or not {"layer", "channel", "image"} <= set(e)]
+    if broken:
+        raise UserError(f"{path} is damaged: unit {broken[0]} lacks its layer, channel or image; delete "
+                        "the manifest to start the atlas again")
     return manifest
 
 
@@ -411,6 +423,24 @@ def atlas(
     folder = Path(out)
     rank, world, local_rank = launched_ranks()
     workers = positive_int("workers", workers)
+    if page:
+        check_writable(folder / "index.html")
+    if workers > cpu_cores():
+        warnings.warn(f"{workers} workers on {cpu_cores()} CPU cores: each gets a fraction of a core and "
+                      "the atlas renders slower than with fewer", RuntimeWarning, stacklevel=2)
+    with folder_lock(folder) if world == 1 else nullcontext():
+        manifest = _render_atlas(model, layers, folder, options, device, workers, circuits, page, progress,
+                                 callback, started, (rank, world, local_rank))
+    return _result(folder, manifest, started)
+
+
+def _render_atlas(model: Model | str | nn.Module, layers: str | Sequence[str], folder: Path,
+                  options: Options, device: str, workers: int, circuits: bool, page: bool, progress: bool,
+                  callback: Callback | None, started: float, launched: tuple[int, int, int]
+                  ) -> dict[str, Any]:
+    """`atlas` once its folder is locked: in this process, in `workers` CPU processes, or as one rank
+    of a torchrun job (rank 0 then holds the lock)."""
+    rank, world, local_rank = launched
     if workers > 1:
         if world > 1:
             raise UserError("`workers` starts its own processes: leave it at 1 under torchrun")
@@ -420,15 +450,37 @@ def atlas(
         prepare(folder, load_model(model), layers, options, circuits)  # one-line errors here, not in a child
         spawn(_rank_main, workers, (model, layers, folder, options, "cpu", circuits, page, progress,
                                     callback, started))
-        manifest = read_manifest(folder) or {}
-    else:
-        ranks = join(rank, world, local_rank)
+        return read_manifest(folder) or {}
+    ranks = join(rank, world, local_rank)
+    try:
+        with folder_lock(folder) if world > 1 and rank == 0 else nullcontext():
+            return _rank_main(ranks, model, layers, folder, options, device, circuits, page, progress,
+                              callback, started)
+    finally:
+        leave(ranks)
+
+
+@contextmanager
+def folder_lock(folder: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the atlas folder while a run writes it (a second run is refused). A
+    folder made here and still empty when the run fails is removed again."""
+    made = not folder.exists()
+    check_writable(folder / MANIFEST)
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder, os.O_RDONLY)
+    try:
         try:
-            manifest = _rank_main(ranks, model, layers, folder, options, device, circuits, page, progress,
-                                  callback, started)
-        finally:
-            leave(ranks)
-    return _result(folder, manifest, started)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(f"{folder} is being written by another atlas run: wait for it to finish or "
+                            "choose another `out`") from None
+        yield
+    except BaseException:
+        if made and not any(folder.iterdir()):
+            folder.rmdir()
+        raise
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def _result(folder: Path, manifest: dict[str, Any], started: float) -> Result:

@@ -9,17 +9,21 @@ command being run as their flags (--lr).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import pkgutil
 import re
+import signal
 import sys
 import warnings
 from collections.abc import Sequence
 
+import torch
+
 from diffparam import __version__
 from diffparam.checks import positive_int
 from diffparam.cli.common import Parser
-from diffparam.errors import NonFiniteLossError, UserError
+from diffparam.errors import DivergedError, UserError, first_line
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,9 +38,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _as_flags(message: str, args: argparse.Namespace | None) -> str:
+def _options(parser: argparse.ArgumentParser, args: argparse.Namespace | None) -> set[str]:
+    """The names (dests) of the options, not positional arguments, of the command that ran."""
+    command = getattr(args, "command", None)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and command in action.choices:
+            return {a.dest for a in action.choices[command]._actions if a.option_strings}
+    return set()
+
+
+def _as_flags(message: str, known: set[str]) -> str:
     """`name` → --name where `name` is an option of the command that ran."""
-    known = set(vars(args)) if args is not None else set()
 
     def flag(m: re.Match) -> str:
         name = m[1]
@@ -49,26 +61,62 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
     print(f"diffparam: warning: {message}", file=sys.stderr)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so that it cleans up as it does for Ctrl-C."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    text = str(exc)
+    return isinstance(exc, MemoryError | torch.OutOfMemoryError) or (
+        isinstance(exc, RuntimeError) and ("can't allocate memory" in text or "out of memory" in text))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; user errors print one line to stderr and return status 2."""
+    """Run the command line: user errors print one line to stderr and return status 2; Ctrl-C and
+    SIGTERM clean up, print one line and return 130 and 143."""
     args = None
-    with warnings.catch_warnings():
-        warnings.simplefilter("default")
-        warnings.showwarning = _one_line_warning
-        try:
-            args = build_parser().parse_args(argv)
+    parser = build_parser()
+    previous = signal.getsignal(signal.SIGTERM)
+    with contextlib.suppress(ValueError):  # not the main thread: leave the signals alone
+        signal.signal(signal.SIGTERM, _terminate)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("default")
+            warnings.showwarning = _one_line_warning
+            args = parser.parse_args(argv)
             if hasattr(args, "steps"):  # before any model, mesh or image is loaded
                 positive_int("steps", args.steps)
             return args.func(args)
-        except UserError as exc:
-            print(f"diffparam: error: {_as_flags(str(exc), args)}", file=sys.stderr)
+    except UserError as exc:
+        print(f"diffparam: error: {_as_flags(str(exc), _options(parser, args))}", file=sys.stderr)
+        return 2
+    except DivergedError as exc:
+        print(f"diffparam: error: {_as_flags(str(exc), _options(parser, args))}; nothing was written",
+              file=sys.stderr)
+        return 1
+    except Terminated:
+        print("diffparam: terminated", file=sys.stderr)
+        return 143
+    except KeyboardInterrupt:
+        print("diffparam: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if _out_of_memory(exc):
+            print(f"diffparam: error: out of memory ({first_line(exc)}); lower --batch or --size",
+                  file=sys.stderr)
             return 2
-        except NonFiniteLossError as exc:
-            print(f"diffparam: error: {_as_flags(str(exc), args)}", file=sys.stderr)
+        if isinstance(exc, OSError):  # a full disk, a vanished folder: what happened, in one line
+            where = f": {exc.filename}" if exc.filename else ""
+            print(f"diffparam: error: {(exc.strerror or first_line(exc)).lower()}{where}", file=sys.stderr)
             return 1
-        except KeyboardInterrupt:
-            print("diffparam: interrupted", file=sys.stderr)
-            return 130
+        raise
+    finally:
+        with contextlib.suppress(ValueError, TypeError):
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -16,8 +16,24 @@ from diffparam.param.kinds import KINDS, help_text
 from diffparam.pipeline import PRECISIONS
 
 
+class _Help(argparse.HelpFormatter):
+    """Help that shows each option's default, where it has one and its text does not say it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if (default is not None and default is not False and default is not argparse.SUPPRESS
+                and action.option_strings and "default" not in text):
+            text += " (default: %(default)s)"
+        return text
+
+
 class Parser(argparse.ArgumentParser):
-    """argparse that reports a usage mistake as one line and exit status 2."""
+    """argparse that reports a usage mistake as one line and exit status 2, and shows defaults."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Help)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UserError(f"{message} (see `{self.prog} --help`)")
@@ -50,8 +66,8 @@ def add_render_options(p: argparse.ArgumentParser, size: int = 224, steps: int =
     """The options every rendering subcommand shares, with the same meaning everywhere. `lr` says
     what the default learning rate is (default: the parameterizations' own)."""
     add_model_options(p)
-    p.add_argument("--size", type=int, default=size, help=f"image size in pixels, 16..4096 (default {size})")
-    p.add_argument("--steps", type=int, default=steps, help=f"optimisation steps (default {steps})")
+    p.add_argument("--size", type=int, default=size, help="image size in pixels, 16..4096")
+    p.add_argument("--steps", type=int, default=steps, help="optimisation steps")
     lrs = lr or "the parameterization's own: " + ", ".join(
         f"{kind.default_lr:g} for {name}" for name, kind in KINDS.items())
     p.add_argument("--lr", type=float, default=None, help=f"learning rate (Adam); default {lrs}")
@@ -77,6 +93,36 @@ def add_precision_option(p: argparse.ArgumentParser) -> None:
 def model_from_args(args: argparse.Namespace) -> Model:
     """The network named by --model/--weights."""
     return load_model(args.model, args.weights)
+
+
+def style_layer_weights(text: str) -> dict[str, float]:
+    """--style-layers `L1,L2=0.5,...` → {layer: weight}; a layer without `=W` weighs 1."""
+    weights = {}
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        name, sep, value = item.partition("=")
+        try:
+            weights[name.strip()] = float(value) if sep else 1.0
+        except ValueError:
+            raise UserError(f"cannot read the weight in --style-layers item {item!r}: use LAYER=NUMBER") \
+                from None
+    if not weights:
+        raise UserError(f"--style-layers needs layer names separated by commas, got {text!r}")
+    return weights
+
+
+def check_distinct(**paths: str | Path | None) -> None:
+    """Refuse two options that name the same output file (one would overwrite the other)."""
+    seen: dict[Path, str] = {}
+    for option, path in paths.items():
+        if path is None:
+            continue
+        where = Path(path).resolve()
+        flag = "--" + option.replace("_", "-")
+        if where in seen:
+            raise UserError(f"{seen[where]} and {flag} name the same file {path}: give two different names")
+        seen[where] = flag
 
 
 def print_paths(paths: Sequence[Path]) -> None:

@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 
 from diffparam.checks import image_size
-from diffparam.cli.common import Renamed, add_render_options, model_from_args, print_paths
-from diffparam.errors import NonFiniteLossError, UserError
+from diffparam.cli.common import Renamed, add_render_options, check_distinct, model_from_args, print_paths
+from diffparam.errors import UserError
 from diffparam.io import check_animation, check_writable
 from diffparam.objectives import channel_list, parse
 from diffparam.param import CPPN
@@ -32,18 +32,14 @@ def _cmd_cppn(args: argparse.Namespace) -> int:
         image_size(args.video_size, "video_size")
     model = model_from_args(args)
     objective = parse(args.objective, model)  # checked before anything touches the disk
+    check_distinct(out=args.out, save=args.save, video=args.video)
     out = _check_png(args.out)
     video = None if args.video is None else check_animation(args.video, "--video")
     if args.save is not None:
         check_writable(args.save)
-    try:
-        art = cppn_art(model, objective, size=args.size, steps=args.steps, lr=args.lr, seed=args.seed,
-                       device=args.device, progress=not args.quiet, video=video, every=args.every,
-                       video_size=args.video_size, fps=args.fps, hidden=args.hidden, depth=args.depth)
-    except NonFiniteLossError as exc:
-        if exc.result is not None:
-            exc.result.save(out)
-        raise
+    art = cppn_art(model, objective, size=args.size, steps=args.steps, lr=args.lr, seed=args.seed,
+                   device=args.device, progress=not args.quiet, video=video, every=args.every,
+                   video_size=args.video_size, fps=args.fps, hidden=args.hidden, depth=args.depth)
     print_paths(art.save(out, render_size=args.render_size, network=args.save, progress=not args.quiet))
     if "video" in art.files:
         print(art.files["video"])

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from diffparam.checks import image_size, non_negative_float, positive_float, whole
+from diffparam.checks import image_size, non_negative_float, real, whole
 from diffparam.cli.common import (
     add_param_option,
     add_render_options,
+    check_distinct,
     model_from_args,
     print_paths,
 )
-from diffparam.io import check_animation
+from diffparam.io import FPS, check_animation, check_image_path
 from diffparam.param import kinds
 
 
@@ -19,10 +20,13 @@ def _cmd_interpolate(args: argparse.Namespace) -> int:
     from diffparam.recipes.interpolate import interpolation_objective, render_interpolation
 
     image_size(args.size)
-    positive_float("fps", args.fps)
+    real("fps", args.fps, *FPS, hint="(frames per second)")
     whole("frames", args.frames, 2)
     non_negative_float("align_weight", args.align_weight)
     out = check_animation(args.out, "--out")
+    check_distinct(out=args.out, strip=args.strip or out.with_suffix(".png"))
+    if args.strip is not None:
+        check_image_path(args.strip, "--strip")
     model = model_from_args(args)
     # Checked before the long render: objectives, alignment layer.
     interpolation_objective(model, args.a, args.b, args.align_weight, args.align_layer).validate(model)

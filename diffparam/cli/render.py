@@ -14,8 +14,8 @@ from diffparam.cli.common import (
     model_from_args,
     print_paths,
 )
-from diffparam.errors import NonFiniteLossError, UserError
-from diffparam.io import check_writable
+from diffparam.errors import UserError
+from diffparam.io import check_image_path, check_writable
 from diffparam.objectives import channel_list, parse
 from diffparam.recipes.transparency import render_transparent
 from diffparam.render import render
@@ -34,22 +34,20 @@ def _cmd_render(args: argparse.Namespace) -> int:
     model = model_from_args(args)
     objective = parse(args.objective, model)  # checked before anything touches the disk
     names = [f"{listed[0]}_{c}" for c in listed[1]] if listed else None
-    check_writable(out / f"{names[0]}.png" if names else out)
+    if names:
+        check_writable(out / f"{names[0]}.png")
+    else:
+        check_image_path(out, "--out")
     if args.alpha and not listed and out.suffix.lower() != ".png":
         raise UserError(f"--alpha writes an RGBA PNG: give a .png path, not {out}")
     options = dict(steps=args.steps, lr=args.lr, seed=args.seed, device=args.device,
                    progress=not args.quiet, precision=args.precision, compile=args.compile,
                    checkpoint=args.checkpoint, size=args.size, batch=batch)
     save = dict(names=names) if names else dict(separate=args.separate)
-    try:
-        if args.alpha:
-            result = render_transparent(model, objective, args.param, background=args.background, **options)
-        else:
-            result = render(model, objective, args.param, **options)
-    except NonFiniteLossError as exc:
-        if exc.result is not None:
-            exc.result.save(out, **save)
-        raise
+    if args.alpha:
+        result = render_transparent(model, objective, args.param, background=args.background, **options)
+    else:
+        result = render(model, objective, args.param, **options)
     print_paths(result.save(out, **save))
     return 0
 

@@ -4,34 +4,16 @@ from __future__ import annotations
 
 import argparse
 
-from diffparam.cli.common import add_param_option, add_render_options, model_from_args
-from diffparam.errors import UserError
-from diffparam.io import check_writable
+from diffparam.cli.common import add_param_option, add_render_options, model_from_args, style_layer_weights
+from diffparam.io import check_image_path
 from diffparam.param import kinds
-
-
-def _style_layers(text: str) -> dict[str, float]:
-    """`L1,L2=0.5,...` → {layer: weight}; a layer without `=W` weighs 1."""
-    weights = {}
-    for item in (part.strip() for part in text.split(",")):
-        if not item:
-            continue
-        name, sep, value = item.partition("=")
-        try:
-            weights[name.strip()] = float(value) if sep else 1.0
-        except ValueError:
-            raise UserError(f"cannot read the weight in --style-layers item {item!r}: use LAYER=NUMBER") \
-                from None
-    if not weights:
-        raise UserError(f"--style-layers needs layer names separated by commas, got {text!r}")
-    return weights
 
 
 def _cmd_style(args: argparse.Namespace) -> int:
     from diffparam.recipes.style import style_transfer
 
-    out = check_writable(args.out)
-    weights = _style_layers(args.style_layers) if args.style_layers else None
+    out = check_image_path(args.out, "--out")
+    weights = style_layer_weights(args.style_layers) if args.style_layers else None
     result = style_transfer(
         args.content, args.style, model_from_args(args), param=args.param, init=args.init,
         style_layers=list(weights) if weights else None, style_weights=weights,

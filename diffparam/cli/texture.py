@@ -6,16 +6,14 @@ from __future__ import annotations
 import argparse
 
 from diffparam.checks import image_size, non_negative_int, positive_int, real
-from diffparam.cli.common import Renamed, add_render_options, model_from_args, print_paths
-from diffparam.errors import UserError
+from diffparam.cli.common import (
+    Renamed,
+    add_render_options,
+    model_from_args,
+    print_paths,
+    style_layer_weights,
+)
 from diffparam.io import ANIMATION_SUFFIXES
-
-
-def _layer_list(text: str) -> list[str]:
-    layers = [name.strip() for name in text.split(",") if name.strip()]
-    if not layers:
-        raise UserError(f"--style-layers needs layer names separated by commas, got {text!r}")
-    return layers
 
 
 def _common(args: argparse.Namespace) -> dict:
@@ -52,9 +50,10 @@ def _cmd_texture_style(args: argparse.Namespace) -> int:
     if args.content_weight is not None:
         real("content_weight", args.content_weight, 0.0)
     real("moving_average", args.moving_average, 0.0, 1.0, high_open=True, hint="(0 turns it off)")
+    weights = style_layer_weights(args.style_layers) if args.style_layers else None
     result = texture_style(
         args.mesh, args.style, model_from_args(args),
-        style_layers=_layer_list(args.style_layers) if args.style_layers else None,
+        style_layers=list(weights) if weights else None, style_weights=weights,
         content_layer=args.content_layer, content_weight=args.content_weight,
         moving_average=args.moving_average or None, init=args.init, **options,
     )
@@ -111,7 +110,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("style", help="style image file (PNG, JPEG, ...)")
     _add_options(p, STEPS, VIEW_SIZE, TEXTURE_SIZE, VIEWS, TURNTABLE_FRAMES, STYLE_LR)
     p.add_argument("--style-layers", default=None,
-                   help="comma-separated layer names (default: the model's known choice)")
+                   help="comma-separated layer names, each optionally LAYER=WEIGHT (default: the model's "
+                   "known choice, weights 1)")
     p.add_argument("--content-layer", default=None, help="layer name (default: the model's known choice)")
     p.add_argument("--content-weight", type=float, default=None,
                    help=f"weight of the content loss: views with the mesh's own texture (default "

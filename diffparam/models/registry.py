@@ -5,15 +5,14 @@ from __future__ import annotations
 import difflib
 import importlib
 import os
-from pathlib import Path
 
-import torch
 from torch import nn
 
-from diffparam.errors import UserError, first_line
+from diffparam.errors import UserError
 from diffparam.models.base import Model
 from diffparam.models.efficientnet_lite import load_efficientnet_lite0
 from diffparam.models.imagenet import imagenet_class_names
+from diffparam.models.weights import load_weights
 
 DEFAULT_MODEL = "efficientnet_lite0"
 EMBEDDED = (DEFAULT_MODEL,)
@@ -53,28 +52,6 @@ def _import_optional(package: str, extra: str):
         ) from exc
 
 
-def _state_dict_from(path: str | os.PathLike) -> dict:
-    p = Path(path)
-    if not p.is_file():
-        raise UserError(f"weights file not found: {p}")
-    try:
-        sd = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
-        raise UserError(f"cannot read weights from {p}: not a PyTorch state dict") from exc
-    if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
-        sd = sd["state_dict"]
-    if not isinstance(sd, dict):
-        raise UserError(f"cannot read weights from {p}: not a PyTorch state dict")
-    return sd
-
-
-def _load_weights(module: nn.Module, path: str | os.PathLike, name: str) -> None:
-    try:
-        module.load_state_dict(_state_dict_from(path))
-    except RuntimeError as exc:
-        raise UserError(f"weights in {path} do not fit {name}: {first_line(exc)}") from exc
-
-
 def _unknown(kind: str, name: str, known: list[str]) -> UserError:
     close = difflib.get_close_matches(name, known, n=3, cutoff=0.4)
     hint = f"; closest: {', '.join(close)}" if close else ""
@@ -98,7 +75,7 @@ def _torchvision(name: str, weights: str | os.PathLike | None) -> Model:
             ) from exc
     else:
         module = tv.models.get_model(name, weights=None)
-        _load_weights(module, weights, f"torchvision:{name}")
+        load_weights(module, weights, f"torchvision:{name}")
     if categories is None and _num_outputs(module) == 1000:
         categories = imagenet_class_names()
     return Model(_ours(module), mean=IMAGENET_MEAN, std=IMAGENET_STD, input_size=224,
@@ -119,7 +96,7 @@ def _timm(name: str, weights: str | os.PathLike | None) -> Model:
             ) from exc
     else:
         module = timm.create_model(name, pretrained=False)
-        _load_weights(module, weights, f"timm:{name}")
+        load_weights(module, weights, f"timm:{name}")
     cfg = getattr(module, "pretrained_cfg", {}) or {}
     size = cfg.get("input_size", (3, 224, 224))[-1]
     classes = imagenet_class_names() if _num_outputs(module) == 1000 else None
@@ -145,7 +122,7 @@ def load_model(
     if isinstance(name, nn.Module):
         module = name
         if weights is not None:
-            _load_weights(module, weights, type(module).__name__)
+            load_weights(module, weights, type(module).__name__)
         return Model(module, name=type(module).__name__)
     if name == DEFAULT_MODEL:
         return efficientnet_lite0(weights)

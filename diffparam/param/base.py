@@ -50,6 +50,11 @@ class Parameterization(nn.Module, ABC):
     def forward(self) -> Tensor:
         """Render the image batch, (B, C, H, W) with values in [0, 1], differentiably."""
 
+    def work_elements(self) -> int:
+        """About how many numbers forward() and its backward hold besides the parameters (for
+        `diffparam.memory`): by default eight image batches' worth (spectra, colour mixing, sigmoid)."""
+        return 8 * self.batch * self.channels * self.height * self.width
+
     def logits(self) -> Tensor:
         """The values before the final sigmoid (after colour decorrelation), so forward() is their
         sigmoid; parameterizations are composed by adding these (see `SharedImage`)."""

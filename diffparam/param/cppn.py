@@ -15,13 +15,16 @@ import torch
 from torch import Tensor, nn
 
 from diffparam import deprecation
-from diffparam.checks import choice, positive_int, real
+from diffparam.checks import choice, int_in, positive_int, real
 from diffparam.errors import UserError, first_line
 from diffparam.io import atomic_path
 from diffparam.param.base import Parameterization, generator_device
 
 ACTIVATIONS = ("composite", "tanh", "relu", "sin")
 """The accepted `activation` names of `CPPN`."""
+
+MAX_HIDDEN, MAX_DEPTH = 4096, 256
+"""The widest and deepest CPPN (the article's use 24 units in 8 layers)."""
 
 _COMPOSITE_SCALES = (1 / 0.67, 1 / 0.6)
 """Scales of the composite activation's parts, atan(h) and atan(h)^2 (each near unit variance)."""
@@ -81,8 +84,8 @@ class CPPN(Parameterization):
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__(height, width, batch, channels)
-        self.hidden = positive_int("hidden", hidden)
-        self.depth = positive_int("depth", depth)
+        self.hidden = int_in("hidden", hidden, 1, MAX_HIDDEN)
+        self.depth = int_in("depth", depth, 1, MAX_DEPTH)
         self.activation = choice("CPPN activation", activation, ACTIVATIONS)
         self.use_radius = bool(use_radius)
         device = generator_device(generator)
@@ -105,6 +108,12 @@ class CPPN(Parameterization):
         """Deprecated name of `depth`."""
         deprecation.warn("CPPN.layers", "CPPN.depth")
         return self.depth
+
+    def work_elements(self) -> int:
+        """Every hidden layer's activations (two parts for the composite activation), kept for
+        backward and matched by their gradients."""
+        parts = 3 if self.activation == "composite" else 2
+        return 2 * self.batch * self.height * self.width * (self.hidden * self.depth * parts + self.channels)
 
     def config(self) -> dict[str, object]:
         """The constructor arguments (except the generator) that rebuild this network's shape."""
@@ -236,10 +245,14 @@ class CPPN(Parameterization):
     def load(cls, path: str | os.PathLike[str]) -> CPPN:
         """Rebuild a CPPN (on the CPU) from a file written by `save`; bad files raise UserError."""
         path = os.fspath(path)
+        if os.path.isdir(path):
+            raise UserError(f"cannot read CPPN file {path}: it is a folder")
         if not os.path.isfile(path):
             raise UserError(f"CPPN file not found: {path}")
         try:
             payload = torch.load(path, map_location="cpu", weights_only=True)
+        except PermissionError as error:
+            raise UserError(f"cannot read CPPN file {path}: permission denied") from error
         except OSError as error:
             raise UserError(f"cannot read CPPN file {path}: {type(error).__name__}: {first_line(error)}") \
                 from error
@@ -255,7 +268,14 @@ class CPPN(Parameterization):
         missing = [key for key in _CONFIG_KEYS if key not in config]
         if missing:
             raise UserError(f"{path} is a damaged CPPN file: config lacks {', '.join(missing)}")
-        model = cls(**{key: config[key] for key in _CONFIG_KEYS})
+        bad = [k for k, v in state.items()
+               if not isinstance(v, torch.Tensor) or not bool(torch.isfinite(v).all())]
+        if bad:
+            raise UserError(f"{path} is a damaged CPPN file: {bad[0]} holds NaN or infinite weights")
+        try:
+            model = cls(**{key: config[key] for key in _CONFIG_KEYS})
+        except (UserError, TypeError) as error:
+            raise UserError(f"{path} is a damaged CPPN file: {first_line(error)}") from error
         try:
             model.load_state_dict(state)
         except RuntimeError as error:

@@ -32,6 +32,8 @@ from diffparam.three_d.raster import shade
 from diffparam.three_d.uvmap import coverage, pad, padding_index, position_map
 
 MAX_TEXTURE = 8192
+MAX_VIEWS = 256
+"""Most views rendered per step (4 is usual)."""
 SPACES = ("surface", "uv")
 
 
@@ -97,7 +99,7 @@ class TextureImage(Parameterization):
         if background is not None:
             raise UserError("TextureImage no longer composites its views over a background: it returns "
                             "RGBA, and render composites it (render(..., background=...))")
-        per_step = positive_int("views", views)
+        per_step = int_in("views", views, 1, MAX_VIEWS)
         view_size = image_size(view_size, "view_size")[0]
         super().__init__(view_size, view_size, per_step * (1 if reference is None else 2), 4)
         self.views = per_step
@@ -149,6 +151,13 @@ class TextureImage(Parameterization):
         """Deprecated name of `views`."""
         deprecation.warn("TextureImage.views_per_step", "TextureImage.views")
         return self.views
+
+    def work_elements(self) -> int:
+        """The texture and its padding, and per view the supersampled raster (depth, face ids,
+        barycentrics, UVs and the sampled colours)."""
+        texels = 8 * 3 * self.texture_size ** 2
+        raster = 16 * self.batch * (self.height * self.supersample) ** 2
+        return texels + raster + 8 * (self.field.size ** 3 * 3 if self.field is not None else 0)
 
     def texture_image(self) -> Tensor:
         """The texture (1,3,T,T) in [0,1], differentiably (v up: row 0 is v = 1); texels outside

@@ -22,7 +22,9 @@ from diffparam import deprecation
 from diffparam.checks import IMAGE_SIZES, image_size, positive_int, whole
 from diffparam.errors import UserError
 from diffparam.io import AnimationWriter, atomic_path, check_writable, make_grid
+from diffparam.memory import check_fits
 from diffparam.models.base import Model
+from diffparam.models.registry import load_model
 from diffparam.objectives import Objective
 from diffparam.param import CPPN
 from diffparam.render import render, resolve_device
@@ -87,6 +89,9 @@ def cppn_art(
         param, size = None, param
     if param is None:
         h, w = image_size(size)
+        model = load_model(model)
+        check_fits(model, lambda: CPPN(h, w, hidden=hidden, depth=depth), resolve_device(device),
+                   lower="`hidden`, `depth` or `size`")
         param = CPPN(h, w, hidden=hidden, depth=depth, generator=torch.Generator().manual_seed(seed))
     h, w = param.height, param.width
     options = dict(param=param, transforms=transforms, steps=steps, lr=lr, seed=seed, device=device,

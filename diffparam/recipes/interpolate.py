@@ -20,11 +20,12 @@ from diffparam.checks import choice, image_size, non_negative_float, positive_in
 from diffparam.errors import UserError
 from diffparam.evaluate import objective_values
 from diffparam.io import check_writable, make_grid, save_animation, save_image
+from diffparam.memory import check_fits
 from diffparam.models.base import Model
 from diffparam.models.registry import load_model
-from diffparam.objectives import Objective, alignment, interpolation, resolve
+from diffparam.objectives import Objective, alignment, channel_list, interpolation, resolve
 from diffparam.param import Parameterization, SharedImage, kinds, make_param
-from diffparam.render import render
+from diffparam.render import render, resolve_device
 from diffparam.result import Result
 
 SHARED_PARTS = ((2, 1), (4, 1), (8, 2))
@@ -53,6 +54,12 @@ def interpolation_objective(model: Model, a: Objective | str, b: Objective | str
                             align_weight: float = 0.0, align_layer: str | None = None) -> Objective:
     """Frame i maximises (1 − t_i)·a + t_i·b, plus `align_weight` × alignment of `align_layer`
     (default: the first layer, in model order, that `a` reads)."""
+    for end, spec in (("a", a), ("b", b)):
+        if isinstance(spec, str) and channel_list(spec):
+            raise UserError(f"each end of an interpolation is one objective: `{end}` is a channel list "
+                            f"({spec})")
+    if align_layer is not None:
+        model.check_layer(align_layer)
     oa, ob = resolve(a, model), resolve(b, model)
     obj = interpolation(oa, ob)
     if non_negative_float("align_weight", align_weight) == 0:
@@ -88,6 +95,8 @@ def render_interpolation(model: Model | str, a: Objective | str, b: Objective | 
     h, _ = image_size(size)
     frames = whole("frames", frames, 2)
     obj = interpolation_objective(net, a, b, align_weight, align_layer)
+    check_fits(net, lambda: frames_param(h, frames, shared, param), resolve_device(device),
+               lower="`frames` or `size`")
     shared_param = frames_param(h, frames, shared, param, generator=torch.Generator().manual_seed(seed))
     result = render(net, obj, param=shared_param, steps=steps, lr=lr, seed=seed, device=device,
                     progress=progress)

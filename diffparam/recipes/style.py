@@ -16,15 +16,16 @@ from torch import Tensor
 
 from diffparam import deprecation
 from diffparam import transforms as T
-from diffparam.checks import choice, image_size, non_negative_float, shape
+from diffparam.checks import IMAGE_SIZES, choice, image_size, non_negative_float, shape
 from diffparam.errors import UserError
 from diffparam.evaluate import objective_values
-from diffparam.io import read_image, resize
+from diffparam.io import read_image, resize, resized_shape
+from diffparam.memory import check_fits
 from diffparam.models.base import Model
 from diffparam.models.registry import DEFAULT_MODEL, load_model
 from diffparam.objectives import content, content_target, style, style_targets
 from diffparam.param import Parameterization, kinds, make_param
-from diffparam.render import render
+from diffparam.render import render, resolve_device
 from diffparam.result import Result
 
 DEFAULT_LAYERS: dict[str, tuple[tuple[str, ...], str]] = {
@@ -113,13 +114,22 @@ def swirl_pattern(size: int = 256, seed: int = 0) -> Tensor:
     return torch.from_numpy(img.astype(np.float32)).permute(2, 0, 1).unsqueeze(0).contiguous()
 
 
-def load_image(source: ImageSource, size: int | tuple[int, int]) -> Tensor:
-    """A (1,3,H,W) image in [0,1] from a file or a tensor, resized (an int sets the shorter side)."""
+def load_image(source: ImageSource, size: int | tuple[int, int], what: str = "the image") -> Tensor:
+    """A (1,3,H,W) image in [0,1] from a file or a tensor, resized (an int sets the shorter side);
+    refused when the resized image would leave 16..4096 px a side (a very elongated one)."""
     if isinstance(source, Tensor):
         img = source.unsqueeze(0) if source.dim() == 3 else source
-        shape("the image", img, "1,3,H,W")
-        return resize(img.float().clamp(0, 1), size)
-    return read_image(source, size)
+        img = shape(what, img, "1,3,H,W").float().clamp(0, 1)
+    else:
+        img = read_image(source)
+    h, w = img.shape[-2:]
+    th, tw = resized_shape(h, w, size)
+    low, high = IMAGE_SIZES
+    if not (low <= th <= high and low <= tw <= high):
+        raise UserError(f"{what} is {w}x{h} px: resized to a shorter side of {size} px it would be "
+                        f"{tw}x{th}, outside {low}..{high} px a side; use a less elongated image or "
+                        "another `size`")
+    return resize(img, (th, tw))
 
 
 def random_shift(shift: int = SHIFT) -> T.Transform | None:
@@ -175,10 +185,10 @@ def style_transfer(
     non_negative_float("content_weight", content_weight)
     net = load_model(model)
     layers, layer = style_layers_of(net, style_layers, content_layer)
-    content_img = load_image(content_image, size)
-    image_size(tuple(content_img.shape[-2:]), "content image size")
-    style_img = load_image(style_image, style_size or size)
-    image_size(tuple(style_img.shape[-2:]), "style image size")
+    content_img = load_image(content_image, size, "the content image")
+    style_img = load_image(style_image, style_size or size, "the style image")
+    h, w = content_img.shape[-2:]
+    check_fits(net, lambda: make_param(param, h, w), resolve_device(device))
     start = _start(param, init, content_img, seed)
     s_targets = style_targets(net, style_img, layers)
     c_target = content_target(net, content_img, layer)

@@ -249,6 +249,7 @@ def texture_style(
     model: Model | str = DEFAULT_MODEL,
     *,
     style_layers: Sequence[str] | None = None,
+    style_weights: Mapping[str, float] | None = None,
     content_layer: str | None = None,
     content_weight: float | None = None,
     moving_average: float | None = MOVING_AVERAGE,
@@ -278,7 +279,8 @@ def texture_style(
     feature distance to the content views on `content_layer`. With `moving_average` (default
     0.95) the style loss uses moving averages of the Gram matrices over recent views (forward
     value the average, gradient to the current view), so no single view has to carry all of the
-    style; None gives the plain per-view loss. Layers default to the model's
+    style; None gives the plain per-view loss. `style_weights` weigh the style layers (default 1).
+    Layers default to the model's
     (diffparam.recipes.style); `lr` to `STYLE_LR`.
 
     The content texture is the mesh's own; a mesh without one gets a plain grey texture, which
@@ -307,7 +309,7 @@ def texture_style(
                            volume_size=style_volume(texture_size) if volume_size is None else volume_size)
     net.to("cpu")
     targets = style_targets(net, style_img, layers)
-    obj = style(targets, moving_average=moving_average)
+    obj = style(targets, style_weights, moving_average=moving_average)
     if reference is not None:
         obj = _first_half(obj) + paired_content(layer, content_weight)
     result = render(net, obj, param=param, steps=steps, lr=STYLE_LR if lr is None else lr, seed=seed,

@@ -6,8 +6,10 @@ UVs follow the OpenGL/trimesh convention: (0, 0) is the texture's bottom-left co
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import os
 from dataclasses import dataclass, replace
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import numpy as np
@@ -78,8 +80,11 @@ ATLAS_RESOLUTION, ATLAS_PADDING = 512, 8
 of the texture, wide enough that bilinear lookups do not mix neighbouring charts at 128² and up."""
 
 
-def unwrap(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """UV-unwrap a mesh with xatlas: (vertices (V',3), faces (F,3), uv (V',2)), vertices split at cuts."""
+UNWRAP_SECONDS = 600.0
+"""Longest an unwrapping may take (xatlas took 47 s for 80k faces on a 2-core CPU)."""
+
+
+def _xatlas(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     import xatlas
 
     atlas = xatlas.Atlas()
@@ -92,6 +97,53 @@ def unwrap(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndar
     return vertices[vmapping], indices.astype(np.int64), uvs.astype(np.float32)
 
 
+def _unwrap_child(vertices: np.ndarray, faces: np.ndarray, conn: Connection) -> None:
+    conn.send(_xatlas(vertices, faces))
+    conn.close()
+
+
+def unwrap(vertices: np.ndarray, faces: np.ndarray, name: str = "mesh",
+           seconds: float = UNWRAP_SECONDS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """UV-unwrap a mesh with xatlas: (vertices (V',3), faces (F,3), uv (V',2)), vertices split at cuts.
+
+    xatlas runs in a child process: on some large meshes it crashes (seen at 82k and 327k faces) or
+    runs for ever, and either becomes a one-line error here instead of taking the program down.
+    """
+    method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+    context = mp.get_context(method)
+    receive, send = context.Pipe(duplex=False)
+    child = context.Process(target=_unwrap_child, args=(vertices, faces, send), daemon=True)
+    child.start()
+    send.close()
+    try:
+        if not receive.poll(seconds):
+            raise UserError(f"unwrapping mesh {name} ({len(faces)} faces) took over {seconds:.0f} s: give it "
+                            "UVs (unwrap it in a 3D tool such as Blender) or simplify it")
+        return receive.recv()
+    except EOFError:
+        child.join()
+        raise UserError(f"xatlas failed (exit {child.exitcode}) unwrapping mesh {name} ({len(faces)} faces): "
+                        "give it UVs (unwrap it in a 3D tool such as Blender) or simplify it") from None
+    finally:
+        if child.is_alive():
+            child.kill()
+        child.join()
+        receive.close()
+
+
+def check_geometry(vertices: np.ndarray, faces: np.ndarray, name: str) -> None:
+    """Raise a UserError for geometry nothing can be made of: positions that are not finite, faces
+    that index missing vertices, or no triangle with an area."""
+    if not np.isfinite(vertices).all():
+        raise UserError(f"mesh {name} has vertex positions that are not finite numbers (NaN or infinity)")
+    if faces.min(initial=0) < 0 or faces.max(initial=0) >= len(vertices):
+        raise UserError(f"mesh {name} has faces that index vertices outside 0..{len(vertices) - 1}")
+    corners = vertices[faces].astype(np.float64)
+    areas = np.linalg.norm(np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]), axis=1)
+    if not (areas > 0).any():
+        raise UserError(f"mesh {name} is degenerate: none of its {len(faces)} triangles has an area")
+
+
 def from_arrays(vertices: np.ndarray | Tensor, faces: np.ndarray | Tensor,
                 uv: np.ndarray | Tensor | None = None, texture: Tensor | None = None,
                 name: str = "mesh", normalize: bool = True) -> Mesh:
@@ -101,8 +153,9 @@ def from_arrays(vertices: np.ndarray | Tensor, faces: np.ndarray | Tensor,
     if v.ndim != 2 or v.shape[1] != 3 or f.ndim != 2 or f.shape[1] != 3 or len(f) == 0:
         raise UserError(f"mesh {name} needs (V,3) vertices and a non-empty (F,3) face array, got "
                         f"{v.shape} and {f.shape}")
+    check_geometry(v, f, name)
     if uv is None:
-        v, f, uv = unwrap(v, f)
+        v, f, uv = unwrap(v, f, name)
     mesh = Mesh(torch.from_numpy(v), torch.from_numpy(f),
                 torch.as_tensor(np.asarray(uv, dtype=np.float32)), texture, name)
     return mesh.normalized() if normalize else mesh
@@ -130,14 +183,21 @@ def load_mesh(path: str | os.PathLike, normalize: bool = True) -> Mesh:
     import trimesh
 
     p = Path(path)
+    if p.is_dir():
+        raise UserError(f"cannot read mesh {p}: it is a folder")
     if not p.is_file():
         raise UserError(f"mesh file not found: {p}")
+    if p.stat().st_size == 0:
+        raise UserError(f"cannot read mesh {p}: the file is empty")
     if p.suffix.lower() not in MESH_SUFFIXES:
         raise UserError(f"cannot read mesh {p}: unknown type {p.suffix!r} (use {', '.join(MESH_SUFFIXES)})")
     try:
         loaded = trimesh.load(p, force="mesh", process=False)
-    except Exception as exc:  # trimesh raises many kinds of errors on damaged files
-        raise UserError(f"cannot read mesh {p}: {first_line(exc)}") from exc
+    except PermissionError as exc:
+        raise UserError(f"cannot read mesh {p}: permission denied") from exc
+    except Exception as exc:  # trimesh raises many kinds of errors on damaged or empty files
+        raise UserError(f"cannot read mesh {p}: not a readable {p.suffix[1:].upper()} file "
+                        f"({type(exc).__name__}: {first_line(exc)})") from exc
     if not isinstance(loaded, trimesh.Trimesh) or len(loaded.faces) == 0:
         raise UserError(f"cannot read mesh {p}: it holds no triangles")
     uv = getattr(loaded.visual, "uv", None)
