@@ -368,6 +368,9 @@ def main() -> None:
     p.add_argument("--timeout", type=float, default=180.0, help="seconds a bad-input case may take")
     p.add_argument("--only", default="cases,signals,atlas,disk,mesh")
     args = p.parse_args()
+    # Started in the background (`&`, nohup) this process ignores SIGINT, and so would every command
+    # it starts: Ctrl-C must be live again for the SIGINT case to test anything.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     only = set(args.only.split(","))
     results = []
     if "cases" in only:

@@ -6,6 +6,8 @@ import pytest
 import torch
 
 from diffparam import memory
+from diffparam.cli import main
+from diffparam.cli import render as cli_render
 from diffparam.errors import UserError
 from diffparam.models.base import Model
 from diffparam.param import CPPN, FourierImage
@@ -41,3 +43,22 @@ def test_check_fits_refuses_what_cannot_fit(tiny: Model, monkeypatch) -> None:
     monkeypatch.setattr(memory, "available", lambda device: None)  # unknown: no refusal
     monkeypatch.delenv("DIFFPARAM_NO_MEMORY_CHECK")
     memory.check_fits(tiny, lambda: FourierImage(256, batch=4096), cpu)
+
+
+@pytest.mark.parametrize("error", [
+    torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB\nSee the documentation"),
+    RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory: 9 GB"),
+])
+def test_running_out_of_memory_is_one_line_and_writes_nothing(error, tmp_path, monkeypatch, capsys) -> None:
+    def fail(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(cli_render, "render", fail)
+    (tmp_path / "o.png").write_bytes(b"kept")
+    status = main(["render", "blocks.2:3", "--size", "32", "--steps", "2", "--device", "cpu", "--quiet",
+                   "--out", str(tmp_path / "o.png")])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(lines) == 1
+    assert lines[0].startswith("diffparam: error: out of memory (")
+    assert lines[0].endswith("lower --batch or --size")
+    assert [p.name for p in tmp_path.iterdir()] == ["o.png"] and (tmp_path / "o.png").read_bytes() == b"kept"
