@@ -6,6 +6,7 @@ UVs follow the OpenGL/trimesh convention: (0, 0) is the texture's bottom-left co
 
 from __future__ import annotations
 
+import faulthandler
 import multiprocessing as mp
 import os
 from dataclasses import dataclass, replace
@@ -98,6 +99,7 @@ def _xatlas(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.nda
 
 
 def _unwrap_child(vertices: np.ndarray, faces: np.ndarray, conn: Connection) -> None:
+    faulthandler.disable()  # a crash here is the parent's one-line error, not a stack dump
     conn.send(_xatlas(vertices, faces))
     conn.close()
 
