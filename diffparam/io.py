@@ -18,11 +18,16 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
-from diffparam.checks import real, shape
+from diffparam.checks import IMAGE_SIZES, real, shape
 from diffparam.errors import UserError, first_line
 
 SAMPLE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "camera")
 """scikit-image's sample photos used as the 'natural images' reference."""
+
+REFERENCE_PHOTOS = (*SAMPLE_PHOTOS, "hubble_deep_field", "immunohistochemistry", "retina", "brick", "grass",
+                    "gravel", "coins", "moon", "clock")
+"""Every natural photo scikit-image ships with its wheel (none is downloaded): the default reference
+set of `reference_photos`."""
 
 
 def temp_beside(path: str | os.PathLike) -> Path:
@@ -189,6 +194,28 @@ def read_image(path: str | os.PathLike, size: int | tuple[int, int] | None = Non
     return img if size is None else resize(img, size)
 
 
+ImageSource = str | os.PathLike | Tensor
+"""An image file's path, or an image tensor (3,H,W) or (1,3,H,W) in [0,1]."""
+
+
+def load_image(source: ImageSource, size: int | tuple[int, int], what: str = "the image") -> Tensor:
+    """A (1,3,H,W) image in [0,1] from a file or a tensor, resized (an int sets the shorter side);
+    refused when the resized image would leave 16..4096 px a side (a very elongated one)."""
+    if isinstance(source, Tensor):
+        img = source.unsqueeze(0) if source.dim() == 3 else source
+        img = shape(what, img, "1,3,H,W").float().clamp(0, 1)
+    else:
+        img = read_image(source)
+    h, w = img.shape[-2:]
+    th, tw = resized_shape(h, w, size)
+    low, high = IMAGE_SIZES
+    if not (low <= th <= high and low <= tw <= high):
+        raise UserError(f"{what} is {w}x{h} px: resized to a shorter side of {size} px it would be "
+                        f"{tw}x{th}, outside {low}..{high} px a side; use a less elongated image or "
+                        "another `size`")
+    return resize(img, (th, tw))
+
+
 def _rgb_pixels(im: Image.Image) -> np.ndarray:
     """(H,W,3) float32 in [0,1] from any Pillow image: integer modes by their bit depth, float by
     their range, alpha composited over white."""
@@ -229,18 +256,51 @@ def center_crop(img: Tensor, size: int) -> Tensor:
     return img[..., top:top + size, left:left + size]
 
 
-def sample_photos(size: int = 224, names: tuple[str, ...] = SAMPLE_PHOTOS) -> Tensor:
-    """scikit-image's sample photos, shorter side resized to `size` and centre-cropped: (N,3,S,S)."""
+def _skimage_photo(name: str) -> Tensor:
+    """One of scikit-image's bundled photos as (1,3,H,W) in [0,1] (grey ones repeated to RGB)."""
     from skimage import data
 
-    out = []
-    for name in names:
-        arr = np.asarray(getattr(data, name)(), dtype=np.float32) / 255.0
-        if arr.ndim == 2:
-            arr = np.repeat(arr[..., None], 3, axis=2)
-        img = torch.from_numpy(arr[..., :3]).permute(2, 0, 1).unsqueeze(0).contiguous()
-        out.append(center_crop(resize(img, size), size))
-    return torch.cat(out)
+    arr = np.asarray(getattr(data, name)(), dtype=np.float32) / 255.0
+    if arr.ndim == 2:
+        arr = np.repeat(arr[..., None], 3, axis=2)
+    return torch.from_numpy(arr[..., :3]).permute(2, 0, 1).unsqueeze(0).contiguous()
+
+
+def sample_photos(size: int = 224, names: tuple[str, ...] = SAMPLE_PHOTOS) -> Tensor:
+    """scikit-image's sample photos, shorter side resized to `size` and centre-cropped: (N,3,S,S)."""
+    return torch.cat([center_crop(resize(_skimage_photo(name), size), size) for name in names])
+
+
+PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+"""The files a folder of photos is read for."""
+
+LARGEST_PHOTO_SIDE = 1024
+"""Photos read as a reference are scaled down to this shorter side (they stand for statistics)."""
+
+
+def photo_files(folder: str | os.PathLike) -> list[Path]:
+    """The photos in `folder` (by suffix, `PHOTO_SUFFIXES`), checked: a folder that holds some."""
+    where = Path(folder)
+    if not where.is_dir():
+        raise UserError(f"photo folder {where} {'is a file' if where.exists() else 'not found'}: give a "
+                        "folder of .png or .jpg photos")
+    files = sorted(p for p in where.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES and p.is_file())
+    if not files:
+        raise UserError(f"photo folder {where} holds no photos ({', '.join(PHOTO_SUFFIXES)})")
+    return files
+
+
+def reference_photos(folder: str | os.PathLike | None = None) -> list[Tensor]:
+    """Natural photos that stand for 'natural images' where a reference is needed (MACO's spectrum,
+    the sanity score, plausibility), each (1,3,H,W) in [0,1] at its own size: scikit-image's
+    `REFERENCE_PHOTOS`, or every image in `folder` (shorter side at most `LARGEST_PHOTO_SIDE`)."""
+    if folder is None:
+        return [_skimage_photo(name) for name in REFERENCE_PHOTOS]
+    photos = []
+    for path in photo_files(folder):
+        img = read_image(path)
+        photos.append(resize(img, LARGEST_PHOTO_SIDE) if min(img.shape[-2:]) > LARGEST_PHOTO_SIDE else img)
+    return photos
 
 
 ANIMATION_SUFFIXES = (".gif", ".mp4")

@@ -90,4 +90,4 @@ def test_cli_parameterization_choices_come_from_the_registry(monkeypatch) -> Non
     monkeypatch.setitem(KINDS, "noise", new)
     assert "noise" in _param_choices("render") and "noise" in _param_choices("interpolate")
     sub = next(a for a in build_parser()._actions if a.dest == "command").choices["render"]
-    assert "a kind added in one line" in sub.format_help()
+    assert "a kind added in one line" in " ".join(sub.format_help().split())  # however it wraps

@@ -262,7 +262,7 @@ def test_make_param():
         rgba = make_param(kind, 12, 10, batch=2, generator=gen(0), alpha=True)
         assert rgba().shape == (2, 4, 12, 10) and rgba.default_lr == cls.default_lr
     assert make_param("pixel", 5)().shape == (1, 3, 5, 5)
-    with pytest.raises(UserError, match="unknown `param` 'wavelet'; choose one of: fourier, pixel, cppn"):
+    with pytest.raises(UserError, match="unknown `param` 'wavelet'; choose one of: fourier, pixel, maco"):
         make_param("wavelet", 8)
     image = torch.rand(1, 3, 6, 5, generator=gen(2))
     assert (make_param("fourier", 0, image=image)() - image).abs().max() < 1e-3
@@ -273,10 +273,11 @@ def test_make_param():
 
 def test_kind_registry_reads_capabilities_off_the_classes():
     """What each kind can do, stated independently of the registry's code."""
-    assert list(KINDS) == ["fourier", "pixel", "cppn"]
-    assert kinds(composable=True) == ["fourier", "pixel"] == kinds(from_image=True)
+    assert list(KINDS) == ["fourier", "pixel", "maco", "cppn"]
+    assert kinds(composable=True) == ["fourier", "pixel", "maco"]
+    assert kinds(from_image=True) == ["fourier", "pixel"]
     assert kinds(composable=False) == ["cppn"]
-    assert [KINDS[k].default_lr for k in KINDS] == [0.05, 0.05, 0.005]
+    assert [KINDS[k].default_lr for k in KINDS] == [0.05, 0.05, 0.05, 0.005]
     frames = make_param("pixel", 8, batch=3)
     SharedImage(frames, make_param(kinds(composable=True)[0], 4))  # composable kinds compose
     with pytest.raises(UserError, match="CPPN has no logits"):

@@ -87,7 +87,7 @@ def test_nan_loss_stops_with_last_finite_image(tiny: Model) -> None:
         (dict(lr=float("nan")), "`lr` must be a finite number > 0, got nan"),
         (dict(batch=0), "`batch` must be a whole number >= 1, got 0"),
         (dict(precision="fp8"), "unknown `precision` 'fp8'; choose one of: fp32, bf16"),
-        (dict(param="voxel"), "unknown `param` 'voxel'; choose one of: fourier, pixel, cppn"),
+        (dict(param="voxel"), "unknown `param` 'voxel'; choose one of: fourier, pixel, maco, cppn"),
         (dict(device="tpu"), "unknown `device` 'tpu': use auto, cpu or cuda"),
         (dict(transforms="wobbly"), "unknown transforms"),
         (dict(compile=3), "`compile` must be True, False or a torch.compile backend name"),
@@ -219,9 +219,9 @@ def test_rgba_image_is_composited_over_fresh_backgrounds(tiny: Model) -> None:
 
 
 class _SharedBackground(Parameterization):
-    """Two RGBA images: the second is the first, so with background_copies 2 they must come out equal."""
+    """Two RGBA images: the second is the first, so with copies 2 they must come out equal."""
 
-    background_copies = 2
+    copies = 2
 
     def __init__(self) -> None:
         super().__init__(16, 16, 2, 4)
@@ -240,6 +240,21 @@ def test_images_in_copies_share_their_backgrounds(tiny: Model) -> None:
     seen.append(x)
     assert x.shape == (2, 3, 16, 16) and torch.equal(x[0], x[1])
     assert [type(s).__name__ for s in pipeline.stages] == ["Composite"]
+
+
+def test_images_in_copies_move_alike_under_the_transforms(tiny: Model) -> None:
+    """An RGB pair in copies 2 gets one transform draw; a plain batch of the same images gets two."""
+    from diffparam import transforms as T
+
+    pair = _SharedBackground()
+    image = torch.rand(1, 3, 20, 20, generator=torch.Generator().manual_seed(2))
+    x = torch.cat([image, image])
+    stack = T.standard()
+    shared = stages_for(pair, stack, None, None)[0](x, torch.Generator().manual_seed(0))
+    plain = make_param("pixel", 20, batch=2)
+    apart = stages_for(plain, stack, None, None)[0](x, torch.Generator().manual_seed(0))
+    assert shared.shape == apart.shape == (2, 3, 32, 32)
+    assert torch.equal(shared[0], shared[1]) and not torch.equal(apart[0], apart[1])
 
 
 def test_the_pipeline_runs_its_stages_in_order(tiny: Model) -> None:

@@ -16,13 +16,13 @@ from PIL import Image
 from diffparam.cli import main
 from diffparam.errors import UserError
 from diffparam.evaluate import unit_ratio
+from diffparam.io import load_image
 from diffparam.models.base import Model
 from diffparam.objectives import style_targets
 from diffparam.param import FourierImage
 from diffparam.param.surface import SolidField
 from diffparam.param.texture import TextureImage
 from diffparam.pipeline import stages_for
-from diffparam.recipes.style import load_image
 from diffparam.recipes.texture import (
     STYLE_VIEWS,
     held_out_views,
@@ -111,7 +111,7 @@ def test_reference_views_share_cameras_and_backgrounds(knot: Mesh) -> None:
     black = torch.zeros(3, 8, 8)
     param = TextureImage(knot, 32, 32, views=2, reference=black, generator=torch.Generator().manual_seed(0))
     rgba = param()
-    assert rgba.shape == (4, 4, 32, 32) == param.shape and param.background_copies == 2
+    assert rgba.shape == (4, 4, 32, 32) == param.shape and param.copies == 2
     assert torch.equal(rgba[:2, 3], rgba[2:, 3])  # the same cameras
     (composite,) = stages_for(param, None, "noise", None)  # what render does with it
     views = composite(rgba, torch.Generator().manual_seed(0))

@@ -37,7 +37,7 @@ def test_rgba_parameterizations_and_checkerboard() -> None:
     assert isinstance(make_param("pixel", 8, generator=gen, alpha=True), RGBAImage)
     cppn = make_param("cppn", 8, 6, batch=2, generator=gen, alpha=True)
     assert isinstance(cppn, CPPN) and cppn().shape == (2, 4, 8, 6)
-    with pytest.raises(UserError, match="choose one of: fourier, pixel, cppn"):
+    with pytest.raises(UserError, match="choose one of: fourier, pixel, maco, cppn"):
         make_param("voxel", 8, alpha=True)
     board = checkerboard(4, 6, square=2)
     assert board.shape == (1, 3, 4, 6) and board[0, 0, 0, 0] != board[0, 0, 0, 2]

@@ -1,6 +1,6 @@
 """Image parameterizations: modules whose forward() is an image batch (B, C, H, W) in [0, 1].
 
-The kinds that can be built from a size alone ("fourier", "pixel", "cppn") are registered in
+The kinds that can be built from a size alone ("fourier", "pixel", "maco", "cppn") are registered in
 `diffparam.param.kinds`; `make_param(param, height, ...)` builds one by its name.
 """
 
@@ -12,6 +12,7 @@ from diffparam.param.color import decorrelate_colors
 from diffparam.param.cppn import CPPN
 from diffparam.param.fourier import FourierImage
 from diffparam.param.kinds import KINDS, Kind, kinds, make_param
+from diffparam.param.maco import MacoImage, natural_spectrum
 from diffparam.param.pixel import PixelImage
 from diffparam.param.rgba import RGBAImage
 from diffparam.param.shared import SharedImage
@@ -23,6 +24,7 @@ __all__ = [
     "KINDS",
     "FourierImage",
     "Kind",
+    "MacoImage",
     "Parameterization",
     "PixelImage",
     "RGBAImage",
@@ -32,6 +34,7 @@ __all__ = [
     "decorrelate_colors",
     "kinds",
     "make_param",
+    "natural_spectrum",
 ]
 
 __getattr__ = module_getattr(__name__, {

@@ -8,7 +8,9 @@ says. A new kind is one `Kind(...)` line here, and every command offers it where
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -19,6 +21,7 @@ from diffparam.errors import UserError
 from diffparam.param.base import Parameterization
 from diffparam.param.cppn import CPPN
 from diffparam.param.fourier import FourierImage
+from diffparam.param.maco import MacoImage
 from diffparam.param.pixel import PixelImage
 from diffparam.param.rgba import RGBAImage
 
@@ -53,6 +56,7 @@ class Kind:
 KINDS: dict[str, Kind] = {kind.name: kind for kind in (
     Kind("fourier", FourierImage, "a 1/f-scaled Fourier spectrum with decorrelated colour (the default)"),
     Kind("pixel", PixelImage, "every pixel a free parameter"),
+    Kind("maco", MacoImage, "MACO: only the Fourier phase is optimised, the magnitude is natural photos'"),
     Kind("cppn", CPPN, "a CPPN: a network from pixel coordinates to colour, renders at any size",
          alpha_channel=True),
 )}
@@ -76,6 +80,18 @@ def help_text(among: list[str] | None = None) -> str:
     return "; ".join(f"{name}: {KINDS[name].help}" for name in (among or list(KINDS)))
 
 
+_MADE_HERE = ("height", "width", "batch", "channels", "generator", "img")
+"""Arguments `make_param` gives a class itself: not settings a caller may pass."""
+
+
+def _check_settings(param: str, target: Any, options: dict[str, Any]) -> None:
+    takes = set(inspect.signature(target).parameters) - set(_MADE_HERE)
+    for name in options:
+        if name not in takes:
+            raise UserError(f"`{name}` is not a setting of the {param} param; it takes "
+                            f"{', '.join(sorted(takes)) or 'none'}")
+
+
 @deprecation.renames(kind="param")
 def make_param(
     param: str,
@@ -86,8 +102,10 @@ def make_param(
     *,
     alpha: bool = False,
     image: Tensor | None = None,
+    **options: Any,
 ) -> Parameterization:
-    """A parameterization of kind `param` with its default settings: `batch` images of height x width.
+    """A parameterization of kind `param`: `batch` images of height x width, with its default settings
+    but for `options` (keyword arguments of its class, `spectrum_from` of "maco", say).
 
     `alpha` adds an opacity channel (RGBA); `image` (B,C,H,W) in [0,1] starts from that image
     instead of noise (kinds with `from_image`; size, batch and device then come from the image, and
@@ -100,14 +118,16 @@ def make_param(
         if not found.from_image:
             raise UserError(f"a {param} parameterization cannot start from an image; use one of: "
                             f"{', '.join(kinds(from_image=True))}")
-        return found.cls.from_image(image)  # type: ignore[attr-defined]
+        _check_settings(param, found.cls.from_image, options)  # type: ignore[attr-defined]
+        return found.cls.from_image(image, **options)  # type: ignore[attr-defined]
+    _check_settings(param, found.cls, options)
     positive_int("batch", batch)
     if not alpha:
-        return found.cls(height, width, batch=batch, generator=generator)
+        return found.cls(height, width, batch=batch, generator=generator, **options)
     if found.alpha_channel:
-        return found.cls(height, width, batch=batch, channels=4, generator=generator)
-    color = found.cls(height, width, batch=batch, channels=3, generator=generator)
-    return RGBAImage(color, found.cls(height, width, batch=batch, channels=1, generator=generator))
+        return found.cls(height, width, batch=batch, channels=4, generator=generator, **options)
+    color = found.cls(height, width, batch=batch, channels=3, generator=generator, **options)
+    return RGBAImage(color, found.cls(height, width, batch=batch, channels=1, generator=generator, **options))
 
 
 _RGBA_KINDS = tuple(KINDS)

@@ -7,7 +7,6 @@ high-frequency (checkerboard) artefacts. `high_frequency_share` measures those a
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -16,10 +15,10 @@ from torch import Tensor
 
 from diffparam import deprecation
 from diffparam import transforms as T
-from diffparam.checks import IMAGE_SIZES, choice, image_size, non_negative_float, shape
+from diffparam.checks import choice, image_size, non_negative_float
 from diffparam.errors import UserError
 from diffparam.evaluate import objective_values
-from diffparam.io import read_image, resize, resized_shape
+from diffparam.io import ImageSource, load_image
 from diffparam.memory import check_fits
 from diffparam.models.base import Model
 from diffparam.models.registry import DEFAULT_MODEL, load_model
@@ -46,9 +45,6 @@ SHIFT = 4
 INITS = ("content", "noise")
 HIGH_FREQUENCY = 0.25
 """Frequencies above this many cycles per pixel (half of Nyquist) count as 'high'."""
-
-ImageSource = str | os.PathLike | Tensor
-
 
 def default_layers(model: Model) -> tuple[tuple[str, ...], str]:
     """The style layers and the content layer for a model we know, else a UserError saying what to do."""
@@ -112,24 +108,6 @@ def swirl_pattern(size: int = 256, seed: int = 0) -> Tensor:
     light = mix * np.array([0.95, 0.8, 0.2]) + (1 - mix) * np.array([0.98, 0.95, 0.85])
     img = dark * (1 - stripes) + light * stripes
     return torch.from_numpy(img.astype(np.float32)).permute(2, 0, 1).unsqueeze(0).contiguous()
-
-
-def load_image(source: ImageSource, size: int | tuple[int, int], what: str = "the image") -> Tensor:
-    """A (1,3,H,W) image in [0,1] from a file or a tensor, resized (an int sets the shorter side);
-    refused when the resized image would leave 16..4096 px a side (a very elongated one)."""
-    if isinstance(source, Tensor):
-        img = source.unsqueeze(0) if source.dim() == 3 else source
-        img = shape(what, img, "1,3,H,W").float().clamp(0, 1)
-    else:
-        img = read_image(source)
-    h, w = img.shape[-2:]
-    th, tw = resized_shape(h, w, size)
-    low, high = IMAGE_SIZES
-    if not (low <= th <= high and low <= tw <= high):
-        raise UserError(f"{what} is {w}x{h} px: resized to a shorter side of {size} px it would be "
-                        f"{tw}x{th}, outside {low}..{high} px a side; use a less elongated image or "
-                        "another `size`")
-    return resize(img, (th, tw))
 
 
 def random_shift(shift: int = SHIFT) -> T.Transform | None:

@@ -16,12 +16,12 @@ from diffparam.backgrounds import composite
 from diffparam.checks import choice, non_negative_float, non_negative_int
 from diffparam.errors import UserError
 from diffparam.evaluate import objective_values
-from diffparam.io import ANIMATION_SUFFIXES, AnimationWriter, check_writable
+from diffparam.io import ANIMATION_SUFFIXES, AnimationWriter, check_writable, load_image
 from diffparam.models.base import Model
 from diffparam.models.registry import DEFAULT_MODEL, load_model
-from diffparam.objectives import Activations, Objective, gram, resolve, style, style_targets
+from diffparam.objectives import Activations, Objective, first_half, gram, resolve, style, style_targets
 from diffparam.param.texture import TextureImage
-from diffparam.recipes.style import load_image, style_layers_of
+from diffparam.recipes.style import style_layers_of
 from diffparam.render import render, resolve_device
 from diffparam.result import Result
 from diffparam.three_d.cameras import Cameras, ViewSampler, turntable
@@ -204,17 +204,6 @@ def texture_feature(
     return _finish(result, param, old, device)
 
 
-def _first_half(objective: Objective) -> Objective:
-    """`objective` on the first half of the batch only (the optimised views; 0 for the rest)."""
-
-    def fn(acts: Activations) -> Tensor:
-        half = acts.batch // 2
-        values = objective(Activations({k: v[:half] for k, v in acts.items()}, acts.model))
-        return torch.cat([values, values.new_zeros(acts.batch - half)])
-
-    return Objective(fn, objective.layers, objective.name, objective.checks, objective.graph_safe)
-
-
 def paired_content(layer: str, weight: float = CONTENT_WEIGHT) -> Objective:
     """Minus `weight` · mean (A − R)² / mean R² on `layer`, where image i of the first half (A) is
     compared with image i of the second half (R, its reference view, held fixed)."""
@@ -311,7 +300,7 @@ def texture_style(
     targets = style_targets(net, style_img, layers)
     obj = style(targets, style_weights, moving_average=moving_average)
     if reference is not None:
-        obj = _first_half(obj) + paired_content(layer, content_weight)
+        obj = first_half(obj) + paired_content(layer, content_weight)
     result = render(net, obj, param=param, steps=steps, lr=STYLE_LR if lr is None else lr, seed=seed,
                     device=device, progress=progress, transforms=None, background=background)
     return _finish(result, param, old, device)
