@@ -62,12 +62,25 @@ class Composite(Stage):
 
 @dataclass
 class Transforms(Stage):
-    """The random transforms (a `diffparam.transforms` callable), drawing from the step's generator."""
+    """The random transforms (a `diffparam.transforms` callable), drawing from the step's generator.
+
+    `copies` > 1: image i and image i + B/copies are moved alike (the transforms see them as one
+    image with copies x C channels; every transform treats channels alike).
+    """
 
     transform: Callable[[Tensor, torch.Generator | None], Tensor]
+    copies: int = 1
 
     def __call__(self, x: Tensor, generator: torch.Generator | None) -> Tensor:
-        return self.transform(x, generator)
+        if self.copies == 1:
+            return self.transform(x, generator)
+        b, c, h, w = x.shape
+        k = self.copies
+        if b % k:
+            raise UserError(f"a batch of {b} cannot be transformed in {k} copies")
+        stacked = x.reshape(k, b // k, c, h, w).transpose(0, 1).reshape(b // k, k * c, h, w)
+        out = self.transform(stacked, generator)
+        return out.reshape(b // k, k, c, *out.shape[-2:]).transpose(0, 1).reshape(b, c, *out.shape[-2:])
 
 
 @dataclass
@@ -99,10 +112,10 @@ def stages_for(param: Parameterization, transforms: str | Callable | Iterable[Ca
     stages: list[Stage] = []
     bg = background_from(background)
     if bg is not None and param.channels == 4:
-        stages.append(Composite(bg, param.background_copies))
+        stages.append(Composite(bg, param.copies))
     transform = transform_from(transforms)
     if transform is not None:
-        stages.append(Transforms(transform))
+        stages.append(Transforms(transform, param.copies))
     if input_size is not None:
         stages.append(Resize(positive_int("input_size", input_size)))
     return stages

@@ -9,6 +9,7 @@ render's device, and leaves it there).
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 import warnings
@@ -23,6 +24,7 @@ from diffparam import deprecation
 from diffparam.backgrounds import Background
 from diffparam.checks import MAX_SEED, MAX_STEPS, choice, image_size, int_in, positive_float, positive_int
 from diffparam.errors import NonFiniteLossError, SaturatedError, UserError, first_line
+from diffparam.evaluate.trust import report as judge
 from diffparam.memory import check_fits
 from diffparam.models.base import Model
 from diffparam.models.registry import load_model
@@ -198,6 +200,8 @@ def render(
     background: str | Background | None = "noise",
     compile: bool | str = False,
     checkpoint: bool = False,
+    report: bool | Sequence[Objective] = False,
+    photos: str | os.PathLike | None = None,
 ) -> Result:
     """Optimise `param` to maximise `objective`; return the images, loss per step and timing.
 
@@ -221,6 +225,10 @@ def render(
     the first steps then pay for compilation (kept on the Model for later renders). `checkpoint`
     recomputes those blocks' inner activations in backward: about half the memory per image, a
     fifth to a quarter more time.
+
+    `report` judges the images against natural photos (scikit-image's, or the folder `photos`) into
+    `Result.metrics["report"]` (`diffparam.evaluate.trust.report`): True uses the render's
+    objective for every image (right when all images share it), or give one objective per image.
 
     The model, and a parameterization given as an object, are moved to the render's device and stay
     there; everything else about the model (memory format, forward methods, hooks, training mode,
@@ -264,8 +272,11 @@ def render(
         stack.enter_context(net.frozen())
         stack.enter_context(net.memory_format(pipeline.channels_last))
         stack.enter_context(net.accelerated(obj.layers, compile=backend, checkpoint=checkpoint))
-        return _run(stepper, obj.name, steps, set(thresholds), callback, progress, use_graph,
-                    relu_redirect_steps, check_every=16 if on_cuda else 1)
+        result = _run(stepper, obj.name, steps, set(thresholds), callback, progress, use_graph,
+                      relu_redirect_steps, check_every=16 if on_cuda else 1)
+    if report is not False:
+        result.metrics["report"] = judge(net, result.images, obj if report is True else report, photos)
+    return result
 
 
 def _run(stepper: _Stepper, name: str, steps: int, marks: set[int], callback: Callback | None,

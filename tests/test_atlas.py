@@ -29,7 +29,7 @@ from diffparam.atlas import (
 from diffparam.atlas.distributed import cpu_threads
 from diffparam.cli import main
 from diffparam.errors import UserError
-from diffparam.evaluate import objective_values, photo_reference
+from diffparam.evaluate import objective_values, photo_reference, plausibility_distance, sanity
 from diffparam.io import read_image
 from diffparam.models.base import Model
 from diffparam.objectives import channel
@@ -101,7 +101,7 @@ def test_units_objective_is_each_images_own_channel(tiny) -> None:
 def test_atlas_beats_photos_and_records_what_it_measured(lite0, tmp_path) -> None:
     out = tmp_path / "atlas"
     result = atlas(lite0, "blocks.1", out, size=48, steps=48, batch=32, device="cpu",
-                   circuits=False, page=False, progress=False)
+                   circuits=False, page=False, progress=False, trust=False)
     manifest = result.manifest
     assert result.files == {"manifest": out / "manifest.json"} and len(result.images) == 0
     assert (result.units, result.rendered, result.world_size) == (24, 24, 1)
@@ -110,7 +110,8 @@ def test_atlas_beats_photos_and_records_what_it_measured(lite0, tmp_path) -> Non
         result.save(tmp_path / "elsewhere")
     assert manifest["model"] == "efficientnet_lite0" and manifest["version"] == 1
     assert manifest["options"] == {"size": 48, "steps": 48, "lr": 0.05, "param": "fourier", "seed": 0,
-                                   "batch": 32, "precision": "fp32", "compile": False}
+                                   "batch": 32, "precision": "fp32", "compile": False,
+                                   "spectrum_from": None, "trust": False, "photos": None}
     assert manifest["layers"] == {"blocks.1": {"channels": 24, "index": 26, "role": "unit"}}
     units = manifest["units"]
     assert sorted(units) == sorted(f"blocks.1:{c}" for c in range(24))
@@ -193,6 +194,31 @@ def test_kill_9_then_resume(tiny, tmp_path) -> None:
     done = [e for e in manifest["units"].values() if e["batch"] < 2]
     assert len(done) == 10 and all(_files(out)[e["image"]] == before[e["image"]] for e in done)
     assert not _hidden(out) and not list((out / ".parts").iterdir()) and len(_pngs(out)) == 24
+
+
+def test_atlas_measures_trust_per_unit(tiny, tmp_path) -> None:
+    manifest = atlas(tiny, "conv1.0,conv2.0", tmp_path, **TINY).manifest
+    assert manifest["units"]["conv1.0:0"]["sanity"] is None  # nothing comes before conv1.0
+    entry = manifest["units"]["conv2.0:3"]
+    image = read_image(tmp_path / entry["image"])
+    checked = sanity(tiny, channel("conv2.0", 3), image)
+    assert entry["sanity"] == pytest.approx(float(checked.scores[0]), abs=0.05)
+    assert entry["sanity_of_photos"] == pytest.approx(checked.held_out, abs=1e-5)
+    distance = float(plausibility_distance(tiny, image)[0])
+    assert entry["plausibility_distance"] == pytest.approx(distance, rel=0.05)
+
+
+def test_an_atlas_from_before_an_option_existed_resumes(tiny, tmp_path) -> None:
+    atlas(tiny, "conv3.0", tmp_path, **TINY)
+    path = tmp_path / "manifest.json"
+    manifest = json.loads(path.read_text())
+    for name in ("spectrum_from", "trust", "photos"):
+        del manifest["options"][name]
+    path.write_text(json.dumps(manifest))
+    options = Options(size=32, steps=4, batch=5)
+    assert prepare(tmp_path, tiny, "conv3.0", options, circuits=False).pending == []
+    with pytest.raises(UserError, match="made with trust True, not False"):
+        atlas(tiny, "conv3.0", tmp_path, **{**TINY, "trust": False})
 
 
 def test_resume_needs_the_same_options(tiny, tmp_path) -> None:

@@ -107,6 +107,15 @@ def test_old_result_attributes() -> None:
         result.colour  # noqa: B018
 
 
+def test_background_copies_is_copies() -> None:
+    param = make_param("pixel", 8, batch=2)
+    with pytest.warns(DeprecationWarning, match="Parameterization.copies"):
+        param.background_copies = 2
+    assert param.copies == 2
+    with pytest.warns(DeprecationWarning, match="Parameterization.copies"):
+        assert param.background_copies == 2
+
+
 def test_to_valid_rgb_still_squashes() -> None:
     from diffparam.param.color import decorrelate_colors, to_valid_rgb
 

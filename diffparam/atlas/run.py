@@ -38,7 +38,8 @@ from diffparam.checks import choice, image_size, positive_float, positive_int
 from diffparam.constant import Constant
 from diffparam.errors import UserError
 from diffparam.evaluate import natural_photos, objective_values
-from diffparam.io import atomic_path, check_writable, save_image
+from diffparam.evaluate.trust import json_number, plausibility_distance, unit_sanity
+from diffparam.io import atomic_path, check_writable, photo_files, save_image
 from diffparam.models.base import Model
 from diffparam.models.registry import load_model
 from diffparam.objectives import Activations, Objective
@@ -68,15 +69,30 @@ class Options:
     precision: str = "fp32"
     compile: bool = False
     """Speed only (see `render`): an atlas may be resumed with it changed."""
+    spectrum_from: str | None = None
+    """With param "maco": the folder whose photos give the spectrum (None: scikit-image's)."""
+    trust: bool = True
+    """Measure each unit's sanity score and plausibility distance (`diffparam.evaluate.trust`)."""
+    photos: str | None = None
+    """The folder of natural photos those numbers are measured against (None: scikit-image's)."""
 
     def resolved(self) -> Options:
-        """Checked, with `lr` replaced by the parameterization's default when None."""
+        """Checked, with `lr` replaced by the parameterization's default when None and the folders
+        made absolute."""
         image_size(self.size)
         positive_int("steps", self.steps)
         positive_int("batch", self.batch)
         choice("precision", self.precision, PRECISIONS)
         lr = kind(self.param).default_lr if self.lr is None else self.lr
-        return replace(self, lr=positive_float("lr", lr))
+        if self.spectrum_from is not None and self.param != "maco":
+            raise UserError(f"`spectrum_from` applies to param maco, not {self.param}")
+        folders = {name: str(Path(folder).resolve()) for name in ("spectrum_from", "photos")
+                   if (folder := getattr(self, name)) is not None and photo_files(folder)}
+        return replace(self, lr=positive_float("lr", lr), **folders)
+
+    def param_settings(self) -> dict[str, Any]:
+        """Settings of `make_param` beyond the kind."""
+        return {} if self.spectrum_from is None else {"spectrum_from": self.spectrum_from}
 
 
 @dataclass
@@ -223,10 +239,10 @@ def _check_same(manifest: dict[str, Any], model: Model, options: Options, out: P
     if manifest.get("model") != model.name:
         raise UserError(f"{out} holds an atlas of model {manifest.get('model')}, not {model.name}: "
                         "use the same `model` or another `out`")
-    before = manifest.get("options", {})
+    before = {**asdict(Options()), **manifest.get("options", {})}  # an option added later: its default
     for name, value in asdict(options).items():
-        if name not in SPEED_ONLY and before.get(name) != value:
-            raise UserError(f"{out} holds an atlas made with {name} {before.get(name)!r}, not "
+        if name not in SPEED_ONLY and before[name] != value:
+            raise UserError(f"{out} holds an atlas made with {name} {before[name]!r}, not "
                             f"{value!r}: resume with the same options or choose another `out`")
 
 
@@ -277,13 +293,28 @@ def render_batch(model: Model, batch: Batch, options: Options, device: str | tor
     """Render one batch: (images (B,C,H,W) on the CPU, each unit's activation on its image, seconds)."""
     seed = batch.seed(options.seed)
     param = make_param(options.param, options.size, batch=len(batch.units),
-                       generator=torch.Generator().manual_seed(seed))
+                       generator=torch.Generator().manual_seed(seed), **options.param_settings())
     objective = units_objective(batch.units)
     result = render(model, objective, param=param, steps=options.steps, lr=options.lr, seed=seed,
                     device=device, progress=False, precision=options.precision, compile=options.compile,
                     callback=callback)
     values = objective_values(model, objective, result.images)
     return result.images, values, result.seconds
+
+
+def batch_trust(model: Model, batch: Batch, images: Tensor, photos: str | None) -> dict[str, dict[str, Any]]:
+    """Per unit of a rendered batch: its sanity score, what the photos that drive it score, and the
+    plausibility distance of its image (`diffparam.evaluate.trust`; None where there is no score)."""
+    distances = plausibility_distance(model, images, photos).tolist()
+    found: dict[str, dict[str, Any]] = {}
+    for layer in dict.fromkeys(u.layer for u in batch.units):
+        which = [i for i, u in enumerate(batch.units) if u.layer == layer]
+        checked = unit_sanity(model, layer, [batch.units[i].channel for i in which], images[which], photos)
+        for i, score in zip(which, checked, strict=True):
+            found[batch.units[i].key] = {"sanity": json_number(score.scores[0]),
+                                         "sanity_of_photos": json_number(score.held_out),
+                                         "plausibility_distance": distances[i]}
+    return found
 
 
 def _render_share(plan: Plan, model: Model, share: list[Batch], device: str, rank: int,
@@ -300,6 +331,7 @@ def _render_share(plan: Plan, model: Model, share: list[Batch], device: str, ran
     parts = plan.out / PARTS
     for batch in share:
         images, values, seconds = render_batch(model, batch, plan.options, device, callback)
+        judged = batch_trust(model, batch, images, plan.options.photos) if plan.options.trust else {}
         entries = {}
         for unit, image, value in zip(batch.units, images, values.tolist(), strict=True):
             save_image(image, plan.out / unit.image)
@@ -307,6 +339,7 @@ def _render_share(plan: Plan, model: Model, share: list[Batch], device: str, ran
                 "layer": unit.layer, "channel": unit.channel, "role": unit.role, "image": unit.image,
                 "seed": batch.seed(plan.options.seed), "batch": batch.index,
                 "activation": value, "photo_activation": float(photos[unit.layer][unit.channel]),
+                **judged.get(unit.key, {}),
                 "seconds": seconds / len(batch.units), "batch_seconds": seconds,
                 "rank": rank, "device": str(device),
             }
@@ -395,6 +428,9 @@ def atlas(
     batch: int = 32,
     precision: str = "fp32",
     compile: bool = False,
+    spectrum_from: str | os.PathLike | None = None,
+    trust: bool = True,
+    photos: str | os.PathLike | None = None,
     device: str = "auto",
     workers: int = 1,
     circuits: bool = True,
@@ -412,14 +448,18 @@ def atlas(
     asked for; `page` writes `out/index.html`. `compile` compiles the model's blocks once for all
     batches (see `render`; worth it on a GPU for big atlases). `callback(step, loss, images)` is
     passed to each batch's `render` (with workers > 1 it must be picklable). `param` names the kind
-    of parameterization (`diffparam.param.KINDS`).
+    of parameterization (`diffparam.param.KINDS`); `spectrum_from` is MACO's photo folder. `trust`
+    adds each unit's sanity score and plausibility distance to the manifest and the page, measured
+    against scikit-image's photos or the folder `photos` (docs/trust.md).
 
     The atlas is written as it renders (`out/manifest.json`, a PNG per unit, `out/index.html`):
     the Result lists those files, holds the manifest in its extras and this run's numbers in its
     metrics (`units` in the atlas, `rendered` by this run, `wall_seconds`, `world_size`).
     """
     started = time.time()
-    options = Options(size, steps, lr, param, seed, batch, precision, compile)
+    options = Options(size, steps, lr, param, seed, batch, precision, compile,
+                      None if spectrum_from is None else str(spectrum_from), bool(trust),
+                      None if photos is None else str(photos))
     folder = Path(out)
     rank, world, local_rank = launched_ranks()
     workers = positive_int("workers", workers)

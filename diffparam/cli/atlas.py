@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from diffparam.cli.common import add_param_option, add_precision_option, add_render_options, model_from_args
+from diffparam.cli.common import (
+    add_param_option,
+    add_photos_option,
+    add_precision_option,
+    add_render_options,
+    model_from_args,
+    param_settings,
+)
 
 
 def _cmd_atlas(args: argparse.Namespace) -> int:
@@ -14,7 +21,8 @@ def _cmd_atlas(args: argparse.Namespace) -> int:
     result = atlas(model_from_args(args), args.layers, args.out, size=args.size, steps=args.steps,
                    lr=args.lr, param=args.param, seed=args.seed, batch=args.batch,
                    precision=args.precision, compile=args.compile, device=args.device,
-                   workers=args.workers, circuits=not args.no_circuits, progress=not args.quiet)
+                   workers=args.workers, circuits=not args.no_circuits, progress=not args.quiet,
+                   trust=not args.no_trust, photos=args.photos, **param_settings(args))
     if not args.quiet:
         print(f"{result.rendered} units rendered in {result.wall_seconds:.1f} s on {result.world_size} "
               f"process(es); {result.units} in {args.out}")
@@ -42,4 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=1, help="CPU processes (with --device cpu)")
     p.add_argument("--no-circuits", action="store_true",
                    help="do not add the previous layer's channels that feed each unit")
+    p.add_argument("--no-trust", action="store_true",
+                   help="do not measure each unit's sanity score and plausibility distance")
+    add_photos_option(p)
     p.set_defaults(func=_cmd_atlas)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 
 from diffparam.deprecation import RELEASE
 from diffparam.errors import UserError
+from diffparam.io import atomic_path, check_writable, photo_files
 from diffparam.models.base import Model
 from diffparam.models.registry import DEFAULT_MODEL, load_model
 from diffparam.param.kinds import KINDS, help_text
@@ -78,10 +80,76 @@ def add_render_options(p: argparse.ArgumentParser, size: int = 224, steps: int =
 
 def add_param_option(p: argparse.ArgumentParser, among: list[str] | None = None,
                      what: str = "image parameterization") -> None:
-    """--param: a kind from the registry (`diffparam.param.KINDS`), `among` those that fit here."""
+    """--param: a kind from the registry (`diffparam.param.KINDS`), `among` those that fit here;
+    with "maco" among them, --spectrum-from too."""
     choices = among if among is not None else list(KINDS)
     p.add_argument("--param", default=choices[0], choices=choices,
                    help=f"{what} ({help_text(choices)})")
+    if "maco" in choices:
+        p.add_argument("--spectrum-from", default=None, metavar="DIR",
+                       help="with --param maco: measure the natural spectrum on the photos in DIR "
+                       "(default: scikit-image's photos)")
+
+
+def param_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings of --param's kind that options gave (`make_param`'s keyword arguments),
+    checked before any work."""
+    folder = getattr(args, "spectrum_from", None)
+    if folder is None:
+        return {}
+    if args.param != "maco":
+        raise UserError(f"--spectrum-from applies to --param maco, not {args.param}")
+    photo_files(folder)
+    return {"spectrum_from": folder}
+
+
+def add_report_options(p: argparse.ArgumentParser) -> None:
+    """--report and --photos: how much to trust the images, judged against natural photos."""
+    p.add_argument("--report", default=None, metavar="FILE.json",
+                   help="write per image: the objective's value, that value against the best natural "
+                   "photo crop, the plausibility distance and the sanity score (docs/trust.md)")
+    add_photos_option(p)
+
+
+def add_photos_option(p: argparse.ArgumentParser) -> None:
+    """--photos: the natural reference of the trust numbers."""
+    p.add_argument("--photos", default=None, metavar="DIR",
+                   help="a folder of your own photos as the natural reference for the trust numbers "
+                   "(default: the photos scikit-image ships)")
+
+
+def check_report_options(args: argparse.Namespace) -> Path | None:
+    """The --report path and the --photos folder, checked before any work; the path or None."""
+    if args.photos is not None:
+        photo_files(args.photos)
+    if args.report is None:
+        return None
+    out = Path(args.report)
+    if out.suffix.lower() != ".json":
+        raise UserError(f"--report must be a .json file, got {out}")
+    return check_writable(out)
+
+
+def write_report(path: Path, rows: list[dict], **about: Any) -> Path:
+    """The report as JSON (atomically): `about` (model, command, …) and one row per image."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps({**about, "images": rows}, indent=1, allow_nan=False) + "\n",
+                       encoding="utf-8")
+    return path
+
+
+def _two(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.2f}"
+
+
+def print_report(rows: list[dict]) -> None:
+    """One line per image: how it compares with natural photos (docs/trust.md says how to read it)."""
+    for row in rows:
+        against = "" if row["vs_photos"] is None else f" = {row['vs_photos']:.2f}x the best photo crop"
+        sanity = (f"sanity {_two(row['sanity_score'])} (photos that drive it: "
+                  f"{_two(row['sanity_of_photos'])})")
+        print(f"image {row['image']} {row['objective']}: {row['value']:.3g}{against}; plausibility distance "
+              f"{row['plausibility_distance']:.2f} (photos ~1); {sanity}")
 
 
 def add_precision_option(p: argparse.ArgumentParser) -> None:

@@ -5,18 +5,28 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import torch
+
 from diffparam.backgrounds import BACKGROUNDS
-from diffparam.checks import image_size, positive_int
+from diffparam.checks import image_size, non_negative_float, positive_int
 from diffparam.cli.common import (
     add_param_option,
     add_precision_option,
     add_render_options,
+    add_report_options,
+    check_report_options,
     model_from_args,
+    param_settings,
     print_paths,
+    print_report,
+    write_report,
 )
 from diffparam.errors import UserError
+from diffparam.evaluate.trust import diversity as trust_diversity
+from diffparam.evaluate.trust import unit_layer
 from diffparam.io import check_image_path, check_writable
-from diffparam.objectives import channel_list, parse
+from diffparam.objectives import channel, channel_list, diversity, parse
+from diffparam.param import make_param
 from diffparam.recipes.transparency import render_transparent
 from diffparam.render import render
 
@@ -31,6 +41,16 @@ def _cmd_render(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if listed and out.suffix.lower() in {".png", ".jpg", ".jpeg"}:
         raise UserError(f"a channel list writes one PNG per channel: give a folder, not {out}")
+    settings = param_settings(args)
+    report_path = check_report_options(args)
+    if args.alpha and report_path:
+        raise UserError("--report judges RGB images: it is not available with --alpha")
+    if non_negative_float("diversity", args.diversity):
+        if listed:
+            raise UserError("--diversity makes the --batch images of one objective differ: not for a "
+                            "channel list")
+        if batch < 2:
+            raise UserError("--diversity needs --batch 2 or more")
     model = model_from_args(args)
     objective = parse(args.objective, model)  # checked before anything touches the disk
     names = [f"{listed[0]}_{c}" for c in listed[1]] if listed else None
@@ -40,15 +60,41 @@ def _cmd_render(args: argparse.Namespace) -> int:
         check_image_path(out, "--out")
     if args.alpha and not listed and out.suffix.lower() != ".png":
         raise UserError(f"--alpha writes an RGBA PNG: give a .png path, not {out}")
+    per_image = [channel(listed[0], c) for c in listed[1]] if listed else [objective] * batch
+    judged = not args.alpha and (report_path is not None or not args.quiet)
+    if args.diversity:
+        layer = unit_layer(model, objective)
+        if layer is None:
+            raise UserError(f"--diversity compares the images at the objective's layer, and "
+                            f"{args.objective} reads none")
+        objective = objective + args.diversity * diversity(layer)
     options = dict(steps=args.steps, lr=args.lr, seed=args.seed, device=args.device,
                    progress=not args.quiet, precision=args.precision, compile=args.compile,
-                   checkpoint=args.checkpoint, size=args.size, batch=batch)
+                   checkpoint=args.checkpoint)
+    param = args.param
+    if settings:  # built here, as render would build it, with the settings
+        h, w = image_size(args.size)
+        param = make_param(args.param, h, w, batch, torch.Generator().manual_seed(args.seed),
+                           alpha=args.alpha, **settings)
+    else:
+        options.update(size=args.size, batch=batch)
     save = dict(names=names) if names else dict(separate=args.separate)
     if args.alpha:
-        result = render_transparent(model, objective, args.param, background=args.background, **options)
+        result = render_transparent(model, objective, param, background=args.background, **options)
     else:
-        result = render(model, objective, args.param, **options)
+        result = render(model, objective, param, report=per_image if judged else False, photos=args.photos,
+                        **options)
     print_paths(result.save(out, **save))
+    if judged:
+        rows = result.metrics["report"]
+        spread = trust_diversity(model, result.images, args.photos) if batch > 1 and not listed else None
+        if report_path is not None:
+            print(write_report(report_path, rows, model=model.name, command="render", param=args.param,
+                               photos=args.photos or "scikit-image", diversity=spread))
+        if not args.quiet:
+            print_report(rows)
+            if spread is not None:
+                print(f"diversity of the batch {spread:.3f} (0 = the same image)")
     return 0
 
 
@@ -72,5 +118,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "step, objective x (1 - mean opacity); writes an RGBA PNG")
     p.add_argument("--background", default="noise", choices=sorted(BACKGROUNDS),
                    help="with --alpha: the random background drawn each step")
+    p.add_argument("--diversity", type=float, default=0.0, metavar="WEIGHT",
+                   help="make the --batch images differ (Olah et al.'s diversity term at the objective's "
+                   "layer, times WEIGHT; try 100)")
+    add_report_options(p)
     p.add_argument("--out", default="out.png", help="output PNG (a folder for a channel list)")
     p.set_defaults(func=_cmd_render)

@@ -1,4 +1,5 @@
-"""Numbers that judge a visualization: a unit's activation against natural photos, class probability."""
+"""Numbers that judge a visualization: a unit's activation against natural photos, class probability,
+and whether it can be trusted (`trust`: sanity score, plausibility, diversity; see docs/trust.md)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,22 @@ from functools import lru_cache
 import torch
 from torch import Tensor
 
+from diffparam.evaluate.photos import photo_pool
+from diffparam.evaluate.trust import (
+    Sanity,
+    diversity,
+    frechet_distance,
+    plausibility_distance,
+    report,
+    sanity,
+)
 from diffparam.models.base import OUTPUT, Model
 from diffparam.objectives import Activations, Objective, channel
+
+__all__ = [
+    "Sanity", "class_probability", "diversity", "frechet_distance", "natural_photos", "objective_values",
+    "photo_pool", "photo_reference", "plausibility_distance", "report", "sanity", "unit_ratio",
+]
 
 
 @lru_cache(maxsize=4)

@@ -25,6 +25,7 @@ from diffparam.objectives.core import (
     total_variation,
 )
 from diffparam.objectives.frames import alignment, interpolation
+from diffparam.objectives.pairs import closeness, first_half
 from diffparam.objectives.style import content, content_target, gram, style, style_targets
 
 __all__ = [
@@ -35,9 +36,11 @@ __all__ = [
     "channel",
     "channel_list",
     "channels",
+    "closeness",
     "content",
     "content_target",
     "direction",
+    "first_half",
     "diversity",
     "gram",
     "interpolation",

@@ -54,6 +54,7 @@ class Objective:
         name: str = "objective",
         checks: Sequence[Check] = (),
         graph_safe: bool = True,
+        unit: tuple[str, int] | None = None,
     ) -> None:
         self.fn = fn
         self.layers = frozenset(layers)
@@ -61,6 +62,9 @@ class Objective:
         self.checks = tuple(checks)
         self.graph_safe = graph_safe
         """Whether `fn` may be captured in a CUDA graph (no host synchronisation or copies)."""
+        self.unit = unit
+        """(layer, channel) when the objective is exactly one channel's mean activation on every
+        image, so evaluations can read it off pooled features; None otherwise."""
 
     def __call__(self, acts: Activations) -> Tensor:
         """Per-image values, shape (B,)."""
@@ -170,8 +174,9 @@ def channel(layer: str, c: int, image: int | None = None) -> Objective:
     def fn(acts: Activations) -> Tensor:
         return _for_image(_per_image_mean(acts[layer][:, c]), image)
 
-    return Objective(fn, [layer], f"{layer}:{c}{_suffix(image)}",
-                     [_layer_check(layer), _channel_check(layer, c)])
+    checks = [_layer_check(layer), _channel_check(layer, c)]
+    unit = (layer, c) if image is None else None
+    return Objective(fn, [layer], f"{layer}:{c}{_suffix(image)}", checks, unit=unit)
 
 
 def channels(layer: str, cs: Sequence[int]) -> Objective:

@@ -30,9 +30,21 @@ class Parameterization(nn.Module, ABC):
     """Whether forward() may be captured in a CUDA graph: no host synchronisation, no copies from the
     host. `render` replays a captured step only when every piece of the pipeline says so."""
 
-    background_copies: int = 1
-    """How many images of the batch share each random background when an RGBA batch is composited:
-    with k, image i and image i + B/k get the same one (a view and its reference view, say)."""
+    copies: int = 1
+    """With k copies, images i and i + B/k of the batch are one scene seen together (a view and its
+    reference view; an image and the photo it must stay close to): `render` composites them over the
+    same random background and its random transforms move them alike."""
+
+    @property
+    def background_copies(self) -> int:
+        """Deprecated name of `copies`."""
+        deprecation.warn("Parameterization.background_copies", "Parameterization.copies")
+        return self.copies
+
+    @background_copies.setter
+    def background_copies(self, value: int) -> None:
+        deprecation.warn("Parameterization.background_copies", "Parameterization.copies")
+        self.copies = value
 
     def __init__(self, height: int, width: int | None, batch: int, channels: int) -> None:
         super().__init__()

@@ -65,7 +65,7 @@ class TextureImage(Parameterization):
 
     For style transfer, `reference` (3,H,W) is a fixed texture rendered from the same cameras:
     forward() then returns 2B views, the B optimised ones first, and each view shares its random
-    background with its reference view when `render` composites them (`background_copies` 2).
+    background with its reference view when `render` composites them (`copies` 2).
 
     Cameras are drawn on the host and rasterisation synchronises with it, so a render of this
     parameterization runs eagerly (`graph_safe` False).
@@ -103,7 +103,7 @@ class TextureImage(Parameterization):
         view_size = image_size(view_size, "view_size")[0]
         super().__init__(view_size, view_size, per_step * (1 if reference is None else 2), 4)
         self.views = per_step
-        self.background_copies = 1 if reference is None else 2
+        self.copies = 1 if reference is None else 2
         self.texture_size = int_in("texture_size", texture_size, IMAGE_SIZES[0], MAX_TEXTURE, "pixels")
         self.space = choice("texture space", space, SPACES)
         self.supersample = positive_int("supersample", supersample)
