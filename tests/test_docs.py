@@ -1,4 +1,4 @@
-"""The README's Python examples run as written (in a temporary folder)."""
+"""The Python examples of the README and of docs/trust.md run as written (in a temporary folder)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 README = Path(__file__).resolve().parents[1] / "README.md"
+TRUST = README.parent / "docs" / "trust.md"
 
 
 def test_readme_python_examples_run(tmp_path, monkeypatch) -> None:
@@ -15,3 +16,13 @@ def test_readme_python_examples_run(tmp_path, monkeypatch) -> None:
     for code in blocks:
         exec(compile(code, str(README), "exec"), {"__name__": "readme"})
     assert (tmp_path / "unit.png").is_file() and (tmp_path / "units.png").is_file()
+
+
+def test_trust_doc_python_example_runs(tmp_path, monkeypatch, capsys) -> None:
+    blocks = re.findall(r"```python\n(.*?)```", TRUST.read_text(encoding="utf-8"), re.S)
+    assert blocks
+    monkeypatch.chdir(tmp_path)
+    for code in blocks:
+        exec(compile(code, str(TRUST), "exec"), {"__name__": "trust_doc"})
+    printed = capsys.readouterr().out.split()
+    assert len(printed) == 3 and all(float(x) == float(x) for x in printed)  # three numbers, none NaN

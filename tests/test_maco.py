@@ -70,10 +70,11 @@ def test_registered_everywhere() -> None:
 
 def test_maco_renders_a_unit_higher(tiny) -> None:
     obj = channel("conv3", 2)
-    start = render(tiny, obj, param="maco", size=32, steps=1, seed=3, progress=False, transforms=None)
+    with torch.no_grad():
+        start = MacoImage(32, batch=4, generator=torch.Generator().manual_seed(3))()
     done = render(tiny, obj, param="maco", size=32, steps=40, seed=3, progress=False, transforms=None)
-    before, after = objective_values(tiny, obj, start.images), objective_values(tiny, obj, done.images)
-    assert after[0] > 3 * before[0] > 0
+    before, after = objective_values(tiny, obj, start), objective_values(tiny, obj, done.images)
+    assert after[0] > 3 * before.max() > 0  # above the best of 4 unoptimised MACO images
 
 
 def test_cli_param_maco(tmp_path, capsys) -> None:

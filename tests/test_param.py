@@ -277,7 +277,7 @@ def test_kind_registry_reads_capabilities_off_the_classes():
     assert kinds(composable=True) == ["fourier", "pixel", "maco"]
     assert kinds(from_image=True) == ["fourier", "pixel"]
     assert kinds(composable=False) == ["cppn"]
-    assert [KINDS[k].default_lr for k in KINDS] == [0.05, 0.05, 0.05, 0.005]
+    assert [KINDS[k].default_lr for k in KINDS] == [0.05, 0.05, 0.5, 0.005]
     frames = make_param("pixel", 8, batch=3)
     SharedImage(frames, make_param(kinds(composable=True)[0], 4))  # composable kinds compose
     with pytest.raises(UserError, match="CPPN has no logits"):

@@ -152,6 +152,7 @@ def test_cli_report_file(tmp_path, photo_folder, capsys) -> None:
     (["--diversity", "-1"], "diversity"),
     (["--diversity", "10"], "--diversity needs --batch 2"),
     (["--alpha", "--report", "r.json"], "not available with --alpha"),
+    (["--no-trust", "--report", "r.json"], "--report needs the trust numbers: drop --no-trust"),
 ])
 def test_cli_report_errors(extra, message, tmp_path, capsys, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
@@ -159,3 +160,11 @@ def test_cli_report_errors(extra, message, tmp_path, capsys, monkeypatch) -> Non
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
     assert not (tmp_path / "u.png").exists() and not (tmp_path / "r.json").exists()
+
+
+def test_cli_no_trust_prints_no_trust_numbers(tmp_path, capsys) -> None:
+    out = tmp_path / "u.png"
+    assert main(["render", "blocks.2:3", "--size", "32", "--steps", "2", "--no-trust",
+                 "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert out.exists() and "sanity" not in printed and "plausibility" not in printed

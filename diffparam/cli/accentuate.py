@@ -33,21 +33,23 @@ def _cmd_accentuate(args: argparse.Namespace) -> int:
     objective = parse(args.objective, model)
     if args.layer is not None:
         model.check_layer(args.layer)
-    judged = report_path is not None or not args.quiet
+    judged = not args.no_trust and (report_path is not None or not args.quiet)
     result = accentuate(model, objective, photo, strength=args.strength, layer=args.layer, param=args.param,
                         size=args.size, steps=args.steps, lr=args.lr, seed=args.seed, device=args.device,
                         progress=not args.quiet, photos=args.photos, evaluate=judged)
     print_paths(result.save(out, with_seed=args.with_seed))
     if report_path is not None:
-        print(write_report(report_path, result.metrics["report"], model=model.name, command="accentuate",
-                           image=str(args.image), layer=result.extras["layer"], strength=args.strength,
+        print(write_report(report_path, result.metrics["report"], model=model.name,
+                           input_size=model.input_size, command="accentuate", image=str(args.image),
+                           layer=result.extras["layer"], strength=args.strength,
                            seed_value=result.seed_value, feature_distance=result.feature_distance,
                            pixel_rmse=result.pixel_rmse, photos=args.photos or "scikit-image"))
     if not args.quiet:
         moved = f"{result.feature_distance:.2f} at {result.extras['layer']} (relative)"
-        print(f"{objective.name}: {result.seed_value:.3g} on the photo, {result.value:.3g} accentuated; "
-              f"moved {moved}, pixel RMSE {result.pixel_rmse:.3f}")
-        print_report(result.metrics["report"])
+        h, w = result.images.shape[-2:]
+        print(f"{objective.name} at {w}x{h} px: {result.seed_value:.3g} on the photo, {result.value:.3g} "
+              f"accentuated; moved {moved}, pixel RMSE {result.pixel_rmse:.3f}")
+        print_report(result.metrics["report"], model.input_size)
     return 0
 
 

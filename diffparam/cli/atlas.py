@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from diffparam.cli.common import (
+    add_no_trust_option,
     add_param_option,
     add_photos_option,
     add_precision_option,
@@ -13,11 +14,14 @@ from diffparam.cli.common import (
     model_from_args,
     param_settings,
 )
+from diffparam.errors import UserError
 
 
 def _cmd_atlas(args: argparse.Namespace) -> int:
     from diffparam.atlas import atlas
 
+    if args.no_trust and args.photos is not None:
+        raise UserError("--photos needs the trust numbers: drop --no-trust")
     result = atlas(model_from_args(args), args.layers, args.out, size=args.size, steps=args.steps,
                    lr=args.lr, param=args.param, seed=args.seed, batch=args.batch,
                    precision=args.precision, compile=args.compile, device=args.device,
@@ -50,7 +54,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=1, help="CPU processes (with --device cpu)")
     p.add_argument("--no-circuits", action="store_true",
                    help="do not add the previous layer's channels that feed each unit")
-    p.add_argument("--no-trust", action="store_true",
-                   help="do not measure each unit's sanity score and plausibility distance")
     add_photos_option(p)
+    add_no_trust_option(p)
     p.set_defaults(func=_cmd_atlas)

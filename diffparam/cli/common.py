@@ -104,11 +104,20 @@ def param_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def add_report_options(p: argparse.ArgumentParser) -> None:
-    """--report and --photos: how much to trust the images, judged against natural photos."""
+    """--report, --photos and --no-trust: how much to trust the images, judged against natural
+    photos (printed unless --quiet)."""
     p.add_argument("--report", default=None, metavar="FILE.json",
                    help="write per image: the objective's value, that value against the best natural "
                    "photo crop, the plausibility distance and the sanity score (docs/trust.md)")
     add_photos_option(p)
+    add_no_trust_option(p)
+
+
+def add_no_trust_option(p: argparse.ArgumentParser) -> None:
+    """--no-trust: skip the trust numbers (their photo features cost about 25 s on a 2-core CPU)."""
+    p.add_argument("--no-trust", action="store_true",
+                   help="do not measure the sanity score and plausibility distance (saves the photo "
+                   "features' pass, about 25 s on a 2-core CPU)")
 
 
 def add_photos_option(p: argparse.ArgumentParser) -> None:
@@ -120,6 +129,9 @@ def add_photos_option(p: argparse.ArgumentParser) -> None:
 
 def check_report_options(args: argparse.Namespace) -> Path | None:
     """The --report path and the --photos folder, checked before any work; the path or None."""
+    if args.no_trust and (args.report is not None or args.photos is not None):
+        raise UserError(f"--{'report' if args.report is not None else 'photos'} needs the trust numbers: "
+                        "drop --no-trust")
     if args.photos is not None:
         photo_files(args.photos)
     if args.report is None:
@@ -142,13 +154,15 @@ def _two(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.2f}"
 
 
-def print_report(rows: list[dict]) -> None:
-    """One line per image: how it compares with natural photos (docs/trust.md says how to read it)."""
+def print_report(rows: list[dict], input_size: int) -> None:
+    """One line per image: how it compares with natural photos, seen at the model's input size as
+    the photos are (docs/trust.md says how to read it)."""
     for row in rows:
         against = "" if row["vs_photos"] is None else f" = {row['vs_photos']:.2f}x the best photo crop"
-        sanity = (f"sanity {_two(row['sanity_score'])} (photos that drive it: "
+        sanity = (f"sanity {_two(row['sanity_score'])} (held-out photos that drive it: "
                   f"{_two(row['sanity_of_photos'])})")
-        print(f"image {row['image']} {row['objective']}: {row['value']:.3g}{against}; plausibility distance "
+        print(f"image {row['image']} {row['objective']} at {input_size} px: {row['value']:.3g}{against}; "
+              f"plausibility distance "
               f"{row['plausibility_distance']:.2f} (photos ~1); {sanity}")
 
 

@@ -61,7 +61,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
     if args.alpha and not listed and out.suffix.lower() != ".png":
         raise UserError(f"--alpha writes an RGBA PNG: give a .png path, not {out}")
     per_image = [channel(listed[0], c) for c in listed[1]] if listed else [objective] * batch
-    judged = not args.alpha and (report_path is not None or not args.quiet)
+    judged = not args.alpha and (report_path is not None or not args.quiet) and not args.no_trust
     if args.diversity:
         layer = unit_layer(model, objective)
         if layer is None:
@@ -89,10 +89,11 @@ def _cmd_render(args: argparse.Namespace) -> int:
         rows = result.metrics["report"]
         spread = trust_diversity(model, result.images, args.photos) if batch > 1 and not listed else None
         if report_path is not None:
-            print(write_report(report_path, rows, model=model.name, command="render", param=args.param,
-                               photos=args.photos or "scikit-image", diversity=spread))
+            print(write_report(report_path, rows, model=model.name, input_size=model.input_size,
+                               command="render", param=args.param, photos=args.photos or "scikit-image",
+                               diversity=spread))
         if not args.quiet:
-            print_report(rows)
+            print_report(rows, model.input_size)
             if spread is not None:
                 print(f"diversity of the batch {spread:.3f} (0 = the same image)")
     return 0
