@@ -16,11 +16,10 @@ from pathlib import Path
 
 import torch
 
-from diffparam.evaluate import diversity
+from diffparam.evaluate import batch_diversity
 from diffparam.io import make_grid, sample_photos, save_image
 from diffparam.models.registry import efficientnet_lite0
-from diffparam.objectives import channel
-from diffparam.objectives import diversity as diversity_term
+from diffparam.objectives import channel, diversity
 from diffparam.recipes.accentuate import accentuate
 from diffparam.render import render
 
@@ -63,10 +62,10 @@ def main() -> None:
     save_image(make_grid(torch.cat(row), len(row)), out / "accentuate.png")
     layer, c = UNITS[0]
     for weight in (0, 100):
-        objective = channel(layer, c) + weight * diversity_term(layer) if weight else channel(layer, c)
+        objective = channel(layer, c) + weight * diversity(layer) if weight else channel(layer, c)
         made = render(model, objective, size=args.size, batch=4, steps=args.steps, device=args.device,
                       progress=False)
-        figures["diverse"][f"weight {weight}"] = diversity(model, made.images)
+        figures["diverse"][f"weight {weight}"] = batch_diversity(model, made.images)
         if weight:
             save_image(make_grid(made.images, 4), out / "diverse.png")
     (out / "figures.json").write_text(json.dumps(figures, indent=1) + "\n")

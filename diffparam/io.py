@@ -8,6 +8,7 @@ import math
 import os
 import shutil
 import tempfile
+import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -277,6 +278,9 @@ PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 LARGEST_PHOTO_SIDE = 1024
 """Photos read as a reference are scaled down to this shorter side (they stand for statistics)."""
 
+MOST_PHOTOS = 32
+"""Photos of a user's folder read as a reference at most (their crops are held in memory)."""
+
 
 def photo_files(folder: str | os.PathLike) -> list[Path]:
     """The photos in `folder` (by suffix, `PHOTO_SUFFIXES`), checked: a folder that holds some."""
@@ -293,11 +297,17 @@ def photo_files(folder: str | os.PathLike) -> list[Path]:
 def reference_photos(folder: str | os.PathLike | None = None) -> list[Tensor]:
     """Natural photos that stand for 'natural images' where a reference is needed (MACO's spectrum,
     the sanity score, plausibility), each (1,3,H,W) in [0,1] at its own size: scikit-image's
-    `REFERENCE_PHOTOS`, or every image in `folder` (shorter side at most `LARGEST_PHOTO_SIDE`)."""
+    `REFERENCE_PHOTOS`, or the images in `folder` (shorter side at most `LARGEST_PHOTO_SIDE`; at
+    most `MOST_PHOTOS` of them, evenly spread over the sorted names, with a warning)."""
     if folder is None:
         return [_skimage_photo(name) for name in REFERENCE_PHOTOS]
+    files = photo_files(folder)
+    if len(files) > MOST_PHOTOS:
+        warnings.warn(f"{folder} holds {len(files)} photos: using {MOST_PHOTOS} of them, evenly spread over "
+                      "their sorted names (their crops are kept in memory)", RuntimeWarning, stacklevel=2)
+        files = [files[round(i * (len(files) - 1) / (MOST_PHOTOS - 1))] for i in range(MOST_PHOTOS)]
     photos = []
-    for path in photo_files(folder):
+    for path in files:
         img = read_image(path)
         photos.append(resize(img, LARGEST_PHOTO_SIDE) if min(img.shape[-2:]) > LARGEST_PHOTO_SIDE else img)
     return photos

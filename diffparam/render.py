@@ -25,6 +25,7 @@ from diffparam.backgrounds import Background
 from diffparam.checks import MAX_SEED, MAX_STEPS, choice, image_size, int_in, positive_float, positive_int
 from diffparam.errors import NonFiniteLossError, SaturatedError, UserError, first_line
 from diffparam.evaluate.trust import report as judge
+from diffparam.io import photo_files
 from diffparam.memory import check_fits
 from diffparam.models.base import Model
 from diffparam.models.registry import load_model
@@ -247,6 +248,8 @@ def render(
     net = load_model(model).to(dev)
     obj = resolve(objective, net)
     made = _param_from(param, size, batch)
+    if report is not False:
+        _check_report(made, report, batch, photos)
     check_fits(net, made if isinstance(made, Parameterization) else lambda: made(None), dev, input_size,
                precision)
     if not isinstance(made, Parameterization):
@@ -277,6 +280,24 @@ def render(
     if report is not False:
         result.metrics["report"] = judge(net, result.images, obj if report is True else report, photos)
     return result
+
+
+def _check_report(made: Parameterization | Callable, report: bool | Sequence[Objective], batch: int | None,
+                  photos: str | os.PathLike | None) -> None:
+    """A report's inputs, checked before any work: RGB images only, one objective per image, photos."""
+    if isinstance(made, Parameterization):
+        if made.channels != 3:
+            raise UserError("`report` judges RGB images: not available for a parameterization with "
+                            f"{made.channels} channels (judge the composited images with diffparam.evaluate)")
+        if made.copies != 1:
+            raise UserError("`report` judges every image of the batch: not available with a parameterization "
+                            f"of {made.copies} copies")
+    count = made.batch if isinstance(made, Parameterization) else 1 if batch is None else batch
+    if report is not True and len(report) != count:
+        raise UserError(f"`report` has {len(report)} objectives for {count} images: give one per image, "
+                        "or True")
+    if photos is not None:
+        photo_files(photos)
 
 
 def _run(stepper: _Stepper, name: str, steps: int, marks: set[int], callback: Callback | None,

@@ -101,3 +101,12 @@ def test_cli_accentuate_errors(args, message, tmp_path, capsys, monkeypatch) -> 
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
     assert not (tmp_path / "acc.png").exists()
+
+
+def test_cli_accentuate_no_trust(tmp_path, capsys) -> None:
+    image, out = tmp_path / "cat.png", tmp_path / "acc.png"
+    save_images(sample_photos(40, ("chelsea",)), image)
+    assert main(["accentuate", str(image), "blocks.6:3", "--size", "32", "--steps", "2", "--no-trust",
+                 "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert out.exists() and "on the photo" in printed and "sanity" not in printed

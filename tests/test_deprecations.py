@@ -11,7 +11,7 @@ import torch
 from diffparam import objectives as O
 from diffparam.cli import main
 from diffparam.models.base import Model
-from diffparam.param import CPPN, FourierImage, RGBAImage, TextureImage, make_param
+from diffparam.param import CPPN, FourierImage, PixelImage, RGBAImage, TextureImage, make_param
 from diffparam.recipes.cppn_art import cppn_art
 from diffparam.recipes.interpolate import frames_param
 from diffparam.recipes.transparency import render_transparent
@@ -114,6 +114,12 @@ def test_background_copies_is_copies() -> None:
     assert param.copies == 2
     with pytest.warns(DeprecationWarning, match="Parameterization.copies"):
         assert param.background_copies == 2
+    with pytest.warns(DeprecationWarning, match="Pairs.copies"):
+
+        class Pairs(PixelImage):
+            background_copies = 2
+
+    assert Pairs(8, batch=2).copies == 2 and "background_copies" not in Pairs.__dict__
 
 
 def test_to_valid_rgb_still_squashes() -> None:

@@ -92,3 +92,12 @@ def test_cli_param_maco(tmp_path, capsys) -> None:
                  "--out", str(tmp_path / "g.png")]) == 2
     assert "not found" in capsys.readouterr().err
     assert not (tmp_path / "f.png").exists() and not (tmp_path / "g.png").exists()
+
+
+def test_magnitude_settings_are_checked() -> None:
+    with pytest.raises(UserError, match="not both"):
+        MacoImage(8, magnitude=torch.ones(3, 8, 5), spectrum_from="photos")
+    with pytest.raises(UserError, match="give 1, 3 or 3"):
+        MacoImage(8, magnitude=torch.ones(2, 8, 5))
+    grey = MacoImage(8, channels=1, magnitude=torch.ones(3, 8, 5))
+    assert grey().shape == (1, 1, 8, 8)

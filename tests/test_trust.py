@@ -9,11 +9,12 @@ import math
 
 import pytest
 import torch
+from torch import nn
 
 from diffparam.cli import main
 from diffparam.errors import UserError
 from diffparam.evaluate import (
-    diversity,
+    batch_diversity,
     frechet_distance,
     objective_values,
     photo_pool,
@@ -23,7 +24,9 @@ from diffparam.evaluate import (
 )
 from diffparam.evaluate.trust import _frechet, path_layers, unit_layer
 from diffparam.io import sample_photos, save_images
+from diffparam.models.base import Model
 from diffparam.objectives import channel
+from diffparam.param import make_param
 from diffparam.render import render
 
 PHOTOS = ("astronaut", "chelsea", "rocket", "coffee", "camera")
@@ -99,14 +102,14 @@ def test_frechet_and_diversity_need_two_images(tiny) -> None:
     with pytest.raises(UserError, match="at least 2"):
         frechet_distance(tiny, one)
     with pytest.raises(UserError, match="at least 2"):
-        diversity(tiny, one)
+        batch_diversity(tiny, one)
 
 
 def test_diversity_zero_for_copies(tiny) -> None:
     g = torch.Generator().manual_seed(0)
     same = torch.rand(1, 3, 32, 32, generator=g).expand(3, -1, -1, -1)
-    assert diversity(tiny, same) == pytest.approx(0, abs=1e-6)
-    assert diversity(tiny, torch.rand(3, 3, 32, 32, generator=g)) > 0.01
+    assert batch_diversity(tiny, same) == pytest.approx(0, abs=1e-6)
+    assert batch_diversity(tiny, torch.rand(3, 3, 32, 32, generator=g)) > 0.01
 
 
 def test_report_rows(tiny) -> None:
@@ -168,3 +171,50 @@ def test_cli_no_trust_prints_no_trust_numbers(tmp_path, capsys) -> None:
                  "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert out.exists() and "sanity" not in printed and "plausibility" not in printed
+
+
+def test_render_report_is_checked_before_work(tiny, tmp_path) -> None:
+    obj = channel("conv3", 1)
+    steps = []
+
+    def count(step, loss, images):
+        steps.append(step)
+
+    common = dict(steps=2, progress=False, callback=count)
+    with pytest.raises(UserError, match="3 objectives for 2 images"):
+        render(tiny, obj, size=32, batch=2, report=[obj] * 3, **common)
+    with pytest.raises(UserError, match="not found"):
+        render(tiny, obj, size=32, report=True, photos=tmp_path / "none", **common)
+    with pytest.raises(UserError, match="judges RGB images"):
+        render(tiny, obj, make_param("pixel", 32, alpha=True), report=True, **common)
+    assert steps == []
+
+
+def test_images_are_judged_cropped_not_squashed(tiny) -> None:
+    """A wide image is judged on its centre square at the model's input size, as photos are."""
+    wide = torch.rand(1, 3, 32, 64, generator=torch.Generator().manual_seed(0))
+    centre = wide[..., 16:48]
+    obj = channel("conv3", 1)
+    assert report(tiny, wide, obj)[0]["value"] == pytest.approx(report(tiny, centre, obj)[0]["value"])
+
+
+def test_no_sanity_score_for_a_unit_photos_do_not_drive() -> None:
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 2, 3))
+    dead = Model(net, input_size=32, name="dead")
+    with torch.no_grad():
+        dead.module[2].weight.zero_()
+        dead.module[2].bias.zero_()
+    checked = sanity(dead, channel("2", 0), torch.rand(1, 3, 32, 32))
+    assert torch.isnan(checked.scores).all() and math.isnan(checked.held_out)
+
+
+def test_a_large_photo_folder_is_sampled(tmp_path) -> None:
+    from diffparam.io import MOST_PHOTOS, reference_photos
+
+    for i in range(MOST_PHOTOS + 3):
+        save_images(torch.full((1, 3, 8, 8), i / 64), tmp_path / f"p{i:03d}.png")
+    with pytest.warns(RuntimeWarning, match=f"using {MOST_PHOTOS} of them"):
+        photos = reference_photos(tmp_path)
+    assert len(photos) == MOST_PHOTOS
+    last = (MOST_PHOTOS + 2) / 64
+    assert float(photos[0].mean()) == 0 and float(photos[-1].mean()) == pytest.approx(last, abs=0.01)

@@ -313,7 +313,7 @@ def batch_trust(model: Model, batch: Batch, images: Tensor, photos: str | None) 
         for i, score in zip(which, checked, strict=True):
             found[batch.units[i].key] = {"sanity": json_number(score.scores[0]),
                                          "sanity_of_photos": json_number(score.held_out),
-                                         "plausibility_distance": distances[i]}
+                                         "plausibility_distance": json_number(distances[i])}
     return found
 
 

@@ -49,7 +49,8 @@ def _cmd_accentuate(args: argparse.Namespace) -> int:
         h, w = result.images.shape[-2:]
         print(f"{objective.name} at {w}x{h} px: {result.seed_value:.3g} on the photo, {result.value:.3g} "
               f"accentuated; moved {moved}, pixel RMSE {result.pixel_rmse:.3f}")
-        print_report(result.metrics["report"], model.input_size)
+        if judged:
+            print_report(result.metrics["report"], model.input_size)
     return 0
 
 

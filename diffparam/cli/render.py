@@ -22,8 +22,7 @@ from diffparam.cli.common import (
     write_report,
 )
 from diffparam.errors import UserError
-from diffparam.evaluate.trust import diversity as trust_diversity
-from diffparam.evaluate.trust import unit_layer
+from diffparam.evaluate.trust import batch_diversity, unit_layer
 from diffparam.io import check_image_path, check_writable
 from diffparam.objectives import channel, channel_list, diversity, parse
 from diffparam.param import make_param
@@ -87,7 +86,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
     print_paths(result.save(out, **save))
     if judged:
         rows = result.metrics["report"]
-        spread = trust_diversity(model, result.images, args.photos) if batch > 1 and not listed else None
+        spread = batch_diversity(model, result.images, args.photos) if batch > 1 and not listed else None
         if report_path is not None:
             print(write_report(report_path, rows, model=model.name, input_size=model.input_size,
                                command="render", param=args.param, photos=args.photos or "scikit-image",

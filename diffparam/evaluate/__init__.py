@@ -11,7 +11,7 @@ from torch import Tensor
 from diffparam.evaluate.photos import photo_pool
 from diffparam.evaluate.trust import (
     Sanity,
-    diversity,
+    batch_diversity,
     frechet_distance,
     plausibility_distance,
     report,
@@ -21,8 +21,9 @@ from diffparam.models.base import OUTPUT, Model
 from diffparam.objectives import Activations, Objective, channel
 
 __all__ = [
-    "Sanity", "class_probability", "diversity", "frechet_distance", "natural_photos", "objective_values",
-    "photo_pool", "photo_reference", "plausibility_distance", "report", "sanity", "unit_ratio",
+    "Sanity", "batch_diversity", "class_probability", "frechet_distance", "natural_photos",
+    "objective_values", "photo_pool", "photo_reference", "plausibility_distance", "report", "sanity",
+    "unit_ratio",
 ]
 
 

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from diffparam.errors import UserError
-from diffparam.io import reference_photos, resize
+from diffparam.io import center_crop, reference_photos, resize
 from diffparam.models.base import OUTPUT, Model
 from diffparam.models.blocks import block_layers
 from diffparam.objectives import Activations, Objective
@@ -59,9 +59,11 @@ def pooled(t: Tensor) -> Tensor:
 
 
 def _chunks(images: Tensor, model: Model) -> list[Tensor]:
+    """`images` as the model sees the photo crops: shorter side at its input size, centre-cropped
+    square (not squashed), in chunks on its device."""
     size = model.input_size
     if images.shape[-2:] != (size, size):
-        images = resize(images, (size, size))
+        images = center_crop(resize(images, size), size)
     return [c.to(model.device) for c in images.split(CHUNK)]
 
 
@@ -161,6 +163,8 @@ class PhotoPool:
     _layers: dict[str, Tensor] = field(default_factory=dict)
     _statistics: dict[str, Tensor] | None = None
     _embedding: Tensor | None = None
+    reference: object | None = None
+    """The plausibility distance's fitted reference (`trust._reference`), made on first use."""
 
     def features(self, model: Model, layers: list[str]) -> dict[str, Tensor]:
         """Each layer's pooled features of every crop (N, C)."""

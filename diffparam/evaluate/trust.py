@@ -119,7 +119,7 @@ def unit_sanity(model: Model, layer: str, channels: Sequence[int], images: Tenso
 
 
 def _no_path(n: int) -> Sanity:
-    """No layer comes before the unit: nothing to compare, no score."""
+    """No score: no layer comes before the unit, or no photo drives it."""
     nan = torch.full((n,), math.nan)
     return Sanity(nan, nan[:, None][:, :0], [], math.nan)
 
@@ -127,11 +127,14 @@ def _no_path(n: int) -> Sanity:
 def _sanity(theirs: dict[str, Tensor], values: Tensor, mine: dict[str, Tensor], path: list[str],
             top: int) -> Sanity:
     """Score `mine` (each path layer's pooled features of the images) against the photo crops'
-    features `theirs`, the crops ranked by the unit's `values` on them."""
+    features `theirs`, the crops ranked by the unit's `values` on them: the top k make the 1, all
+    but the top 2k the 0, and the k between are the held-out check."""
     nan = torch.full((len(next(iter(mine.values()))),), math.nan)
     k = max(2, min(top, len(values) // 4))
     order = values.argsort(descending=True)
-    best, next_best, rest = order[:k], order[k:2 * k], order[k:]
+    best, next_best, rest = order[:k], order[k:2 * k], order[2 * k:]
+    if not len(rest) or float(values[best].min()) <= float(values[rest].median()):
+        return _no_path(len(nan))  # the photos do not drive the unit (dead or tied on them): no reference
     columns, held = [], []
     for name in path:
         photo = theirs[name]
@@ -184,9 +187,9 @@ def _statistics(model: Model, images: Tensor) -> dict[str, Tensor]:
 
 
 def _reference(model: Model, pool: PhotoPool) -> _Reference:
-    key = f"photo reference {pool.source}"
-    if key in model.cache:
-        return model.cache[key]  # type: ignore[return-value]
+    """The plausibility reference of `pool`, made on first use and kept with it."""
+    if pool.reference is not None:
+        return pool.reference  # type: ignore[return-value]
     features = pool.statistics(model) if statistics_layers(model) else {"embedding": pool.embedding(model)}
     order = torch.randperm(len(pool.crops), generator=torch.Generator().manual_seed(0))
     fit, held = order[: len(order) // 2], order[len(order) // 2:]
@@ -195,7 +198,7 @@ def _reference(model: Model, pool: PhotoPool) -> _Reference:
                            {k: v.std(0) + 1e-6 for k, v in half.items()}, torch.empty(0))
     reference.fit = reference.place(half)
     reference.median = float(reference.distance({k: v[held] for k, v in features.items()}).median()) or 1.0
-    model.cache[key] = reference
+    pool.reference = reference
     return reference
 
 
@@ -230,7 +233,7 @@ def _sqrtm(m: Tensor) -> Tensor:
     return vectors @ torch.diag(values.clamp(min=0).sqrt()) @ vectors.T
 
 
-def diversity(model: Model, images: Tensor, photos: str | os.PathLike | None = None) -> float:
+def batch_diversity(model: Model, images: Tensor, photos: str | os.PathLike | None = None) -> float:
     """How different a batch of images is, as the classifier sees them: the mean cosine distance
     between each pair's features, standardised by the photo crops'; 0 = the same image. Needs 2+."""
     if len(images) < 2:
@@ -263,9 +266,9 @@ def report(model: Model, images: Tensor, objectives: Objective | Sequence[Object
             rows[i] = {
                 "image": i,
                 "objective": objective.name,
-                "value": float(values[j]),
-                "vs_photos": float(values[j]) / best if best > 0 else None,
-                "plausibility_distance": float(distances[i]),
+                "value": json_number(values[j]),
+                "vs_photos": json_number(float(values[j]) / best) if best > 0 else None,
+                "plausibility_distance": json_number(distances[i]),
                 "sanity_score": json_number(checked.scores[j]),
                 "sanity_of_photos": json_number(checked.held_out),
                 "path": checked.layers,

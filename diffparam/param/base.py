@@ -35,6 +35,16 @@ class Parameterization(nn.Module, ABC):
     reference view; an image and the photo it must stay close to): `render` composites them over the
     same random background and its random transforms move them alike."""
 
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        """A subclass that still sets the deprecated class attribute `background_copies` gets
+        `copies` from it, with a warning."""
+        super().__init_subclass__(**kwargs)
+        old = cls.__dict__.get("background_copies")
+        if old is not None and not isinstance(old, property):
+            deprecation.warn(f"{cls.__name__}.background_copies", f"{cls.__name__}.copies")
+            cls.copies = old
+            del cls.background_copies
+
     @property
     def background_copies(self) -> int:
         """Deprecated name of `copies`."""

@@ -16,7 +16,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from diffparam.checks import positive_float, shape
+from diffparam.checks import shape
+from diffparam.errors import UserError
 from diffparam.io import reference_photos, resize
 from diffparam.param.base import Parameterization, generator_device
 from diffparam.param.color import decorrelate_colors
@@ -76,20 +77,23 @@ class MacoImage(Parameterization):
         width: int | None = None,
         batch: int = 1,
         channels: int = 3,
-        sd: float = 1.0,
         decorrelate: bool = True,
         spectrum_from: str | os.PathLike | None = None,
         magnitude: Tensor | None = None,
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__(height, width, batch, channels)
-        sd = positive_float("sd", sd)
         self.decorrelate = bool(decorrelate) and self.channels == 3
         half = self.width // 2 + 1
         if magnitude is None:
             magnitude = natural_spectrum(self.height, self.width, spectrum_from, self.decorrelate)
+        elif spectrum_from is not None:
+            raise UserError("give `magnitude` or `spectrum_from`, not both")
         else:
             shape("magnitude", magnitude, f"C,{self.height},{half}")
+            if magnitude.shape[0] not in (1, 3, self.channels):
+                raise UserError(f"`magnitude` has {magnitude.shape[0]} channels: give 1, 3 or "
+                                f"{self.channels}")
         if magnitude.shape[0] != self.channels:  # an opacity or grey channel: the mean magnitude
             magnitude = magnitude.mean(0, keepdim=True).expand(self.channels, -1, -1)
         device = generator_device(generator)
@@ -97,7 +101,7 @@ class MacoImage(Parameterization):
                              persistent=False)
         phase = torch.randn((self.batch, self.channels, self.height, half), generator=generator,
                             device=device)
-        self.phase = nn.Parameter(phase * sd)
+        self.phase = nn.Parameter(phase)  # its scale does not matter: forward() standardises it
 
     def logits(self) -> Tensor:
         """The image before the sigmoid: standardised, colours decorrelated."""

@@ -83,7 +83,7 @@ def accentuate(
     at = net.check_layer(layer) if layer is not None else default_layer(net, obj)
     if at == OUTPUT:
         raise UserError("the image cannot be held to the photo at the model's output: give a `layer`")
-    photo = load_image(image, size, "the image")
+    photo = load_image(image, size, "the image").cpu()  # beside the Result's images, which are on the CPU
     check_fits(net, lambda: make_param(param, *photo.shape[-2:], batch=2), resolve_device(device),
                lower="`size`")
     start = make_param(param, *photo.shape[-2:], image=photo)
