@@ -4,10 +4,10 @@
   whose visualizations show anything while they behave normally on photos): a trustworthy
   visualization travels the network's path like the natural images that drive the unit. Along the
   layers leading to the unit, the image's pooled features are compared (cosine, in the photo
-  pool's standardised space) with those of the photo crops that drive the unit most, and scaled so
-  that those crops score 1 (each against the others) and the rest of the photo crops, natural
-  images unrelated to the unit, score 0 on average. The score of the next-best crops, which played
-  no part in the scale, is reported beside it.
+  pool's standardised space) with those of the 16 photo crops that drive the unit most, and scaled
+  so that those crops score 1 (each against the others) and the crops below the best 32, natural
+  images that hardly drive the unit, score 0 on average. The score of the 16 in between, which play
+  no part in the scale, is reported beside it (`held_out`).
 - **Plausibility distance**: how far the image's feature statistics (each channel's mean and
   spread over positions, at blocks spread through the model) are from natural photos': the mean
   distance to the 3 nearest photo crops, divided by the median of the same for held-out crops, so
@@ -44,8 +44,8 @@ from diffparam.models.base import OUTPUT, Model
 from diffparam.objectives import INPUT, Objective
 
 TOP = 16
-"""Photo crops that stand for 'natural images that drive the unit' (the rest stand for unrelated
-natural images)."""
+"""Photo crops that stand for 'natural images that drive the unit'; the next 16 are held out, and
+the crops below them stand for natural images unrelated to the unit."""
 
 PATH_LAYERS = 6
 """Layers on the path to the unit that the sanity score compares (spread evenly, the last kept)."""
