@@ -201,7 +201,7 @@ def render(
     background: str | Background | None = "noise",
     compile: bool | str = False,
     checkpoint: bool = False,
-    report: bool | Sequence[Objective] = False,
+    report: bool | Objective | Sequence[Objective] = False,
     photos: str | os.PathLike | None = None,
 ) -> Result:
     """Optimise `param` to maximise `objective`; return the images, loss per step and timing.
@@ -229,7 +229,8 @@ def render(
 
     `report` judges the images against natural photos (scikit-image's, or the folder `photos`) into
     `Result.metrics["report"]` (`diffparam.evaluate.trust.report`): True uses the render's
-    objective for every image (right when all images share it), or give one objective per image.
+    objective for every image (right when all images share it); give one `Objective` to judge every
+    image by it, or one objective per image.
 
     The model, and a parameterization given as an object, are moved to the render's device and stay
     there; everything else about the model (memory format, forward methods, hooks, training mode,
@@ -282,7 +283,8 @@ def render(
     return result
 
 
-def _check_report(made: Parameterization | Callable, report: bool | Sequence[Objective], batch: int | None,
+def _check_report(made: Parameterization | Callable, report: bool | Objective | Sequence[Objective],
+                  batch: int | None,
                   photos: str | os.PathLike | None) -> None:
     """A report's inputs, checked before any work: RGB images only, one objective per image, photos."""
     if isinstance(made, Parameterization):
@@ -293,7 +295,7 @@ def _check_report(made: Parameterization | Callable, report: bool | Sequence[Obj
             raise UserError("`report` judges every image of the batch: not available with a parameterization "
                             f"of {made.copies} copies")
     count = made.batch if isinstance(made, Parameterization) else 1 if batch is None else batch
-    if report is not True and len(report) != count:
+    if not isinstance(report, bool | Objective) and len(report) != count:
         raise UserError(f"`report` has {len(report)} objectives for {count} images: give one per image, "
                         "or True")
     if photos is not None:

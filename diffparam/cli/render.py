@@ -59,7 +59,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
         check_image_path(out, "--out")
     if args.alpha and not listed and out.suffix.lower() != ".png":
         raise UserError(f"--alpha writes an RGBA PNG: give a .png path, not {out}")
-    per_image = [channel(listed[0], c) for c in listed[1]] if listed else [objective] * batch
+    judged_by = [channel(listed[0], c) for c in listed[1]] if listed else objective  # before --diversity
     judged = not args.alpha and (report_path is not None or not args.quiet) and not args.no_trust
     if args.diversity:
         layer = unit_layer(model, objective)
@@ -81,7 +81,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
     if args.alpha:
         result = render_transparent(model, objective, param, background=args.background, **options)
     else:
-        result = render(model, objective, param, report=per_image if judged else False, photos=args.photos,
+        result = render(model, objective, param, report=judged_by if judged else False, photos=args.photos,
                         **options)
     print_paths(result.save(out, **save))
     if judged:
