@@ -278,6 +278,10 @@ PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 LARGEST_PHOTO_SIDE = 1024
 """Photos read as a reference are scaled down to this shorter side (they stand for statistics)."""
 
+FEWEST_PHOTOS = 10
+"""Below this many photos in a user's folder, numbers measured on them are noisy (crops of one photo
+look alike, so a few photos give few independent views): the trust numbers and MACO's spectrum warn."""
+
 MOST_PHOTOS = 32
 """Photos of a user's folder read as a reference at most (their crops are held in memory)."""
 
@@ -291,6 +295,12 @@ def photo_files(folder: str | os.PathLike) -> list[Path]:
     files = sorted(p for p in where.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES and p.is_file())
     if not files:
         raise UserError(f"photo folder {where} holds no photos ({', '.join(PHOTO_SUFFIXES)})")
+    for path in files:  # each one's header, so a bad file fails now, not after a render
+        try:
+            with Image.open(path):
+                pass
+        except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as exc:
+            raise UserError(f"cannot read photo {path}: {first_line(exc)}") from None
     return files
 
 

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 
 # Idle OpenMP threads sleep instead of spinning: on a busy 2-core machine spinning made torch 50x slower.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# The photo features' store of this session: shared by its tests (and their subprocesses), then removed.
+os.environ["DIFFPARAM_CACHE"] = tempfile.mkdtemp(prefix="diffparam-test-cache-")
+atexit.register(shutil.rmtree, os.environ["DIFFPARAM_CACHE"], True)
 
 import pytest  # noqa: E402
-import torch
-from torch import nn
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
 
-from diffparam.models.base import Model
+from diffparam.models.base import Model  # noqa: E402
 
 
 class TinyNet(nn.Module):

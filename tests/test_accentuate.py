@@ -69,6 +69,8 @@ def test_accentuate_errors(tiny, photo) -> None:
         accentuate(tiny, channel("conv3", 2), photo, param="cppn")
     with pytest.raises(UserError, match="unknown layer"):
         accentuate(tiny, channel("conv3", 2), photo, layer="conv9")
+    with pytest.raises(UserError, match="runs after the objective's layer conv2"):
+        accentuate(tiny, channel("conv2", 2), photo, layer="conv3")
 
 
 def test_cli_accentuate(tmp_path, capsys) -> None:

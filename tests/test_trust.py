@@ -50,6 +50,9 @@ def test_path_is_the_outer_layers_before_the_unit(tiny, lite0) -> None:
     assert len(path) == 6 and path[-1] == "blocks.9"
     assert [order[n] for n in path] == sorted(order[n] for n in path)
     assert unit_layer(tiny, channel("conv2", 1) + channel("conv3", 0)) == "conv3"
+    # A stack of blocks counts as its blocks; the classifier that only carries the output is left out.
+    assert path_layers(lite0, "output") == ["stem", "blocks.3", "blocks.6", "blocks.10", "blocks.13", "pool"]
+    assert path_layers(tiny, "output") == ["conv1", "conv2", "conv3", "pool"]
 
 
 def test_sanity_scale_is_the_photos(lite0) -> None:
@@ -156,9 +159,12 @@ def test_cli_report_file(tmp_path, photo_folder, capsys) -> None:
     (["--diversity", "10"], "--diversity needs --batch 2"),
     (["--alpha", "--report", "r.json"], "not available with --alpha"),
     (["--no-trust", "--report", "r.json"], "--report needs the trust numbers: drop --no-trust"),
+    (["--photos", "bad"], "cannot read photo"),
 ])
 def test_cli_report_errors(extra, message, tmp_path, capsys, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "notes.png").write_text("not an image")
     assert main(["render", "blocks.6:3", *extra, "--out", "u.png"]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
@@ -218,3 +224,17 @@ def test_a_large_photo_folder_is_sampled(tmp_path) -> None:
     assert len(photos) == MOST_PHOTOS
     last = (MOST_PHOTOS + 2) / 64
     assert float(photos[0].mean()) == 0 and float(photos[-1].mean()) == pytest.approx(last, abs=0.01)
+
+
+def test_cli_diversity_needs_a_feature_map(capsys, tmp_path) -> None:
+    out = str(tmp_path / "a.png")
+    assert main(["render", "logit:1", "--batch", "2", "--diversity", "100", "--out", out]) == 2
+    assert "reads a vector (output)" in capsys.readouterr().err
+
+
+def test_report_gives_the_value_as_made_beside_the_one_at_input_size(tiny) -> None:
+    small = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(2))
+    obj = channel("conv3", 1)
+    row = report(tiny, small, obj)[0]
+    assert row["value_as_made"] == pytest.approx(float(objective_values(tiny, obj, small)[0]), rel=1e-5)
+    assert row["value"] != row["value_as_made"]

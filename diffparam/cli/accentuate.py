@@ -41,7 +41,8 @@ def _cmd_accentuate(args: argparse.Namespace) -> int:
     if report_path is not None:
         print(write_report(report_path, result.metrics["report"], model=model.name,
                            input_size=model.input_size, command="accentuate", image=str(args.image),
-                           layer=result.extras["layer"], strength=args.strength,
+                           layer=result.extras["layer"], strength=args.strength, size=args.size,
+                           steps=args.steps, lr=args.lr, seed=args.seed,
                            seed_value=result.seed_value, feature_distance=result.feature_distance,
                            pixel_rmse=result.pixel_rmse, photos=args.photos or "scikit-image"))
     if not args.quiet:
@@ -71,8 +72,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="how strongly the image is held to the photo (0: a visualization that merely "
                    "starts from it)")
     p.add_argument("--layer", default=None,
-                   help="where the image is held to the photo (default: halfway along the path into the "
-                   "objective's layer)")
+                   help="where the image is held to the photo, a layer at or before the objective's "
+                   "(default: halfway along the path into it)")
     p.add_argument("--with-seed", action="store_true", help="write the photo beside the accentuation")
     add_report_options(p)
     p.add_argument("--out", default="accentuated.png", help="output PNG")

@@ -154,16 +154,23 @@ def _two(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.2f}"
 
 
+def _three(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.3g}"
+
+
 def print_report(rows: list[dict], input_size: int) -> None:
     """One line per image: how it compares with natural photos, seen at the model's input size as
     the photos are (docs/trust.md says how to read it)."""
     for row in rows:
         against = "" if row["vs_photos"] is None else f" = {row['vs_photos']:.2f}x the best photo crop"
+        made = row.get("value_as_made")
+        value = f"{_three(row['value'])} at {input_size} px{against}"
+        if made is not None and made != row["value"]:  # a render of another size
+            value = f"{_three(made)} as made, {value}"
         sanity = (f"sanity {_two(row['sanity_score'])} (held-out photos that drive it: "
                   f"{_two(row['sanity_of_photos'])})")
-        print(f"image {row['image']} {row['objective']} at {input_size} px: {row['value']:.3g}{against}; "
-              f"plausibility distance "
-              f"{row['plausibility_distance']:.2f} (photos ~1); {sanity}")
+        print(f"image {row['image']} {row['objective']}: {value}; plausibility distance "
+              f"{_two(row['plausibility_distance'])} (photos ~1); {sanity}")
 
 
 def add_precision_option(p: argparse.ArgumentParser) -> None:

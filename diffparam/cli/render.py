@@ -63,9 +63,11 @@ def _cmd_render(args: argparse.Namespace) -> int:
     judged = not args.alpha and (report_path is not None or not args.quiet) and not args.no_trust
     if args.diversity:
         layer = unit_layer(model, objective)
-        if layer is None:
-            raise UserError(f"--diversity compares the images at the objective's layer, and "
-                            f"{args.objective} reads none")
+        shapes = {info.name: info.shape for info in model.layers()}
+        if layer is None or len(shapes.get(layer, ())) != 3:
+            reads = "none" if layer is None else f"a vector ({layer})"
+            raise UserError(f"--diversity compares the images' feature maps at the objective's layer, and "
+                            f"{args.objective} reads {reads}")
         objective = objective + args.diversity * diversity(layer)
     options = dict(steps=args.steps, lr=args.lr, seed=args.seed, device=args.device,
                    progress=not args.quiet, precision=args.precision, compile=args.compile,
@@ -89,8 +91,9 @@ def _cmd_render(args: argparse.Namespace) -> int:
         spread = batch_diversity(model, result.images, args.photos) if batch > 1 and not listed else None
         if report_path is not None:
             print(write_report(report_path, rows, model=model.name, input_size=model.input_size,
-                               command="render", param=args.param, photos=args.photos or "scikit-image",
-                               diversity=spread))
+                               command="render", param=args.param, size=args.size, steps=args.steps,
+                               lr=args.lr, seed=args.seed, diversity_weight=args.diversity,
+                               photos=args.photos or "scikit-image", diversity=spread))
         if not args.quiet:
             print_report(rows, model.input_size)
             if spread is not None:
@@ -100,7 +103,11 @@ def _cmd_render(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add `render`."""
-    p = sub.add_parser("render", help="feature visualization of one objective")
+    p = sub.add_parser("render", help="feature visualization of one objective",
+                       description="Optimise an image (or a batch) to maximise OBJECTIVE and write it. "
+                       "Unless --quiet or --no-trust, prints each image's activation against natural "
+                       "photos, its plausibility distance and sanity score, judged at the model's input "
+                       "size (docs/trust.md).")
     p.add_argument("objective", help="LAYER, LAYER:CHANNEL, LAYER:C1,C2,... (one image each, "
                    "--out DIR/), LAYER:CHANNEL@X,Y or logit:CLASS")
     add_render_options(p)

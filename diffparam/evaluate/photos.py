@@ -16,7 +16,8 @@ import torch
 from torch import Tensor, nn
 
 from diffparam.errors import UserError
-from diffparam.io import center_crop, reference_photos, resize
+from diffparam.evaluate import store
+from diffparam.io import FEWEST_PHOTOS, center_crop, reference_photos, resize
 from diffparam.models.base import OUTPUT, Model
 from diffparam.models.blocks import block_layers
 from diffparam.objectives import Activations, Objective
@@ -26,10 +27,6 @@ ZOOMS = (1, 2, 3)
 
 CHUNK = 16
 """Crops run through the model at a time."""
-
-FEWEST_PHOTOS = 10
-"""Below this many photos in a user's folder the trust numbers are noisy (crops of one photo look
-alike, so a few photos give few independent views): a warning says so."""
 
 STATISTICS_LAYERS = 5
 """Blocks, spread from the first to the last, whose feature statistics `feature_statistics` reads."""
@@ -58,11 +55,11 @@ def pooled(t: Tensor) -> Tensor:
     return t.flatten(1)
 
 
-def _chunks(images: Tensor, model: Model) -> list[Tensor]:
+def _chunks(images: Tensor, model: Model, resize_: bool = True) -> list[Tensor]:
     """`images` as the model sees the photo crops: shorter side at its input size, centre-cropped
-    square (not squashed), in chunks on its device."""
+    square (not squashed), in chunks on its device (only chunked with `resize_` False)."""
     size = model.input_size
-    if images.shape[-2:] != (size, size):
+    if resize_ and images.shape[-2:] != (size, size):
         images = center_crop(resize(images, size), size)
     return [c.to(model.device) for c in images.split(CHUNK)]
 
@@ -142,11 +139,12 @@ def embedding(model: Model, images: Tensor) -> Tensor:
     return torch.cat(seen)
 
 
-def values_at_input_size(model: Model, objective: Objective, images: Tensor) -> Tensor:
-    """The objective's value on each of `images` (B,) seen at the model's input size, in chunks."""
+def values_at_input_size(model: Model, objective: Objective, images: Tensor, resize: bool = True) -> Tensor:
+    """The objective's value on each of `images` (B,) seen at the model's input size (as they are
+    with `resize` False), in chunks."""
     out = []
     with torch.no_grad():
-        for chunk in _chunks(images, model):
+        for chunk in _chunks(images, model, resize):
             acts = Activations(model.activations(chunk, objective.layers), model)
             acts["input"] = chunk
             out.append(objective(acts).float().cpu())
@@ -156,33 +154,56 @@ def values_at_input_size(model: Model, objective: Objective, images: Tensor) -> 
 @dataclass
 class PhotoPool:
     """Crops of natural photos (N,3,S,S) at a model's input size, with what the model computes on
-    them, computed on first use."""
+    them, computed on first use and kept on disk (`store`) for the next run."""
 
-    crops: Tensor
+    photos: list[Tensor]
+    size: int
     source: str
+    store_path: Path | None = None
+    _crops: Tensor | None = None
     _layers: dict[str, Tensor] = field(default_factory=dict)
     _statistics: dict[str, Tensor] | None = None
     _embedding: Tensor | None = None
     reference: object | None = None
     """The plausibility distance's fitted reference (`trust._reference`), made on first use."""
 
+    def __post_init__(self) -> None:
+        kept = store.load(self.store_path)
+        self._layers = dict(kept.get("layers") or {})  # type: ignore[call-overload]
+        self._statistics = kept.get("statistics")  # type: ignore[assignment]
+        self._embedding = kept.get("embedding")  # type: ignore[assignment]
+
+    @property
+    def crops(self) -> Tensor:
+        """The crops (N,3,S,S), cut on first use (stored features need none)."""
+        if self._crops is None:
+            self._crops = photo_crops(self.photos, self.size)
+        return self._crops
+
+    def _keep(self) -> None:
+        store.save(self.store_path, {"layers": self._layers, "statistics": self._statistics,
+                                     "embedding": self._embedding})
+
     def features(self, model: Model, layers: list[str]) -> dict[str, Tensor]:
         """Each layer's pooled features of every crop (N, C)."""
         missing = [layer for layer in layers if layer not in self._layers]
         if missing:
             self._layers.update(layer_features(model, self.crops, missing))
+            self._keep()
         return {layer: self._layers[layer] for layer in layers}
 
     def statistics(self, model: Model) -> dict[str, Tensor]:
         """The feature statistics of every crop at `statistics_layers` (N, D) each."""
         if self._statistics is None:
             self._statistics = feature_statistics(model, self.crops, statistics_layers(model))
+            self._keep()
         return self._statistics
 
     def embedding(self, model: Model) -> Tensor:
         """The model's classifier-input features of every crop (N, D)."""
         if self._embedding is None:
             self._embedding = embedding(model, self.crops)
+            self._keep()
         return self._embedding
 
     def values(self, model: Model, objective: Objective) -> Tensor:
@@ -196,7 +217,7 @@ class PhotoPool:
 
 def photo_pool(model: Model, photos: str | os.PathLike | None = None) -> PhotoPool:
     """The photo pool of `model` at its input size, from scikit-image's photos or the folder
-    `photos`; made once and kept in `model.cache`."""
+    `photos`; made once and kept in `model.cache` (its features also on disk, `store`)."""
     source = "scikit-image" if photos is None else str(Path(photos).resolve())
     key = f"photo pool {model.input_size} {source}"
     if key not in model.cache:
@@ -205,5 +226,5 @@ def photo_pool(model: Model, photos: str | os.PathLike | None = None) -> PhotoPo
             warnings.warn(f"only {len(found)} photos in {photos}: the sanity score and plausibility distance "
                           f"measured against them are noisy; give {FEWEST_PHOTOS} or more varied photos",
                           RuntimeWarning, stacklevel=2)
-        model.cache[key] = PhotoPool(photo_crops(found, model.input_size), source)
+        model.cache[key] = PhotoPool(found, model.input_size, source, store.path_for(model, photos))
     return model.cache[key]  # type: ignore[return-value]

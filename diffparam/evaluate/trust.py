@@ -50,6 +50,10 @@ the crops below them stand for natural images unrelated to the unit."""
 PATH_LAYERS = 6
 """Layers on the path to the unit that the sanity score compares (spread evenly, the last kept)."""
 
+STACK = 4
+"""A layer of this many child layers or more, each with layers of its own, is a stack of blocks:
+the path counts its blocks."""
+
 NEIGHBOURS = 3
 """Nearest photo crops the plausibility distance averages over."""
 
@@ -64,12 +68,24 @@ def unit_layer(model: Model, objective: Objective) -> str | None:
 
 
 def path_layers(model: Model, layer: str, most: int = PATH_LAYERS) -> list[str]:
-    """The outermost layers that finish before `layer` runs (the path into it), at most `most`
-    of them, spread evenly and ending with the one nearest the unit."""
-    names = [info.name for info in model.layers()]
+    """The outermost layers that finish before `layer` runs (the path into it), a stack of blocks
+    counted as its blocks; at most `most` of them, spread evenly and ending with the one nearest
+    the unit. For the model's output, the layers that only carry it (the classifier) are left out."""
+    infos = model.layers()
+    names = [info.name for info in infos]
     before = [n for n in names if n != OUTPUT] if layer == OUTPUT else names[:names.index(layer)]
     before = [n for n in before if not n.startswith(layer + ".") and not layer.startswith(n + ".")]
-    outer = [n for n in before if not any(n.startswith(o + ".") for o in before)]
+    if layer == OUTPUT:
+        shapes = {info.name: info.shape for info in infos}
+        while before and shapes[before[-1]] == shapes[OUTPUT]:
+            before.pop()
+    outer = []
+    for n in before:
+        if any(n.startswith(o + ".") for o in before):
+            continue
+        blocks = [c for c in before if c.startswith(n + ".") and "." not in c[len(n) + 1:]]
+        stack = len(blocks) >= STACK and all(any(d.startswith(c + ".") for d in before) for c in blocks)
+        outer += blocks if stack else [n]
     if len(outer) <= most:
         return outer
     picks = torch.linspace(0, len(outer) - 1, most).round().long().tolist()
@@ -260,6 +276,7 @@ def report(model: Model, images: Tensor, objectives: Objective | Sequence[Object
         which = [i for i, o in enumerate(per_image) if o is objective]
         mine = images[which]
         values = values_at_input_size(model, objective, mine)
+        as_made = values_at_input_size(model, objective, mine, resize=False)
         best = float(pool.values(model, objective).max())
         checked = sanity(model, objective, mine, photos)
         for j, i in enumerate(which):
@@ -267,6 +284,7 @@ def report(model: Model, images: Tensor, objectives: Objective | Sequence[Object
                 "image": i,
                 "objective": objective.name,
                 "value": json_number(values[j]),
+                "value_as_made": json_number(as_made[j]),
                 "vs_photos": json_number(float(values[j]) / best) if best > 0 else None,
                 "plausibility_distance": json_number(distances[i]),
                 "sanity_score": json_number(checked.scores[j]),

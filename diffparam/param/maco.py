@@ -10,6 +10,7 @@ decorrelated colour space the image is built in.
 from __future__ import annotations
 
 import os
+import warnings
 from functools import lru_cache
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from torch import Tensor, nn
 
 from diffparam.checks import shape
 from diffparam.errors import UserError
-from diffparam.io import reference_photos, resize
+from diffparam.io import FEWEST_PHOTOS, photo_files, reference_photos, resize
 from diffparam.param.base import Parameterization, generator_device
 from diffparam.param.color import decorrelate_colors
 
@@ -58,6 +59,9 @@ def natural_spectrum(height: int, width: int, spectrum_from: str | os.PathLike |
     scikit-image's, or those in the folder `spectrum_from`; in decorrelated colour if asked.
     Computed once per size and source."""
     folder = None if spectrum_from is None else str(Path(spectrum_from).resolve())
+    if folder is not None and len(found := photo_files(folder)) < FEWEST_PHOTOS:
+        warnings.warn(f"only {len(found)} photos in {spectrum_from}: the spectrum measured on them is "
+                      f"noisy; give {FEWEST_PHOTOS} or more varied photos", RuntimeWarning, stacklevel=2)
     return _spectrum(int(height), int(width), folder, bool(decorrelate)).clone()
 
 

@@ -83,6 +83,11 @@ def accentuate(
     at = net.check_layer(layer) if layer is not None else default_layer(net, obj)
     if at == OUTPUT:
         raise UserError("the image cannot be held to the photo at the model's output: give a `layer`")
+    unit = unit_layer(net, obj)
+    order = net.layer_order()
+    if unit is not None and unit != OUTPUT and order.get(at, -1) > order.get(unit, -1):
+        raise UserError(f"`layer` {at} runs after the objective's layer {unit}: hold the image at a layer "
+                        "at or before it")
     photo = load_image(image, size, "the image").cpu()  # beside the Result's images, which are on the CPU
     check_fits(net, lambda: make_param(param, *photo.shape[-2:], batch=2), resolve_device(device),
                lower="`size`")
