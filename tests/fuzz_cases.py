@@ -89,6 +89,14 @@ def folders(folder: Path) -> None:
     (folder / "blocker").write_text("a file where a folder is wanted")
 
 
+def photo_folders(folder: Path) -> None:
+    """A folder with an unreadable photo and an empty one, for --photos and --spectrum-from."""
+    (folder / "badphotos").mkdir()
+    (folder / "badphotos" / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n not an image")
+    (folder / "nophotos").mkdir()
+    (folder / "nophotos" / "notes.txt").write_text("no photos here")
+
+
 def cppns(folder: Path) -> None:
     from diffparam.param import CPPN
 
@@ -429,6 +437,34 @@ CASES: list[Case] = [
         "--moving-average must be a finite number",
         setup=photo,
     ),
+    # -- trust numbers, MACO, accentuation (issue 13) --------------------------------------------
+    Case(("render", "blocks.2:3", *QUICK, "--report", "r.txt", "--out", "o.png"), "--report must be a .json"),
+    Case(("render", "blocks.2:3", *QUICK, "--report", "keep.png", "--out", "o.png"),
+         "--report must be a .json"),
+    Case(("render", "blocks.2:3", *QUICK, "--photos", "badphotos", "--out", "o.png"), "cannot read photo",
+         setup=photo_folders),
+    Case(("render", "blocks.2:3", *QUICK, "--photos", "nophotos", "--out", "o.png"), "holds no photos",
+         setup=photo_folders),
+    Case(("render", "blocks.2:3", *QUICK, "--no-trust", "--photos", "nophotos", "--out", "o.png"),
+         "drop --no-trust", setup=photo_folders),
+    Case(("render", "blocks.2:3", *QUICK, "--batch", "2", "--diversity", "nan", "--out", "o.png"),
+         "diversity"),
+    Case(("render", "logit:3", *QUICK, "--batch", "2", "--diversity", "9", "--out", "o.png"),
+         "reads a vector"),
+    Case(("render", "blocks.2:3", *QUICK, "--param", "maco", "--spectrum-from", "badphotos",
+          "--out", "o.png"), "cannot read photo", setup=photo_folders),
+    Case(("render", "blocks.2:3", *QUICK, "--spectrum-from", "nophotos", "--out", "o.png"),
+         "applies to --param maco", setup=photo_folders),
+    Case(("accentuate", "photo.png", "blocks.2:3", *QUICK, "--strength", "-1", "--out", "o.png"), "strength",
+         setup=photo),
+    Case(("accentuate", "bad.png", "blocks.2:3", *QUICK, "--out", "o.png"), "bad.png", setup=corrupt),
+    Case(("accentuate", "photo.png", "blocks.2:3", *QUICK, "--layer", "blocks.9", "--out", "o.png"),
+         "runs after the objective's layer", setup=photo),
+    Case(("accentuate", "photo.png", "blocks.2:3", *QUICK, "--param", "cppn", "--out", "o.png"),
+         "invalid choice", setup=photo),
+    Case(("accentuate", "photo.png", "blocks.2:3", *QUICK, "--out", "keep.png/o.png"), "", setup=photo),
+    Case(("atlas", "--layers", "blocks.0", *QUICK, "--photos", "badphotos", "--out", "a"),
+         "cannot read photo", setup=photo_folders),
     # -- atlas, demo, layers ---------------------------------------------------------------------
     Case(("atlas", "--layers", "blocks.0", *QUICK, "--workers", "0", "--out", "a"), "--workers must be"),
     Case(("atlas", "--layers", "blocks.0", *QUICK, "--batch", "0", "--out", "a"), "--batch must be"),
