@@ -18,7 +18,7 @@ from diffparam.checks import choice, image_size, non_negative_float
 from diffparam.errors import UserError
 from diffparam.evaluate import objective_values
 from diffparam.evaluate.trust import path_layers, report, unit_layer
-from diffparam.io import ImageSource, load_image, save_images
+from diffparam.io import ImageSource, load_image, photo_files, save_images
 from diffparam.memory import check_fits
 from diffparam.models.base import OUTPUT, Model
 from diffparam.models.registry import DEFAULT_MODEL, load_model
@@ -78,6 +78,8 @@ def accentuate(
     image_size(size)
     strength = non_negative_float("strength", strength)
     choice("param", param, kinds(from_image=True))
+    if evaluate and photos is not None:
+        photo_files(photos)  # a bad folder fails now, not after the work
     net = load_model(model)
     obj = resolve(objective, net)
     at = net.check_layer(layer) if layer is not None else default_layer(net, obj)
