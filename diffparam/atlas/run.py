@@ -13,6 +13,7 @@ and renders only the units that are not in it.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -184,6 +185,8 @@ def _commit(out: Path, manifest: dict[str, Any], parts: list[Path]) -> None:
     write_manifest(out, manifest)
     for part in parts:
         part.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # the folder of parts, once empty (a batch in flight recreates it)
+        (out / PARTS).rmdir()
 
 
 def _now() -> str:
@@ -242,8 +245,13 @@ def _check_same(manifest: dict[str, Any], model: Model, options: Options, out: P
     before = {**asdict(Options()), **manifest.get("options", {})}  # an option added later: its default
     for name, value in asdict(options).items():
         if name not in SPEED_ONLY and before[name] != value:
-            raise UserError(f"{out} holds an atlas made with {name} {before[name]!r}, not "
-                            f"{value!r}: resume with the same options or choose another `out`")
+            raise UserError(f"{out} holds an atlas made with {name} {_said(before[name])}, not "
+                            f"{_said(value)}: resume with the same options or choose another `out`")
+
+
+def _said(value: Any) -> str:
+    """An option's value as a user wrote it: on/off for a switch, the value itself otherwise."""
+    return ("on" if value else "off") if isinstance(value, bool) else repr(value)
 
 
 def prepare(out: str | os.PathLike, model: Model, layers: str | Sequence[str], options: Options,
