@@ -465,6 +465,8 @@ CASES: list[Case] = [
     Case(("accentuate", "photo.png", "blocks.2:3", *QUICK, "--out", "keep.png/o.png"), "", setup=photo),
     Case(("atlas", "--layers", "blocks.0", *QUICK, "--photos", "badphotos", "--out", "a"),
          "cannot read photo", setup=photo_folders),
+    Case(("atlas", "--layers", "blocks.0", *QUICK, "--no-trust", "--photos", "nophotos", "--out", "a"),
+         "--photos needs the trust numbers: drop --no-trust", setup=photo_folders),
     # -- atlas, demo, layers ---------------------------------------------------------------------
     Case(("atlas", "--layers", "blocks.0", *QUICK, "--workers", "0", "--out", "a"), "--workers must be"),
     Case(("atlas", "--layers", "blocks.0", *QUICK, "--batch", "0", "--out", "a"), "--batch must be"),

@@ -11,17 +11,16 @@ from diffparam.cli.common import (
     add_photos_option,
     add_precision_option,
     add_render_options,
+    check_report_options,
     model_from_args,
     param_settings,
 )
-from diffparam.errors import UserError
 
 
 def _cmd_atlas(args: argparse.Namespace) -> int:
     from diffparam.atlas import atlas
 
-    if args.no_trust and args.photos is not None:
-        raise UserError("--photos needs the trust numbers: drop --no-trust")
+    check_report_options(args)
     result = atlas(model_from_args(args), args.layers, args.out, size=args.size, steps=args.steps,
                    lr=args.lr, param=args.param, seed=args.seed, batch=args.batch,
                    precision=args.precision, compile=args.compile, device=args.device,

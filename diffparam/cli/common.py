@@ -128,15 +128,17 @@ def add_photos_option(p: argparse.ArgumentParser) -> None:
 
 
 def check_report_options(args: argparse.Namespace) -> Path | None:
-    """The --report path and the --photos folder, checked before any work; the path or None."""
-    if args.no_trust and (args.report is not None or args.photos is not None):
-        raise UserError(f"--{'report' if args.report is not None else 'photos'} needs the trust numbers: "
+    """The --report path (of commands that have one) and the --photos folder, checked before any
+    work; the path or None."""
+    report = getattr(args, "report", None)
+    if args.no_trust and (report is not None or args.photos is not None):
+        raise UserError(f"--{'report' if report is not None else 'photos'} needs the trust numbers: "
                         "drop --no-trust")
     if args.photos is not None:
         photo_files(args.photos)
-    if args.report is None:
+    if report is None:
         return None
-    out = Path(args.report)
+    out = Path(report)
     if out.suffix.lower() != ".json":
         raise UserError(f"--report must be a .json file, got {out}")
     return check_writable(out)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,16 +65,23 @@ def _chunks(images: Tensor, model: Model, resize_: bool = True) -> list[Tensor]:
     return [c.to(model.device) for c in images.split(CHUNK)]
 
 
-def layer_features(model: Model, images: Tensor, layers: list[str]) -> dict[str, Tensor]:
-    """Each layer's `pooled` output for `images` (B,3,H,W) seen at the model's input size: (B, C)
-    on the CPU."""
+def _summaries(model: Model, images: Tensor, layers: list[str],
+               summary: Callable[[Tensor], Tensor]) -> dict[str, Tensor]:
+    """`summary` of each layer's output (in fp32) for `images` seen at the model's input size, one
+    row per image, on the CPU."""
     found: dict[str, list[Tensor]] = {layer: [] for layer in layers}
     with torch.no_grad():
         for chunk in _chunks(images, model):
-            acts = model.activations(chunk, layers, stop_early=OUTPUT not in layers)
+            acts = model.activations(chunk, layers)
             for layer in layers:
-                found[layer].append(pooled(acts[layer]).float().cpu())
+                found[layer].append(summary(acts[layer].float()).cpu())
     return {layer: torch.cat(values) for layer, values in found.items()}
+
+
+def layer_features(model: Model, images: Tensor, layers: list[str]) -> dict[str, Tensor]:
+    """Each layer's `pooled` output for `images` (B,3,H,W) seen at the model's input size: (B, C)
+    on the CPU."""
+    return _summaries(model, images, layers, pooled)
 
 
 def spread_statistics(t: Tensor) -> Tensor:
@@ -99,13 +107,7 @@ def statistics_layers(model: Model) -> list[str]:
 
 def feature_statistics(model: Model, images: Tensor, layers: list[str]) -> dict[str, Tensor]:
     """Each layer's `spread_statistics` for `images` seen at the model's input size: (B, D) on the CPU."""
-    found: dict[str, list[Tensor]] = {layer: [] for layer in layers}
-    with torch.no_grad():
-        for chunk in _chunks(images, model):
-            acts = model.activations(chunk, layers, stop_early=True)
-            for layer in layers:
-                found[layer].append(spread_statistics(acts[layer].float()).cpu())
-    return {layer: torch.cat(values) for layer, values in found.items()}
+    return _summaries(model, images, layers, spread_statistics)
 
 
 def classifier_input(model: Model) -> nn.Module | str:

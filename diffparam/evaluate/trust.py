@@ -145,12 +145,13 @@ def _sanity(theirs: dict[str, Tensor], values: Tensor, mine: dict[str, Tensor], 
     """Score `mine` (each path layer's pooled features of the images) against the photo crops'
     features `theirs`, the crops ranked by the unit's `values` on them: the top k make the 1, all
     but the top 2k the 0, and the k between are the held-out check."""
-    nan = torch.full((len(next(iter(mine.values()))),), math.nan)
+    n = len(next(iter(mine.values())))
+    nan = torch.full((n,), math.nan)
     k = max(2, min(top, len(values) // 4))
     order = values.argsort(descending=True)
     best, next_best, rest = order[:k], order[k:2 * k], order[2 * k:]
     if not len(rest) or float(values[best].min()) <= float(values[rest].median()):
-        return _no_path(len(nan))  # the photos do not drive the unit (dead or tied on them): no reference
+        return _no_path(n)  # the photos do not drive the unit (dead or tied on them): no reference
     columns, held = [], []
     for name in path:
         photo = theirs[name]
