@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from diffparam.errors import UserError
 from diffparam.evaluate import store
-from diffparam.io import FEWEST_PHOTOS, center_crop, reference_photos, resize
+from diffparam.io import FEWEST_PHOTOS, REFERENCE_PHOTOS, center_crop, photo_files, reference_photos, resize
 from diffparam.models.base import OUTPUT, Model
 from diffparam.models.blocks import block_layers
 from diffparam.objectives import Activations, Objective
@@ -158,7 +158,8 @@ class PhotoPool:
     """Crops of natural photos (N,3,S,S) at a model's input size, with what the model computes on
     them, computed on first use and kept on disk (`store`) for the next run."""
 
-    photos: list[Tensor]
+    folder: str | os.PathLike | None
+    """scikit-image's photos (None) or a folder's, read only when crops are needed."""
     size: int
     source: str
     store_path: Path | None = None
@@ -179,7 +180,7 @@ class PhotoPool:
     def crops(self) -> Tensor:
         """The crops (N,3,S,S), cut on first use (stored features need none)."""
         if self._crops is None:
-            self._crops = photo_crops(self.photos, self.size)
+            self._crops = photo_crops(reference_photos(self.folder), self.size)
         return self._crops
 
     def _keep(self) -> None:
@@ -223,10 +224,10 @@ def photo_pool(model: Model, photos: str | os.PathLike | None = None) -> PhotoPo
     source = "scikit-image" if photos is None else str(Path(photos).resolve())
     key = f"photo pool {model.input_size} {source}"
     if key not in model.cache:
-        found = reference_photos(photos)
-        if len(found) < FEWEST_PHOTOS:
-            warnings.warn(f"only {len(found)} photos in {photos}: the sanity score and plausibility distance "
+        count = len(REFERENCE_PHOTOS) if photos is None else len(photo_files(photos))
+        if count < FEWEST_PHOTOS:
+            warnings.warn(f"only {count} photos in {photos}: the sanity score and plausibility distance "
                           f"measured against them are noisy; give {FEWEST_PHOTOS} or more varied photos",
                           RuntimeWarning, stacklevel=2)
-        model.cache[key] = PhotoPool(found, model.input_size, source, store.path_for(model, photos))
+        model.cache[key] = PhotoPool(photos, model.input_size, source, store.path_for(model, photos))
     return model.cache[key]  # type: ignore[return-value]
