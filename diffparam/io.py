@@ -146,9 +146,12 @@ def make_grid(images: Tensor, ncol: int | None = None, pad: int = 2, value: floa
 
 
 def save_image(img: Tensor, path: str | os.PathLike) -> Path:
-    """Write one image (C,H,W) or a batch (as a grid) to a PNG/JPEG, atomically."""
+    """Write one image (C,H,W) or a batch (as a grid) to a PNG/JPEG, atomically. An image of other than
+    1, 3 or 4 channels (for a multispectral model) is written as its channels in grey, side by side."""
     if img.dim() == 4:
         img = img[0] if img.shape[0] == 1 else make_grid(img)
+    if img.dim() == 3 and img.shape[0] not in (1, 3, 4):
+        img = make_grid(img[:, None], ncol=img.shape[0])
     arr = to_uint8(img)
     final = Path(path)
     fmt = Image.registered_extensions().get(final.suffix.lower())
@@ -160,6 +163,28 @@ def save_image(img: Tensor, path: str | os.PathLike) -> Path:
         except OSError as exc:
             raise UserError(f"cannot write {final}: {(exc.strerror or str(exc)).lower()}") from exc
     return final
+
+
+def load_array(path: str | os.PathLike) -> Tensor:
+    """A float tensor from a .npy file or a .pt/.pth file holding one tensor (a vector or matrix the
+    user saved), with a one-line error for anything else."""
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"{p}: no such file")
+    try:
+        if p.suffix.lower() == ".npy":
+            values = torch.from_numpy(np.load(p, allow_pickle=False))
+        elif p.suffix.lower() in (".pt", ".pth"):
+            values = torch.load(p, map_location="cpu", weights_only=True)
+        else:
+            raise UserError(f"cannot read {p}: give a .npy, .pt or .pth file")
+    except (OSError, ValueError, RuntimeError, EOFError) as exc:
+        raise UserError(f"cannot read {p}: {first_line(exc)}") from exc
+    if not isinstance(values, Tensor):
+        raise UserError(f"{p} holds a {type(values).__name__}, not one tensor")
+    if not (values.is_floating_point() or values.dtype in (torch.int32, torch.int64)):
+        raise UserError(f"{p} holds {values.dtype} values, not numbers")
+    return values.float()
 
 
 def save_images(images: Tensor, path: str | os.PathLike, separate: bool = False) -> list[Path]:

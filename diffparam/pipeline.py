@@ -23,6 +23,7 @@ from diffparam.backgrounds import Background, background_from, composite
 from diffparam.checks import positive_int
 from diffparam.errors import UserError
 from diffparam.models.base import Model
+from diffparam.models.geometry import InputGeometry
 from diffparam.objectives import INPUT, Activations, Objective
 from diffparam.param.base import Parameterization
 
@@ -85,12 +86,19 @@ class Transforms(Stage):
 
 @dataclass
 class Resize(Stage):
-    """Bilinear resampling to the model's input size (size x size pixels)."""
+    """Bilinear resampling to `size` x `size` pixels (None: the size as it comes), then to the nearest
+    size the model takes (`geometry`: its fixed size, or multiples of its stride)."""
 
-    size: int
+    size: int | None
+    geometry: InputGeometry | None = None
 
     def __call__(self, x: Tensor, generator: torch.Generator | None) -> Tensor:
-        return F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
+        h, w = x.shape[-2:] if self.size is None else (self.size, self.size)
+        if self.geometry is not None:
+            h, w = self.geometry.fit(h, w)
+        if (h, w) == tuple(x.shape[-2:]):
+            return x
+        return F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
 
 
 def transform_from(transforms: str | Callable | Iterable[Callable] | None) -> Callable | None:
@@ -107,17 +115,20 @@ def transform_from(transforms: str | Callable | Iterable[Callable] | None) -> Ca
 
 
 def stages_for(param: Parameterization, transforms: str | Callable | Iterable[Callable] | None,
-               background: str | Background | None, input_size: int | None) -> list[Stage]:
-    """The stages between `param` and the model: composite (for RGBA), transforms, resize."""
+               background: str | Background | None, input_size: int | None,
+               geometry: InputGeometry | None = None) -> list[Stage]:
+    """The stages between `param` and the model: composite (an RGBA batch for an RGB model),
+    transforms, resize (to `input_size`, and to what a model of `geometry` takes)."""
     stages: list[Stage] = []
     bg = background_from(background)
-    if bg is not None and param.channels == 4:
+    if bg is not None and param.channels == 4 and (geometry is None or geometry.channels == 3):
         stages.append(Composite(bg, param.copies))
     transform = transform_from(transforms)
     if transform is not None:
         stages.append(Transforms(transform, param.copies))
-    if input_size is not None:
-        stages.append(Resize(positive_int("input_size", input_size)))
+    size = None if input_size is None else positive_int("input_size", input_size)
+    if size is not None or (geometry is not None and (geometry.fixed or geometry.multiple > 1)):
+        stages.append(Resize(size, geometry))
     return stages
 
 

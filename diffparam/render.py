@@ -161,20 +161,26 @@ class _Stepper:
 
 
 def _param_from(param: Parameterization | str | None, size: int | Sequence[int] | None,
-                batch: int | None) -> Parameterization | Callable[[torch.Generator | None], Parameterization]:
-    """The parameterization to optimise: `param` itself, or a builder of one of kind `param`
-    (default "fourier") of `size` and `batch`, drawing from the generator it is given."""
+                batch: int | None, channels: int = 3
+                ) -> Parameterization | Callable[[torch.Generator | None], Parameterization]:
+    """The parameterization to optimise: `param` itself (checked against the model's `channels`), or a
+    builder of one of kind `param` (default "fourier") of `size`, `batch` and `channels`, drawing from
+    the generator it is given."""
     if isinstance(param, Parameterization):
         if size is not None or batch is not None:
             raise UserError("`size` and `batch` describe the image render makes itself; with a "
                             "parameterization given (`param`), set them on it instead")
+        if param.channels != channels and not (channels == 3 and param.channels == 4):
+            raise UserError(f"the parameterization makes {param.channels}-channel images, but the model "
+                            f"takes {channels} channels")
         return param
     if param is not None and not isinstance(param, str):
         raise UserError(f"`param` must be a Parameterization or a kind name, got {type(param).__name__}")
     h, w = image_size(DEFAULT_SIZE if size is None else size)
     n = positive_int("batch", 1 if batch is None else batch)
     kind(param or "fourier")
-    return lambda generator: make_param(param or "fourier", h, w, batch=n, generator=generator)
+    return lambda generator: make_param(param or "fourier", h, w, batch=n, generator=generator,
+                                        channels=channels)
 
 
 def render(
@@ -248,7 +254,7 @@ def render(
         raise UserError("`cuda_graph` needs a CUDA device")
     net = load_model(model).to(dev)
     obj = resolve(objective, net)
-    made = _param_from(param, size, batch)
+    made = _param_from(param, size, batch, net.geometry.channels)
     if report is not False:
         _check_report(made, report, batch, photos)
     check_fits(net, made if isinstance(made, Parameterization) else lambda: made(None), dev, input_size,
@@ -257,7 +263,8 @@ def render(
         made = made(torch.Generator().manual_seed(seed))
     param = made.to(dev)
     lr = positive_float("lr", param.default_lr if lr is None else lr)
-    pipeline = Pipeline(param, net, obj, stages_for(param, transforms, background, input_size), precision,
+    stages = stages_for(param, transforms, background, input_size, net.geometry)
+    pipeline = Pipeline(param, net, obj, stages, precision,
                         on_cuda if channels_last is None else channels_last)
     blockers = pipeline.blockers()
     if cuda_graph and blockers:

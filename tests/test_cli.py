@@ -75,9 +75,10 @@ def test_channel_list_errors(tmp_path, capsys) -> None:
 
 def test_layers_lists_blocks(capsys) -> None:
     assert main(["layers"]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    rows = {line.split()[0]: line.split()[1] for line in lines}
-    assert rows["blocks.15"] == "320" and rows["head"] == "1280" and rows["logits"] == "1000"
+    header, *lines = capsys.readouterr().out.splitlines()
+    assert header == "# efficientnet_lite0 takes RGB images of any size (native 224x224)"
+    rows = {line.split()[0]: line.split()[1:] for line in lines}
+    assert rows["blocks.15"] == ["320", "chw", "7x7"] and rows["logits"] == ["1000", "vector"]
 
 
 def test_console_script_no_traceback(tmp_path) -> None:

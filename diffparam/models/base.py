@@ -5,29 +5,22 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint as _checkpoint
 
 from diffparam.constant import Constant
-from diffparam.errors import UserError
+from diffparam.errors import UserError, first_line
+from diffparam.models.geometry import InputGeometry, declared_size, first_in_channels, probe
+from diffparam.models.layout import TOKENS, LayerInfo, canonical, detect, first_tensor, tokens_key
 
 RECOMPILE_LIMIT = 1024
 """Compiled graphs kept per block code (a shape or precision change compiles anew; past this, eager)."""
 
 OUTPUT = "output"
 """Pseudo-layer: the module's own return value (the logits of a classifier)."""
-
-
-@dataclass(frozen=True)
-class LayerInfo:
-    """One named layer: its name, channel count and output shape for a native-size input."""
-
-    name: str
-    channels: int
-    shape: tuple[int, ...]
 
 
 class _StopForward(Exception):
@@ -107,17 +100,28 @@ class Model:
         *,
         mean: Sequence[float] = (0.485, 0.456, 0.406),
         std: Sequence[float] = (0.229, 0.224, 0.225),
-        input_size: int = 224,
+        input_size: int | Sequence[int] | None = None,
         name: str = "custom",
         class_names: Sequence[str] | None = None,
+        output: str | int | None = None,
     ) -> None:
         self.module = module
         self._frozen = 0
         self.mean = Constant(torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
         self.std = Constant(torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
-        self.input_size = input_size
+        size = declared_size(module) if input_size is None else input_size
+        size = 224 if size is None else size
+        self.native_size: tuple[int, int] = (int(size), int(size)) if isinstance(size, int) else (
+            int(size[0]), int(size[1]))
+        """(height, width) the module was made for: what `layers()` reports shapes at."""
+        self.input_size = self.native_size[1]
+        """The native width, the side of the square crops the trust numbers show the model."""
         self.name = name
         self.class_names = list(class_names) if class_names is not None else None
+        self.output = output
+        """Which part of a tuple, dict or output object the module returns is its output (None: the
+        tensor itself, 'logits' or 'last_hidden_state' when present, else the first tensor)."""
+        self._geometry: InputGeometry | None = None
         self._index_modules()
 
     def _index_modules(self) -> None:
@@ -125,6 +129,7 @@ class Model:
         self._modules = dict(self.module.named_modules())
         self._modules.pop("", None)
         self._layer_cache: list[LayerInfo] | None = None
+        self._layer_index: dict[str, LayerInfo] = {}
         self._compiled: dict[tuple[str, str], Callable] = {}
         self.cache: dict[str, object] = {}
         """What analyses computed from the weights (circuits, gates), kept while the weights stay;
@@ -206,38 +211,117 @@ class Model:
             f"unknown layer {name!r} in model {self.name}{hint} (list them with `diffparam layers`)"
         )
 
+    @property
+    def geometry(self) -> InputGeometry:
+        """The images the module takes (channels; any size, multiples of k px, or one fixed size),
+        found once by trying sizes (see `diffparam.models.geometry`)."""
+        if self._geometry is None:
+            first_conv = first_in_channels(self.module)
+            tries = (3,) if first_conv in (None, 3) else (3, first_conv)
+            geometry, error = probe(self._probe_runner(), self.native_size, tries)
+            if error is not None:
+                raise UserError(f"model {self.name} does not run on a {tries[-1]}-channel "
+                                f"{self.native_size[0]}x{self.native_size[1]} image ({first_line(error)}); "
+                                "give its input size (`input_size`)")
+            self._geometry = geometry
+        return self._geometry
+
+    def _probe_runner(self):
+        """Runs the module once, without gradients, on a zero image of a given shape: None, or the
+        error it raised. On CUDA the run is only traced (FakeTensorMode: shapes, no kernels), so that a
+        size the module refuses cannot leave a device-side assert behind; where tracing fails even at
+        the native size, the module runs for real."""
+        fake = self.device.type == "cuda"
+
+        def run(channels: int, height: int, width: int) -> Exception | None:
+            nonlocal fake
+            for traced in ((True, False) if fake else (False,)):
+                try:
+                    self._run_zeros(channels, height, width, traced)
+                    return None
+                except Exception as exc:  # noqa: BLE001 - whatever the module raises means "not this size"
+                    error = exc
+                    if traced and (height, width) == self.native_size:
+                        fake = False  # cannot trace this module: run it from now on
+                        continue
+                    return error
+            return error
+
+        return run
+
+    def _run_zeros(self, channels: int, height: int, width: int, traced: bool = False) -> object:
+        """The module's raw return value for one zero image (no gradients, frozen)."""
+        x = torch.zeros(1, channels, height, width, device=self.device)
+        if not traced:
+            with torch.no_grad(), self.frozen():
+                return self.module(self.normalize(x))
+        from torch._subclasses.fake_tensor import FakeTensorMode
+
+        with FakeTensorMode(allow_non_fake_inputs=True), torch.no_grad(), self.frozen():
+            return self.module(self.normalize(x))
+
+    def _output_shapes(self, height: int, width: int) -> dict[str, tuple[int, ...]]:
+        """Each layer's output shape (and 'output''s) for one image of height x width."""
+        shapes: dict[str, tuple[int, ...]] = {}
+        handles = []
+        for lname, mod in self._modules.items():
+
+            def hook(_m, _i, out, lname=lname):
+                t = first_tensor(out)
+                # one image in, one row out: windows or heads folded into the batch are not layers
+                if t is not None and t.dim() > 1 and t.shape[0] == 1 and lname not in shapes:
+                    shapes[lname] = tuple(t.shape)
+
+            handles.append(mod.register_forward_hook(hook))
+        try:
+            out = self._pick_output(self._run_zeros(self.geometry.channels, height, width,
+                                                    traced=self.device.type == "cuda"))
+        except Exception:  # noqa: BLE001 - traced runs fail on some modules: run for real
+            shapes.clear()
+            out = self._pick_output(self._run_zeros(self.geometry.channels, height, width))
+        finally:
+            for h in handles:
+                h.remove()
+        if out is not None:
+            shapes[OUTPUT] = tuple(out.shape)
+        return shapes
+
     def layers(self) -> list[LayerInfo]:
-        """Each layer with a 4D or 2D output, its channel count and shape at the native input size."""
+        """Each layer whose output objectives can use (an image, channels-last map, tokens or a vector):
+        its channel count, its shape as objectives see it at the native size, and its layout."""
         if self._layer_cache is None:
-            shapes: dict[str, tuple[int, ...]] = {}
-            handles = []
-            for lname, mod in self._modules.items():
-
-                def hook(_m, _i, out, lname=lname):
-                    if isinstance(out, Tensor) and out.dim() in (2, 4) and lname not in shapes:
-                        shapes[lname] = tuple(out.shape[1:])
-
-                handles.append(mod.register_forward_hook(hook))
-            try:
-                x = torch.zeros(1, 3, self.input_size, self.input_size, device=self.device)
-                with torch.no_grad(), self.frozen():
-                    out = self.module(self.normalize(x))
-            finally:
-                for h in handles:
-                    h.remove()
-            infos = [LayerInfo(n, s[0], s) for n, s in shapes.items()]
-            if isinstance(out, Tensor) and out.dim() in (2, 4):
-                infos.append(LayerInfo(OUTPUT, out.shape[1], tuple(out.shape[1:])))
+            geometry = self.geometry
+            h, w = self.native_size
+            sizes = [(h, w)]
+            first = self._output_shapes(h, w)
+            second: dict[str, tuple[int, ...]] = {}
+            if not geometry.fixed:  # a wider image tells a width dimension from a channel one
+                sizes.append(geometry.fit(h, w + 64))
+                second = self._output_shapes(*sizes[1])
+            hint = getattr(self.module, "num_prefix_tokens", None)
+            hint = int(hint) if isinstance(hint, int) else None
+            infos = []
+            for lname, shape in first.items():
+                found = detect(shape, second.get(lname), sizes, hint)
+                if found is not None:
+                    layout, prefix, seen = found
+                    infos.append(LayerInfo(lname, seen[0], seen, layout, prefix))
             self._layer_cache = infos
+            self._layer_index = {info.name: info for info in infos}
         return list(self._layer_cache)
+
+    def layer_info(self, layer: str) -> LayerInfo:
+        """`layer`'s `LayerInfo` (checked)."""
+        self.check_layer(layer)
+        self.layers()
+        if layer not in self._layer_index:
+            raise UserError(f"layer {layer!r} of model {self.name} has no output objectives can use (an "
+                            "image, channels-last map, tokens or a vector); see `diffparam layers`")
+        return self._layer_index[layer]
 
     def channels(self, layer: str) -> int:
         """The channel count of `layer` (checked)."""
-        self.check_layer(layer)
-        for info in self.layers():
-            if info.name == layer:
-                return info.channels
-        raise UserError(f"layer {layer!r} of model {self.name} has no image or vector output")
+        return self.layer_info(layer).channels
 
     def check_channel(self, layer: str, channel: int) -> int:
         """Return `channel` if `layer` has it, else raise a UserError giving the valid range."""
@@ -266,27 +350,73 @@ class Model:
 
     # -- running -----------------------------------------------------------------------------
     def normalize(self, x: Tensor) -> Tensor:
-        """Map images in [0,1] to the module's expected input."""
-        return (x - self.mean.on(x.device, x.dtype)) / self.std.on(x.device, x.dtype)
+        """Map images in [0,1] to the module's expected input. Where the module takes other than as
+        many channels as `mean` has (a grey or multispectral model with the RGB defaults), every
+        channel gets the mean of `mean` and of `std`."""
+        mean, std = self.mean.on(x.device, x.dtype), self.std.on(x.device, x.dtype)
+        if mean.shape[1] != x.shape[1]:
+            mean, std = mean.mean(1, keepdim=True), std.mean(1, keepdim=True)
+        return (x - mean) / std
+
+    def fitted(self, x: Tensor) -> Tensor:
+        """Images `x` (B,C,H,W) resized (bilinear) to the nearest size the module takes (`geometry`);
+        as they are when it takes theirs. A wrong channel count is a UserError."""
+        geometry = self.geometry
+        if x.dim() != 4 or x.shape[1] != geometry.channels:
+            raise UserError(f"model {self.name} takes {geometry.describe()}; got a batch of shape "
+                            f"{tuple(x.shape)}")
+        h, w = geometry.fit(*x.shape[-2:])
+        if (h, w) == tuple(x.shape[-2:]):
+            return x
+        return F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
+
+    def _pick_output(self, out: object) -> Tensor | None:
+        """The tensor that is the module's output: `self.output` of a tuple, dict or output object,
+        else `first_tensor`."""
+        if self.output is None:
+            return first_tensor(out)
+        try:
+            if isinstance(self.output, int):
+                picked = out[self.output]  # type: ignore[index]
+            elif isinstance(out, dict):
+                picked = out[self.output]
+            else:
+                picked = getattr(out, self.output)
+        except (KeyError, IndexError, AttributeError, TypeError):
+            picked = None
+        if not isinstance(picked, Tensor):
+            raise UserError(f"model {self.name} returns {type(out).__name__}, which has no tensor "
+                            f"{self.output!r} (`output`)")
+        return picked
 
     def __call__(self, x: Tensor) -> Tensor:
-        """The module's output for images `x` in [0,1]."""
+        """The module's output for images `x` in [0,1] (resized to a size it takes)."""
         with self.frozen():
-            return self.module(self.normalize(x))
+            out = self._pick_output(self.module(self.normalize(self.fitted(x))))
+        if out is None:
+            raise UserError(f"model {self.name} returns no tensor")
+        return out
 
     def activations(self, x: Tensor, layers: Iterable[str], stop_early: bool = True) -> dict[str, Tensor]:
-        """Run images `x` in [0,1] and return the outputs of `layers` ('output': the module's result).
+        """Run images `x` in [0,1] (resized to a size the module takes) and return the outputs of
+        `layers` ('output': the module's result) as objectives see them: (B, C, h, w) on the layer's
+        grid (channels-last maps and transformer tokens included), (B, C) for vectors; a token layer's
+        whole sequence, prefix tokens first, as (B, C, N) under `tokens_key(layer)`.
 
         With `stop_early`, the forward pass stops as soon as every requested layer has run.
         """
         wanted = {self.check_layer(name) for name in layers}
+        infos = {name: self.layer_info(name) for name in wanted}
+        x = self.fitted(x)
         captured: dict[str, Tensor] = {}
         hooked = wanted - {OUTPUT}
         stop = stop_early and OUTPUT not in wanted
 
         def make_hook(lname: str):
             def hook(_m, _i, out):
-                captured[lname] = out
+                t = first_tensor(out)
+                if t is not None:
+                    captured[lname] = t
                 if stop and hooked.issubset(captured):
                     raise _StopForward
 
@@ -297,13 +427,19 @@ class Model:
             with self.frozen():
                 out = self.module(self.normalize(x))
             if OUTPUT in wanted:
-                captured[OUTPUT] = out
+                captured[OUTPUT] = self._pick_output(out)  # type: ignore[assignment]
         except _StopForward:
             pass
         finally:
             for h in handles:
                 h.remove()
-        return captured
+        height, width = x.shape[-2:]
+        seen: dict[str, Tensor] = {}
+        for name, t in captured.items():
+            seen[name] = canonical(t, infos[name], height, width)
+            if infos[name].layout == TOKENS and t.dim() == 3:
+                seen[tokens_key(name)] = t.transpose(1, 2)
+        return seen
 
     def fold_batchnorm(self) -> int:
         """Fold each eval BatchNorm2d that directly follows a Conv2d in a Sequential into the conv.

@@ -8,6 +8,7 @@ one render can make many different images at once.
 from __future__ import annotations
 
 import builtins
+import os
 import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
@@ -19,7 +20,9 @@ from torch import Tensor
 from diffparam import deprecation
 from diffparam.constant import Constant
 from diffparam.errors import UserError
+from diffparam.io import load_array
 from diffparam.models.base import OUTPUT
+from diffparam.models.layout import TOKENS, tokens_key
 
 if TYPE_CHECKING:
     from diffparam.models.base import Model
@@ -195,13 +198,39 @@ def channels(layer: str, cs: Sequence[int]) -> Objective:
                      [_layer_check(layer), *(_channel_check(layer, c) for c in cs)])
 
 
+def _token_check(layer: str, token: int) -> Check:
+    def check(model: Model) -> None:
+        info = model.layer_info(layer)
+        if info.layout != TOKENS:
+            raise UserError(f"{layer} has no tokens (its layout is {info.describe()}): a token position "
+                            "needs a transformer layer")
+        count = info.prefix + info.shape[1] * info.shape[2]
+        if not 0 <= token < count:
+            raise UserError(f"{layer} has {count} tokens ({info.prefix} before the patch grid): token "
+                            f"{token} is out of range 0..{count - 1}")
+
+    return check
+
+
+def _at_token(acts: Activations, layer: str, token: int) -> Tensor:
+    """(B, C) at token `token` (prefix tokens first) of a token layer."""
+    return acts[tokens_key(layer)][:, :, token]
+
+
 @deprecation.renames(batch="image")
 def neuron(
-    layer: str, c: int, x: int | None = None, y: int | None = None, image: int | None = None
+    layer: str, c: int, x: int | None = None, y: int | None = None, image: int | None = None,
+    token: int | None = None,
 ) -> Objective:
-    """Activation of channel `c` at one position (default: the centre of the layer's grid)."""
+    """Activation of channel `c` at one position (default: the centre of the layer's grid; on a
+    transformer layer, a patch of the token grid), or at token `token` of a transformer layer's
+    sequence, prefix tokens first (0: the class token)."""
+    if token is not None and (x is not None or y is not None):
+        raise UserError("give a neuron's position (x, y) or its `token`, not both")
 
     def fn(acts: Activations) -> Tensor:
+        if token is not None:
+            return _for_image(_at_token(acts, layer, token)[:, c], image)
         t = acts[layer]
         if t.dim() != 4:
             raise UserError(f"{layer} has no spatial grid: use a channel objective ({layer}:{c})")
@@ -213,8 +242,11 @@ def neuron(
         return _for_image(t[:, c, yi, xi], image)
 
     at = "" if x is None and y is None else f"@{x},{y}"
-    return Objective(fn, [layer], f"{layer}:{c}{at}{_suffix(image)}",
-                     [_layer_check(layer), _channel_check(layer, c)])
+    checks = [_layer_check(layer), _channel_check(layer, c)]
+    if token is not None:
+        at = "@cls" if token == 0 else f"@token={token}"
+        checks.append(_token_check(layer, token))
+    return Objective(fn, [layer], f"{layer}:{c}{at}{_suffix(image)}", checks)
 
 
 @deprecation.renames(batch="image")
@@ -228,12 +260,20 @@ def layer(name: str, image: int | None = None) -> Objective:
 
 
 @deprecation.renames(batch="image")
-def direction(layer: str, vector: Tensor | Sequence[float], image: int | None = None) -> Objective:
-    """Mean over positions of the activation's projection on a unit `vector` in channel space."""
+def direction(layer: str, vector: Tensor | Sequence[float], image: int | None = None,
+              token: int | None = None) -> Objective:
+    """Mean over positions of the activation's projection on a unit `vector` in channel space (a
+    direction in a transformer's residual stream, a sparse-autoencoder feature), or its projection
+    at token `token` of a transformer layer (0: the class token)."""
     raw = torch.as_tensor(vector, dtype=torch.float32).flatten()
-    vec = Constant(raw / raw.norm().clamp_min(1e-12))
+    if not torch.isfinite(raw).all() or raw.norm() == 0:
+        raise UserError("a direction needs finite values, not all zero")
+    vec = Constant(raw / raw.norm())
 
     def fn(acts: Activations) -> Tensor:
+        if token is not None:
+            t = _at_token(acts, layer, token)
+            return _for_image(t @ vec.on(t.device, t.dtype), image)
         t = acts[layer]
         v = vec.on(t.device, t.dtype)
         shape = (1, -1) + (1,) * (t.dim() - 2)
@@ -244,7 +284,28 @@ def direction(layer: str, vector: Tensor | Sequence[float], image: int | None = 
         if raw.numel() != n:
             raise UserError(f"direction has {raw.numel()} values but {layer} has {n} channels")
 
-    return Objective(fn, [layer], f"direction({layer}){_suffix(image)}", [_layer_check(layer), check])
+    checks = [_layer_check(layer), check] + ([] if token is None else [_token_check(layer, token)])
+    at = "" if token is None else "@cls" if token == 0 else f"@token={token}"
+    return Objective(fn, [layer], f"direction({layer}){at}{_suffix(image)}", checks)
+
+
+def load_direction(path: str | os.PathLike, row: int | None = None) -> Tensor:
+    """A direction vector from a file: a .npy array or a .pt/.pth tensor, 1-D, or 2-D with `row` picking
+    one (a sparse autoencoder's decoder dictionary, one feature per row)."""
+    values = load_array(path)
+    if values.dim() == 2:
+        if row is None:
+            raise UserError(f"{path} holds a {values.shape[0]}x{values.shape[1]} matrix: pick a row "
+                            f"(FILE[ROW], 0..{values.shape[0] - 1})")
+        if not 0 <= row < values.shape[0]:
+            raise UserError(f"row {row} is out of range: {path} has rows 0..{values.shape[0] - 1}")
+        return values[row]
+    if values.dim() != 1:
+        raise UserError(f"{path} holds an array of shape {tuple(values.shape)}: a direction is a vector "
+                        "(or a matrix of them, one per row)")
+    if row is not None:
+        raise UserError(f"{path} holds one vector: drop [{row}]")
+    return values
 
 
 def _class_check(label: str | int) -> Check:
@@ -324,9 +385,12 @@ def total_variation(image: int | None = None) -> Objective:
 
 
 # -- the string grammar ----------------------------------------------------------------------------
-_GRAMMAR = "use LAYER, LAYER:CHANNEL, LAYER:C1,C2,..., LAYER:CHANNEL@X,Y or logit:CLASS"
+_GRAMMAR = ("use LAYER, LAYER:CHANNEL, LAYER:C1,C2,..., LAYER:CHANNEL@X,Y, LAYER:CHANNEL@cls, "
+            "LAYER:CHANNEL@token=K, LAYER:direction=FILE[ROW] or logit:CLASS")
 _CHANNEL_LIST = re.compile(r"^(?P<layer>[^:@\s]+):(?P<cs>\d+(?:,\d+)+)$")
-_UNIT = re.compile(r"^(?P<layer>[^:@\s]+):(?P<c>-?\d+)(?:@(?P<x>-?\d+),(?P<y>-?\d+))?$")
+_AT = r"(?:@(?:(?P<x>-?\d+),(?P<y>-?\d+)|(?P<cls>cls)|token=(?P<token>\d+)))?"
+_UNIT = re.compile(r"^(?P<layer>[^:@\s]+):(?P<c>-?\d+)" + _AT + "$")
+_DIRECTION = re.compile(r"^(?P<layer>[^:@\s]+):direction=(?P<file>[^@\[]+)(?:\[(?P<row>\d+)\])?" + _AT + "$")
 
 
 def channel_list(spec: str) -> tuple[str, list[int]] | None:
@@ -336,7 +400,10 @@ def channel_list(spec: str) -> tuple[str, list[int]] | None:
 
 
 def parse(spec: str, model: Model, image: int | None = None) -> Objective:
-    """Turn `layer`, `layer:c`, `layer:c1,c2,...`, `layer:c@x,y` or `logit:CLASS` into an objective.
+    """Turn a spec into an objective: `layer` (DeepDream), `layer:c` (a channel; on a transformer layer,
+    its mean over the patch tokens), `layer:c1,c2,...`, `layer:c@x,y` (a position of the layer's grid),
+    `layer:c@cls` / `layer:c@token=K` (the class token, token K), `layer:direction=FILE[ROW]` (a
+    direction read from a .npy or .pt file; `@cls` or `@token=K` may follow) or `logit:CLASS`.
 
     A channel list makes a batch objective (image i maximises the i-th channel).
     """
@@ -355,17 +422,30 @@ def parse(spec: str, model: Model, image: int | None = None) -> Objective:
         obj = logit(int(label) if label.lstrip("-").isdigit() else label, image=image)
     elif ":" not in text and "@" not in text:
         obj = layer(text, image=image)
+    elif (m := _DIRECTION.match(text)) is not None:
+        if m["x"] is not None:
+            raise UserError(f"a direction is read over the whole grid or at a token (@cls, @token=K), "
+                            f"not at a position: {spec!r}")
+        vector = load_direction(m["file"].strip(), None if m["row"] is None else int(m["row"]))
+        obj = direction(m["layer"], vector, image=image, token=_token(m))
     else:
         m = _UNIT.match(text)
         if not m:
             raise UserError(f"cannot read objective {spec!r}: {_GRAMMAR}")
         c = int(m["c"])
-        if m["x"] is None:
+        if m["x"] is None and _token(m) is None:
             obj = channel(m["layer"], c, image=image)
+        elif m["x"] is None:
+            obj = neuron(m["layer"], c, image=image, token=_token(m))
         else:
             obj = neuron(m["layer"], c, int(m["x"]), int(m["y"]), image=image)
     obj.validate(model)
     return obj
+
+
+def _token(m: re.Match) -> int | None:
+    """The token an `@cls` (0) or `@token=K` suffix names, else None."""
+    return 0 if m["cls"] else None if m["token"] is None else int(m["token"])
 
 
 def resolve(objective: Objective | str, model: Model) -> Objective:

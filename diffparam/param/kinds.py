@@ -102,12 +102,14 @@ def make_param(
     *,
     alpha: bool = False,
     image: Tensor | None = None,
+    channels: int = 3,
     **options: Any,
 ) -> Parameterization:
-    """A parameterization of kind `param`: `batch` images of height x width, with its default settings
+    """A parameterization of kind `param`: `batch` images of height x width with `channels` channels
+    (3: RGB; 1 or more for a model that takes grey or multispectral images), with its default settings
     but for `options` (keyword arguments of its class, `spectrum_from` of "maco", say).
 
-    `alpha` adds an opacity channel (RGBA); `image` (B,C,H,W) in [0,1] starts from that image
+    `alpha` adds an opacity channel to RGB (RGBA); `image` (B,C,H,W) in [0,1] starts from that image
     instead of noise (kinds with `from_image`; size, batch and device then come from the image, and
     nothing is drawn from `generator`).
     """
@@ -122,6 +124,10 @@ def make_param(
         return found.cls.from_image(image, **options)  # type: ignore[attr-defined]
     _check_settings(param, found.cls, options)
     positive_int("batch", batch)
+    if positive_int("channels", channels) != 3:
+        if alpha:
+            raise UserError(f"an opacity channel goes with RGB images, not {channels} channels: drop alpha")
+        return found.cls(height, width, batch=batch, channels=channels, generator=generator, **options)
     if not alpha:
         return found.cls(height, width, batch=batch, generator=generator, **options)
     if found.alpha_channel:

@@ -1,0 +1,242 @@
+"""Every architecture: token, channels-last, dict-returning, grey and odd-stride models render, with
+their layouts, input sizes and transformer units read off the model (tests/tiny_models.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from tiny_models import DictNet, GreyNet, SkipNet, TinySwin, TinyViT
+
+from diffparam import transforms as T
+from diffparam.errors import UserError
+from diffparam.models.base import OUTPUT, Model
+from diffparam.models.layout import find_prefix, token_grid, tokens_key
+from diffparam.objectives import (
+    INPUT,
+    Activations,
+    channel,
+    content,
+    content_target,
+    diversity,
+    layer,
+    neuron,
+    parse,
+    style,
+    style_targets,
+)
+from diffparam.recipes.interpolate import interpolation_objective
+from diffparam.render import render
+
+STEPS = 48
+SMALL = (T.pad(2), T.jitter(2), T.random_scale((0.95, 1.05)), T.jitter(1))
+"""Lucid's transforms at the scale of these 32 px images (they make 36 px: sizes the models refuse)."""
+
+
+def _model(cls, **kw) -> Model:
+    torch.manual_seed(0)
+    return Model(cls(), name=cls.__name__, **kw)
+
+
+@pytest.fixture
+def vit() -> Model:
+    return _model(TinyViT)
+
+
+@pytest.fixture
+def swin() -> Model:
+    return _model(TinySwin, input_size=64)
+
+
+def _value(model: Model, objective, images: torch.Tensor) -> float:
+    obj = parse(objective, model) if isinstance(objective, str) else objective
+    with torch.no_grad():
+        acts = Activations(model.activations(images, obj.layers), model)
+    acts[INPUT] = images
+    return float(obj(acts).mean())
+
+
+def _gain(model: Model, objective, size: int, **options) -> tuple[float, float]:
+    """(the best value of 16 random images, the rendered image's value), both seen at the model's size."""
+    options.setdefault("transforms", SMALL)
+    result = render(model, objective, steps=STEPS, size=size, device="cpu", progress=False, seed=0,
+                    **options)
+    noise = torch.rand((16, *result.images.shape[1:]), generator=torch.Generator().manual_seed(1))
+    best = max(_value(model, objective, image[None]) for image in noise)
+    return best, _value(model, objective, result.images)
+
+
+# -- layouts ---------------------------------------------------------------------------------------
+def test_vit_lists_token_layers_with_class_token_and_grid(vit: Model) -> None:
+    infos = {info.name: info for info in vit.layers()}
+    assert vit.geometry.fixed and vit.geometry.size == (32, 32)
+    block = infos["blocks.1"]
+    assert (block.layout, block.prefix, block.grid, block.channels) == ("tokens", 1, (4, 4), 24)
+    assert infos["blocks.0.mlp.act"].channels == 48, "the MLP's hidden units are a layer"
+    assert infos["blocks.0.attn"].grid == (4, 4), "a tuple-returning attention module is a layer"
+    assert block.describe() == "tokens 1+4x4"
+
+
+def test_registers_count_as_prefix_tokens() -> None:
+    model = _model(TinyViT, input_size=32)
+    model.module = TinyViT(registers=4)
+    model._index_modules()
+    assert model.layer_info("blocks.0").prefix == 5
+
+
+def test_swin_like_model_is_channels_last_and_needs_multiples_of_32(swin: Model) -> None:
+    assert swin.geometry.multiple == 32 and not swin.geometry.fixed
+    info = swin.layer_info("layers.0")
+    assert (info.layout, info.channels, info.grid) == ("hwc", 16, (16, 16))
+    names = {i.name for i in swin.layers()}
+    assert "layers.0.block.attn" not in names, "windows folded into the batch are not a layer"
+
+
+def test_token_grid_and_prefix_arithmetic() -> None:
+    assert token_grid(196, 224, 224) == (14, 14)
+    assert token_grid(14 * 18, 224, 288) == (14, 18)
+    assert token_grid(197, 224, 224) is None
+    assert find_prefix([(261, 224, 224)], None) == (5, (16, 16))  # class token and 4 registers
+    assert find_prefix([(198, 224, 224)], 2) == (2, (14, 14))  # DeiT's distillation token, from the model
+
+
+def test_activations_put_tokens_on_the_patch_grid(vit: Model) -> None:
+    x = torch.rand(2, 3, 32, 32)
+    acts = vit.activations(x, ["blocks.1"])
+    grid, tokens = acts["blocks.1"], acts[tokens_key("blocks.1")]
+    assert grid.shape == (2, 24, 4, 4) and tokens.shape == (2, 24, 17)
+    # patch (x=3, y=1) is token 1 + 1*4 + 3
+    assert torch.equal(grid[:, :, 1, 3], tokens[:, :, 1 + 4 + 3])
+
+
+def test_channels_last_maps_are_seen_channels_first(swin: Model) -> None:
+    seen = []
+    swin.module.layers[0].register_forward_hook(lambda m, i, o: seen.append(o))
+    acts = swin.activations(torch.rand(1, 3, 64, 64), ["layers.0"])
+    assert torch.equal(acts["layers.0"], seen[-1].permute(0, 3, 1, 2))
+
+
+# -- input geometry --------------------------------------------------------------------------------
+def test_fixed_size_model_gets_its_size_after_transforms(vit: Model) -> None:
+    before, after = _gain(vit, "blocks.1:3", 40)  # pad, jitter and scale change the size; 40 px too
+    assert after > before
+
+
+def test_windowed_model_gets_multiples_of_its_windows(swin: Model) -> None:
+    before, after = _gain(swin, "layers.2:5", 64)
+    assert after > before
+
+
+def test_odd_stride_skip_connections_get_a_multiple_of_their_stride() -> None:
+    model = _model(SkipNet, input_size=32)
+    assert model.geometry.multiple == 4
+    assert model.fitted(torch.rand(1, 3, 30, 37)).shape[-2:] == (32, 36)
+    before, after = _gain(model, "fuse:2", 30)
+    assert after > before
+
+
+def test_grey_model_gets_a_one_channel_image(tmp_path) -> None:
+    model = _model(GreyNet, input_size=32)
+    assert model.geometry.channels == 1
+    result = render(model, "conv2:4", steps=STEPS, size=32, device="cpu", progress=False, transforms=SMALL)
+    assert result.images.shape == (1, 1, 32, 32)
+    assert _value(model, "conv2:4", result.images) > _value(model, "conv2:4", torch.full((1, 1, 32, 32), 0.5))
+    written = result.save(tmp_path / "grey.png")
+    assert written and (tmp_path / "grey.png").stat().st_size > 0
+    with pytest.raises(UserError, match="takes grey images"):
+        model.activations(torch.rand(1, 3, 32, 32), ["conv2"])
+
+
+def test_rgba_param_is_refused_by_a_grey_model() -> None:
+    from diffparam.param import make_param
+
+    model = _model(GreyNet, input_size=32)
+    with pytest.raises(UserError, match="takes 1 channels"):
+        render(model, "conv2:4", param=make_param("fourier", 32, alpha=True), steps=1, device="cpu",
+               progress=False)
+
+
+def test_model_returning_a_dict_renders_its_logits_or_the_output_named() -> None:
+    model = _model(DictNet, input_size=32)
+    assert model.channels(OUTPUT) == 4
+    before, after = _gain(model, "logit:2", 32)
+    assert after > before
+    features = _model(DictNet, input_size=32, output="features")
+    assert features.channels(OUTPUT) == 12
+    with pytest.raises(UserError, match="no tensor 'scores'"):
+        _model(DictNet, input_size=32, output="scores").layers()
+
+
+def test_a_model_that_runs_at_no_size_asks_for_its_size() -> None:
+    with pytest.raises(UserError, match=r"does not run on a 3-channel 224x224 image .*input_size"):
+        Model(TinySwin(window=5), name="swin").layers()  # 224 px: 56 positions, not whole windows
+
+
+# -- transformer units -----------------------------------------------------------------------------
+@pytest.mark.parametrize("spec", ["blocks.1:3@cls", "blocks.1:3@token=6", "blocks.0.mlp.act:7",
+                                  "blocks.1:3@2,1", "blocks.1"])
+def test_transformer_units_render(vit: Model, spec: str) -> None:
+    before, after = _gain(vit, spec, 32)
+    assert after > before
+
+
+def test_class_token_and_patch_mean_are_different_units(vit: Model) -> None:
+    x = torch.rand(1, 3, 32, 32)
+    cls_value, mean_value = _value(vit, "blocks.1:3@cls", x), _value(vit, "blocks.1:3", x)
+    tokens = vit.activations(x, ["blocks.1"])[tokens_key("blocks.1")]
+    assert cls_value == pytest.approx(float(tokens[0, 3, 0]))
+    assert mean_value == pytest.approx(float(tokens[0, 3, 1:].mean()), abs=1e-6)
+
+
+def test_direction_from_a_file_row(vit: Model, tmp_path) -> None:
+    dictionary = np.random.default_rng(0).normal(size=(6, 24)).astype(np.float32)
+    np.save(tmp_path / "sae.npy", dictionary)
+    torch.save(torch.from_numpy(dictionary[2]), tmp_path / "one.pt")
+    by_row = parse(f"blocks.1:direction={tmp_path / 'sae.npy'}[2]", vit)
+    by_file = parse(f"blocks.1:direction={tmp_path / 'one.pt'}@cls", vit)
+    x = torch.rand(1, 3, 32, 32)
+    tokens = vit.activations(x, ["blocks.1"])[tokens_key("blocks.1")][0]
+    unit = torch.from_numpy(dictionary[2] / np.linalg.norm(dictionary[2]))
+    assert _value(vit, by_row, x) == pytest.approx(float((unit @ tokens[:, 1:]).mean()), abs=1e-5)
+    assert _value(vit, by_file, x) == pytest.approx(float(unit @ tokens[:, 0]), abs=1e-5)
+    before, after = _gain(vit, by_row, 32)
+    assert after > before
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ("blocks.1:3@token=17", r"17 tokens \(1 before the patch grid\)"),
+    ("patch_embed:3@cls", "has no tokens"),
+    ("blocks.1:direction=missing.npy", "no such file"),
+    ("blocks.1:direction={dir}/sae.npy", r"pick a row \(FILE\[ROW\], 0..5\)"),
+    ("blocks.1:direction={dir}/sae.npy[9]", "row 9 is out of range"),
+    ("blocks.1:direction={dir}/short.npy", "direction has 5 values but blocks.1 has 24 channels"),
+    ("blocks.1:direction={dir}/sae.npy[1]@2,2", "not at a position"),
+])
+def test_transformer_unit_errors(vit: Model, tmp_path, spec: str, message: str) -> None:
+    np.save(tmp_path / "sae.npy", np.ones((6, 24), np.float32))
+    np.save(tmp_path / "short.npy", np.ones(5, np.float32))
+    with pytest.raises(UserError, match=message):
+        parse(spec.format(dir=tmp_path), vit)
+
+
+# -- every objective on every layout ---------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["vit", "swin"])
+def test_every_objective_family_runs_on_tokens_and_channels_last(kind: str) -> None:
+    model = _model(TinyViT) if kind == "vit" else _model(TinySwin, input_size=64)
+    name, size = ("blocks.1", 32) if kind == "vit" else ("layers.2", 64)
+    photo = torch.rand(1, 3, size, size)
+    objectives = {
+        "channel": channel(name, 1),
+        "neuron": neuron(name, 1, 1, 1),
+        "layer": layer(name),
+        "diversity": channel(name, 1) + diversity(name),
+        "style": style(style_targets(model, photo, [name])),
+        "content": content(name, content_target(model, photo, name)),
+        "interpolation": interpolation_objective(model, f"{name}:1", f"{name}:2"),
+    }
+    for label, objective in objectives.items():
+        batch = 3 if label in ("diversity", "interpolation") else 1
+        result = render(model, objective, steps=4, size=size, batch=batch, device="cpu", progress=False,
+                        transforms=SMALL)
+        assert torch.isfinite(result.images).all() and len(result.history) == 4, label
+        assert result.history[-1] < result.history[0], f"{label} did not improve"
