@@ -86,6 +86,36 @@ class _Jitter(Transform):
         return f"jitter({self.d})"
 
 
+class _ColorShift(Transform):
+    def __init__(self, shift: float, contrast: float) -> None:
+        self.shift = real("color shift", shift)
+        self.contrast = real("color contrast", contrast)
+
+    def _apply(self, x: Tensor, generator: torch.Generator | None) -> Tensor:
+        u = torch.rand((2, x.shape[0], x.shape[1], 1, 1), generator=generator, device=x.device) * 2 - 1
+        offset, gain = self.shift * u[0].to(x.dtype), torch.exp(self.contrast * u[1]).to(x.dtype)
+        return (x - 0.5 - offset) / gain + 0.5
+
+    def __repr__(self) -> str:
+        return f"color_shift({self.shift:g}, {self.contrast:g})"
+
+
+class _Roll(Transform):
+    def __init__(self, d: int) -> None:
+        self.d = non_negative_int("roll d", d)
+
+    def _apply(self, x: Tensor, generator: torch.Generator | None) -> Tensor:
+        b, c, h, w = x.shape
+        shifts = torch.randint(-self.d, self.d + 1, (2, b), generator=generator, device=x.device)
+        rows = (torch.arange(h, device=x.device) - shifts[0, :, None]) % h
+        cols = (torch.arange(w, device=x.device) - shifts[1, :, None]) % w
+        x = x.gather(2, rows[:, None, :, None].expand(b, c, h, w))
+        return x.gather(3, cols[:, None, None, :].expand(b, c, h, w))
+
+    def __repr__(self) -> str:
+        return f"roll({self.d})"
+
+
 class _Affine(Transform):
     """A per-image linear map about the image centre, applied by `F.grid_sample`."""
 
@@ -220,6 +250,19 @@ def random_scale(
 def random_rotate(degrees: float, padding_mode: str = "reflection") -> Transform:
     """Rotate each image about its centre by an angle uniform in [-degrees, degrees]."""
     return _RandomRotate(degrees, padding_mode)
+
+
+def color_shift(shift: float = 0.23, contrast: float = 1.0) -> Transform:
+    """Shift and scale each channel of each image about grey: x → (x − 0.5 − s)/g + 0.5, s uniform in
+    ±`shift`, log g uniform in ±`contrast` (Ghiasi et al. 2023's colour jitter for ViTs, in [0, 1]
+    units: their shift of ±1 in ImageNet-normalised units is ±0.23 here)."""
+    return _ColorShift(shift, contrast)
+
+
+def roll(d: int) -> Transform:
+    """Shift each image circularly by up to `d` pixels each way (what wraps out comes back in on the
+    other side), keeping its size: Ghiasi et al.'s jitter."""
+    return _Roll(d)
 
 
 def compose(*transforms: Transform) -> Transform:

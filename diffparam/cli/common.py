@@ -60,7 +60,9 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     """--model and --weights, as every command that loads a network takes them."""
     p.add_argument("--model", default=DEFAULT_MODEL,
                    help=f"{DEFAULT_MODEL} (embedded), torchvision:NAME or timm:NAME")
-    p.add_argument("--weights", default=None, help="state-dict file to load into the model")
+    p.add_argument("--weights", default=None,
+                   help="state-dict file to load into the model, or \"random\" (a torchvision or timm "
+                        "network untrained: a sanity-check baseline)")
 
 
 def add_render_options(p: argparse.ArgumentParser, size: int = 224, steps: int = 512,

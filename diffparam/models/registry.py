@@ -18,6 +18,9 @@ DEFAULT_MODEL = "efficientnet_lite0"
 EMBEDDED = (DEFAULT_MODEL,)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+RANDOM = "random"
+"""`weights` that leave a torchvision or timm network as initialised, untrained: the baseline of a
+model-randomisation sanity check (Adebayo et al. 2018), and what the architecture benchmark runs."""
 
 
 def efficientnet_lite0(weights: str | os.PathLike | None = None) -> Model:
@@ -63,7 +66,9 @@ def _torchvision(name: str, weights: str | os.PathLike | None) -> Model:
     if name not in tv.models.list_models():
         raise _unknown("torchvision", name, tv.models.list_models())
     categories = None
-    if weights is None:
+    if weights == RANDOM:
+        module = tv.models.get_model(name, weights=None)
+    elif weights is None:
         try:
             w = tv.models.get_model_weights(name).DEFAULT
             module = tv.models.get_model(name, weights=w)
@@ -86,7 +91,9 @@ def _timm(name: str, weights: str | os.PathLike | None) -> Model:
     timm = _import_optional("timm", "timm")
     if name not in timm.list_models():
         raise _unknown("timm", name, timm.list_models())
-    if weights is None:
+    if weights == RANDOM:
+        module = timm.create_model(name, pretrained=False)
+    elif weights is None:
         try:
             module = timm.create_model(name, pretrained=True)
         except (OSError, RuntimeError) as exc:
@@ -98,7 +105,7 @@ def _timm(name: str, weights: str | os.PathLike | None) -> Model:
         module = timm.create_model(name, pretrained=False)
         load_weights(module, weights, f"timm:{name}")
     cfg = getattr(module, "pretrained_cfg", {}) or {}
-    size = cfg.get("input_size", (3, 224, 224))[-1]
+    size = tuple(cfg.get("input_size", (3, 224, 224))[-2:])
     classes = imagenet_class_names() if _num_outputs(module) == 1000 else None
     return Model(_ours(module), mean=cfg.get("mean", IMAGENET_MEAN), std=cfg.get("std", IMAGENET_STD),
                  input_size=size, name=f"timm:{name}", class_names=classes)
@@ -115,16 +122,22 @@ def load_model(
 ) -> Model:
     """A `Model` from a name (`efficientnet_lite0`, `torchvision:NAME`, `timm:NAME`) or a module.
 
-    `weights` is a state-dict file to load instead of the default pretrained weights.
+    `weights` is a state-dict file to load instead of the default pretrained weights, or "random"
+    (`RANDOM`) for a torchvision or timm network as initialised, untrained.
     """
     if isinstance(name, Model):
         return name
     if isinstance(name, nn.Module):
         module = name
+        if weights == RANDOM:
+            raise UserError("`weights` random applies to torchvision and timm names; a module is used as "
+                            "given")
         if weights is not None:
             load_weights(module, weights, type(module).__name__)
         return Model(module, name=type(module).__name__)
     if name == DEFAULT_MODEL:
+        if weights == RANDOM:
+            raise UserError(f"`weights` random applies to torchvision and timm names, not {DEFAULT_MODEL}")
         return efficientnet_lite0(weights)
     kind, _, sub = name.partition(":")
     if kind == "torchvision" and sub:
