@@ -41,7 +41,7 @@ MODELS = (
     "torchvision:vit_b_16", "torchvision:swin_t", "torchvision:swin_v2_t", "torchvision:maxvit_t",
     # timm: plain ViTs and their relatives
     "timm:vit_small_patch16_224", "timm:deit_small_distilled_patch16_224", "timm:beit_base_patch16_224",
-    "timm:eva02_small_patch14_224.mim_in22k", "timm:convit_tiny", "timm:cait_xxs24_224",
+    "timm:eva02_small_patch14_224", "timm:convit_tiny", "timm:cait_xxs24_224",
     "timm:vit_small_patch14_reg4_dinov2", "timm:vit_base_patch16_clip_224", "timm:xcit_tiny_12_p16_224",
     "timm:volo_d1_224", "timm:crossvit_tiny_240",
     # hierarchical and hybrid transformers

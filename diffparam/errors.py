@@ -13,6 +13,11 @@ class UserError(DiffparamError, ValueError):
     """Bad input (unknown layer, unreadable file, absurd size): the message says what would be right."""
 
 
+class ModelError(DiffparamError, RuntimeError):
+    """The user's network failed on the GPU in a way that leaves CUDA unusable in this process (a
+    device-side assert): the message names the model and its input, and how to find the layer."""
+
+
 def first_line(error: BaseException) -> str:
     """An exception's first line of text (its class name when it has none): for one-line messages."""
     text = str(error).strip()

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from diffparam import deprecation
 from diffparam.backgrounds import Background
 from diffparam.checks import MAX_SEED, MAX_STEPS, choice, image_size, int_in, positive_float, positive_int
-from diffparam.errors import NonFiniteLossError, SaturatedError, UserError, first_line
+from diffparam.errors import ModelError, NonFiniteLossError, SaturatedError, UserError, first_line
 from diffparam.evaluate.trust import report as judge
 from diffparam.io import photo_files
 from diffparam.memory import check_fits
@@ -124,6 +124,8 @@ class _Stepper:
         try:
             return self.eager(redirect=False), None
         except RuntimeError as exc:
+            if _cuda_failure(exc):
+                raise
             return None, first_line(exc)
         finally:
             torch.cuda.set_sync_debug_mode(before)
@@ -143,6 +145,8 @@ class _Stepper:
                 self.static = self.pipeline.forward_backward(self.generator)
                 self.opt.step()
         except RuntimeError as exc:  # anything capturable() could not foresee
+            if _cuda_failure(exc):
+                raise
             torch.cuda.set_stream(stream)
             self.fall_back()
             return first_line(exc)
@@ -283,11 +287,29 @@ def render(
         stack.enter_context(net.frozen())
         stack.enter_context(net.memory_format(pipeline.channels_last))
         stack.enter_context(net.accelerated(obj.layers, compile=backend, checkpoint=checkpoint))
-        result = _run(stepper, obj.name, steps, set(thresholds), callback, progress, use_graph,
-                      relu_redirect_steps, check_every=16 if on_cuda else 1)
+        try:
+            result = _run(stepper, obj.name, steps, set(thresholds), callback, progress, use_graph,
+                          relu_redirect_steps, check_every=16 if on_cuda else 1)
+        except RuntimeError as exc:
+            if on_cuda and _cuda_failure(exc):
+                raise ModelError(f"model {net.name} failed on the GPU ({first_line(exc)}) while rendering "
+                                 f"{obj.name}; CUDA cannot be used again in this process: run it with "
+                                 "`device` cpu, or with CUDA_LAUNCH_BLOCKING=1, to see which layer") from exc
+            raise
     if report is not False:
         result.metrics["report"] = judge(net, result.images, obj if report is True else report, photos)
     return result
+
+
+STICKY_CUDA_ERRORS = ("device-side assert", "illegal memory access", "illegal instruction",
+                      "misaligned address", "unspecified launch failure")
+"""How CUDA reports a failed kernel: an error that leaves the process's CUDA context unusable, unlike
+a failed graph capture ("operation not permitted when stream is capturing"), which eager steps avoid."""
+
+
+def _cuda_failure(exc: BaseException) -> bool:
+    """Whether `exc` is one of `STICKY_CUDA_ERRORS`."""
+    return any(marker in str(exc) for marker in STICKY_CUDA_ERRORS)
 
 
 def _check_report(made: Parameterization | Callable, report: bool | Objective | Sequence[Objective],

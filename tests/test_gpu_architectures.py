@@ -34,3 +34,40 @@ def test_transformers_render_on_gpu(name: str, objective: str, layout: str) -> N
     result = render(model, objective, steps=48, device="cuda", progress=False)
     assert torch.isfinite(result.images).all()
     assert result.history[-1] < result.history[0] - 0.05 * abs(result.history[0])
+
+
+_FAILING_KERNEL = """
+import torch
+from diffparam.errors import ModelError
+from diffparam.render import render
+
+class OutOfRange(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3)
+        self.register_buffer("index", torch.tensor([10 ** 7]))
+
+    def forward(self, x):
+        y = self.conv(x)
+        return y.flatten(1)[:, self.index] if x.is_cuda and x.shape[-1] == 40 else y.mean((2, 3))
+
+try:
+    render(OutOfRange(), "conv:1", size=32, steps=8, device="cuda", progress=False, transforms=None,
+           input_size=40)
+except ModelError as exc:
+    print("ModelError:", exc)
+"""
+
+
+@pytest.mark.gpu
+def test_device_side_assert_is_a_model_error_naming_the_model(tmp_path) -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU")
+    import subprocess
+    import sys
+
+    script = tmp_path / "failing.py"
+    script.write_text(_FAILING_KERNEL)
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert "ModelError: model OutOfRange failed on the GPU" in proc.stdout, proc.stdout + proc.stderr[-2000:]
+    assert "CUDA_LAUNCH_BLOCKING=1" in proc.stdout

@@ -23,7 +23,7 @@ import torch
 from diffparam import __version__
 from diffparam.checks import positive_int
 from diffparam.cli.common import Parser
-from diffparam.errors import DivergedError, UserError, first_line
+from diffparam.errors import DivergedError, ModelError, UserError, first_line
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -97,6 +97,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DivergedError as exc:
         print(f"diffparam: error: {_as_flags(str(exc), _options(parser, args))}; nothing was written",
               file=sys.stderr)
+        return 1
+    except ModelError as exc:
+        print(f"diffparam: error: {exc}", file=sys.stderr)
         return 1
     except Terminated:
         print("diffparam: terminated", file=sys.stderr)

@@ -218,7 +218,12 @@ class Model:
         if self._geometry is None:
             first_conv = first_in_channels(self.module)
             tries = (3,) if first_conv in (None, 3) else (3, first_conv)
-            geometry, error = probe(self._probe_runner(), self.native_size, tries)
+            device = self.device
+            try:
+                self.module.to("cpu")
+                geometry, error = probe(self._probe_runner(), self.native_size, tries)
+            finally:
+                self.module.to(device)
             if error is not None:
                 raise UserError(f"model {self.name} does not run on a {tries[-1]}-channel "
                                 f"{self.native_size[0]}x{self.native_size[1]} image ({first_line(error)}); "
@@ -227,37 +232,24 @@ class Model:
         return self._geometry
 
     def _probe_runner(self):
-        """Runs the module once, without gradients, on a zero image of a given shape: None, or the
-        error it raised. On CUDA the run is only traced (FakeTensorMode: shapes, no kernels), so that a
-        size the module refuses cannot leave a device-side assert behind; where tracing fails even at
-        the native size, the module runs for real."""
-        fake = self.device.type == "cuda"
+        """Runs the module once, without gradients, on a zero image of a given shape: None, or the error
+        it raised. It runs on the CPU (the module is moved there for the probe and back): a size the
+        module refuses by indexing out of range raises there, where on CUDA it would leave a
+        device-side assert that ends the process's use of the GPU."""
 
         def run(channels: int, height: int, width: int) -> Exception | None:
-            nonlocal fake
-            for traced in ((True, False) if fake else (False,)):
-                try:
-                    self._run_zeros(channels, height, width, traced)
-                    return None
-                except Exception as exc:  # noqa: BLE001 - whatever the module raises means "not this size"
-                    error = exc
-                    if traced and (height, width) == self.native_size:
-                        fake = False  # cannot trace this module: run it from now on
-                        continue
-                    return error
-            return error
+            try:
+                self._run_zeros(channels, height, width)
+                return None
+            except Exception as exc:  # noqa: BLE001 - whatever the module raises means "not this size"
+                return exc
 
         return run
 
-    def _run_zeros(self, channels: int, height: int, width: int, traced: bool = False) -> object:
-        """The module's raw return value for one zero image (no gradients, frozen)."""
+    def _run_zeros(self, channels: int, height: int, width: int) -> object:
+        """The module's raw return value for one zero image (no gradients, frozen), on its device."""
         x = torch.zeros(1, channels, height, width, device=self.device)
-        if not traced:
-            with torch.no_grad(), self.frozen():
-                return self.module(self.normalize(x))
-        from torch._subclasses.fake_tensor import FakeTensorMode
-
-        with FakeTensorMode(allow_non_fake_inputs=True), torch.no_grad(), self.frozen():
+        with torch.no_grad(), self.frozen():
             return self.module(self.normalize(x))
 
     def _output_shapes(self, height: int, width: int) -> dict[str, tuple[int, ...]]:
@@ -274,10 +266,6 @@ class Model:
 
             handles.append(mod.register_forward_hook(hook))
         try:
-            out = self._pick_output(self._run_zeros(self.geometry.channels, height, width,
-                                                    traced=self.device.type == "cuda"))
-        except Exception:  # noqa: BLE001 - traced runs fail on some modules: run for real
-            shapes.clear()
             out = self._pick_output(self._run_zeros(self.geometry.channels, height, width))
         finally:
             for h in handles:

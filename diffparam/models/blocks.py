@@ -16,23 +16,45 @@ def _is_block(module: nn.Module) -> bool:
     return any(isinstance(m, nn.Conv2d | nn.Linear) for m in module.modules())
 
 
+STAGE = 3
+"""A container of this many building blocks or more is a stage: its blocks are listed, not the module
+holding it (torchvision's ViT `encoder`, timm's Swin stages)."""
+
+
 def block_layers(model: Model) -> list[str]:
     """What `layers="all"` means: the model's building blocks, in order.
 
     The outermost modules of a class defined outside torch that hold a convolution or a linear layer
-    and output a feature map or tokens: `blocks.0` … `blocks.15` for the embedded model, `layer1.0` …
-    `layer4.2` for a torchvision ResNet-50, `conv1` … `inception5b` for GoogLeNet, `patch_embed`,
-    `blocks.0` … `blocks.11` for a timm ViT. A model without such modules (a plain stack of torch
-    layers) gets each of its Conv2d layers instead.
+    and output a feature map or tokens, looking inside a module that holds a stage (a Sequential or
+    ModuleList of `STAGE` or more such blocks): `blocks.0` … `blocks.15` for the embedded model,
+    `layer1.0` … `layer4.2` for a torchvision ResNet-50, `conv1` … `inception5b` for GoogLeNet,
+    `encoder.layers.encoder_layer_0` … for torchvision's ViT. A model without such modules (a plain
+    stack of torch layers) gets each of its Conv2d layers instead.
     """
     maps = {info.name for info in model.layers() if len(info.shape) == 3}
-    modules = [(name, m) for name, m in model.module.named_modules() if name and name in maps]
+
+    def candidate(name: str, module: nn.Module) -> bool:
+        return name in maps and _is_block(module)
+
+    def holds_stage(name: str, module: nn.Module) -> bool:
+        return any(isinstance(sub, nn.Sequential | nn.ModuleList)
+                   and sum(candidate(f"{inner}.{n}", c) for n, c in sub.named_children()) >= STAGE
+                   for inner, sub in module.named_modules(prefix=name))
+
     blocks: list[str] = []
-    for name, module in modules:
-        if _is_block(module) and not any(name.startswith(b + ".") for b in blocks):
-            blocks.append(name)
+
+    def visit(prefix: str, module: nn.Module) -> None:
+        for n, child in module.named_children():
+            full = prefix + n
+            if candidate(full, child) and not holds_stage(full, child):
+                blocks.append(full)
+            else:
+                visit(full + ".", child)
+
+    visit("", model.module)
     if not blocks:
-        blocks = [name for name, module in modules if isinstance(module, nn.Conv2d)]
+        blocks = [name for name, module in model.module.named_modules()
+                  if name in maps and isinstance(module, nn.Conv2d)]
     if not blocks:
         raise UserError(f"model {model.name} has no convolutional layers: name the layers to render")
     return blocks

@@ -81,8 +81,8 @@ def declared_size(module: nn.Module) -> int | tuple[int, int] | None:
 def probe(run: Runner, size: tuple[int, int],
           channels: tuple[int, ...]) -> tuple[InputGeometry, Exception | None]:
     """The geometry `run` reveals: the first of `channels` the model takes at `size`, then whether
-    sizes `ODD_STEPS` larger work (any size), or the first of `MULTIPLES` whose next two multiples do;
-    a model that takes none is fixed.
+    sizes `ODD_STEPS` larger and a wider image work (any size), or the first of `MULTIPLES` whose next
+    two multiples and a wider image do; a model that takes none (or only squares) is fixed.
     Returns (geometry, None), or (a guess, the error) when the native size itself fails."""
     error: Exception | None = None
     for c in channels:
@@ -92,10 +92,10 @@ def probe(run: Runner, size: tuple[int, int],
     else:
         return InputGeometry(channels[0], size), error
     h, w = size
-    if all(run(c, h + k, w + k) is None for k in ODD_STEPS):
+    if all(run(c, h + k, w + k) is None for k in ODD_STEPS) and run(c, h, w + 2 * ODD_STEPS[-1]) is None:
         return InputGeometry(c, size), None
-    for m in MULTIPLES:  # the next two multiples of m above the native size must both work
-        bigger = [(h // m + k) * m for k in (1, 2)], [(w // m + k) * m for k in (1, 2)]
-        if all(run(c, bh, bw) is None for bh, bw in zip(*bigger, strict=True)):
+    for m in MULTIPLES:  # the next two multiples of m above the native size, and a wider image, must work
+        h1, h2, w1, w2 = ((side // m + k) * m for side in (h, w) for k in (1, 2))
+        if all(run(c, *hw) is None for hw in ((h1, w1), (h2, w2), (h1, w2))):
             return InputGeometry(c, size, multiple=m), None
     return InputGeometry(c, size, fixed=True), None
