@@ -30,8 +30,7 @@ from diffparam.param import make_param
 from diffparam.param.base import Parameterization
 from diffparam.render import render
 
-MODELS = ("timm:vit_small_patch16_224", "timm:deit_small_patch16_224", "timm:vit_base_patch16_224",
-          "torchvision:vit_b_16")
+MODELS = ("timm:vit_small_patch16_224", "timm:deit_small_patch16_224", "torchvision:vit_b_16")
 VIEWS = 8
 
 
@@ -97,7 +96,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--steps", type=int, default=256)
-    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--models", nargs="*", default=list(MODELS))
     parser.add_argument("--out", type=Path, default=Path("vit_recipes.json"))
     args = parser.parse_args()

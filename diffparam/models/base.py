@@ -5,6 +5,8 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
+from copy import deepcopy
+from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
@@ -218,12 +220,7 @@ class Model:
         if self._geometry is None:
             first_conv = first_in_channels(self.module)
             tries = (3,) if first_conv in (None, 3) else (3, first_conv)
-            device = self.device
-            try:
-                self.module.to("cpu")
-                geometry, error = probe(self._probe_runner(), self.native_size, tries)
-            finally:
-                self.module.to(device)
+            geometry, error = probe(self._probe_runner(), self.native_size, tries)
             if error is not None:
                 raise UserError(f"model {self.name} does not run on a {tries[-1]}-channel "
                                 f"{self.native_size[0]}x{self.native_size[1]} image ({first_line(error)}); "
@@ -232,31 +229,52 @@ class Model:
         return self._geometry
 
     def _probe_runner(self):
-        """Runs the module once, without gradients, on a zero image of a given shape: None, or the error
-        it raised. It runs on the CPU (the module is moved there for the probe and back): a size the
-        module refuses by indexing out of range raises there, where on CUDA it would leave a
-        device-side assert that ends the process's use of the GPU."""
+        """Runs a copy of the module on the CPU, without gradients, on a zero image of a given shape:
+        None, or the error it raised. A copy, so that what a module caches on its first run (ConViT's
+        relative positions) is not left on the wrong device or size; on the CPU, so that a size the
+        module refuses by indexing out of range raises, where on CUDA it would leave a device-side
+        assert that ends the process's use of the GPU."""
+        copy = self._cpu_copy()
 
         def run(channels: int, height: int, width: int) -> Exception | None:
             try:
-                self._run_zeros(channels, height, width)
+                self._run_zeros(channels, height, width, copy)
                 return None
             except Exception as exc:  # noqa: BLE001 - whatever the module raises means "not this size"
                 return exc
 
         return run
 
-    def _run_zeros(self, channels: int, height: int, width: int) -> object:
-        """The module's raw return value for one zero image (no gradients, frozen), on its device."""
-        x = torch.zeros(1, channels, height, width, device=self.device)
-        with torch.no_grad(), self.frozen():
-            return self.module(self.normalize(x))
+    def _cpu_copy(self) -> nn.Module:
+        """A copy of the module on the CPU in eval mode with frozen weights (the module itself where
+        it cannot be copied and already lives on the CPU)."""
+        try:
+            copy = deepcopy(self.module)
+        except Exception as exc:  # noqa: BLE001 - some modules cannot be deep-copied
+            if self.device.type != "cpu":
+                raise UserError(f"model {self.name} cannot be copied to the CPU to read its input size and "
+                                f"layers ({first_line(exc)}): load it on the CPU first") from exc
+            return self.module
+        return copy.to("cpu").eval().requires_grad_(False)
 
-    def _output_shapes(self, height: int, width: int) -> dict[str, tuple[int, ...]]:
-        """Each layer's output shape (and 'output''s) for one image of height x width."""
+    def _run_zeros(self, channels: int, height: int, width: int, module: nn.Module | None = None) -> object:
+        """The raw return value of `module` (default: the module, frozen, on its device) for one zero
+        image, without gradients."""
+        if module is None or module is self.module:
+            x = torch.zeros(1, channels, height, width, device=self.device)
+            with torch.no_grad(), self.frozen():
+                return self.module(self.normalize(x))
+        with torch.no_grad():
+            return module(self.normalize(torch.zeros(1, channels, height, width)))
+
+    def _output_shapes(self, module: nn.Module, height: int, width: int) -> dict[str, tuple[int, ...]]:
+        """Each layer's output shape (and 'output''s) for one image of height x width, run through
+        `module` (the module or a copy of it)."""
         shapes: dict[str, tuple[int, ...]] = {}
         handles = []
-        for lname, mod in self._modules.items():
+        for lname, mod in module.named_modules():
+            if not lname:
+                continue
 
             def hook(_m, _i, out, lname=lname):
                 t = first_tensor(out)
@@ -266,7 +284,7 @@ class Model:
 
             handles.append(mod.register_forward_hook(hook))
         try:
-            out = self._pick_output(self._run_zeros(self.geometry.channels, height, width))
+            out = self._pick_output(self._run_zeros(self.geometry.channels, height, width, module))
         finally:
             for h in handles:
                 h.remove()
@@ -279,13 +297,17 @@ class Model:
         its channel count, its shape as objectives see it at the native size, and its layout."""
         if self._layer_cache is None:
             geometry = self.geometry
-            h, w = self.native_size
-            sizes = [(h, w)]
-            first = self._output_shapes(h, w)
+            copy = self._cpu_copy()
+            sizes = [self.native_size]
+            first = self._output_shapes(copy, *sizes[0])
             second: dict[str, tuple[int, ...]] = {}
             if not geometry.fixed:  # a wider image tells a width dimension from a channel one
-                sizes.append(geometry.fit(h, w + 64))
-                second = self._output_shapes(*sizes[1])
+                sizes.append(geometry.wider())
+                try:
+                    second = self._output_shapes(copy, *sizes[1])
+                except Exception:  # noqa: BLE001 - the probe passed it, yet it fails: take one size only
+                    self._geometry = replace(geometry, fixed=True)
+                    sizes.pop()
             hint = getattr(self.module, "num_prefix_tokens", None)
             hint = int(hint) if isinstance(hint, int) else None
             infos = []

@@ -17,8 +17,9 @@ def _is_block(module: nn.Module) -> bool:
 
 
 STAGE = 3
-"""A container of this many building blocks or more is a stage: its blocks are listed, not the module
-holding it (torchvision's ViT `encoder`, timm's Swin stages)."""
+"""A container of this many building blocks (each of two or more convolutions or linear layers) is a
+stage: its blocks are listed, not the module holding it (torchvision's ViT `encoder`, timm's Swin
+stages); a block's own convolution-norm-activation units are not blocks of a stage."""
 
 
 def block_layers(model: Model) -> list[str]:
@@ -36,9 +37,13 @@ def block_layers(model: Model) -> list[str]:
     def candidate(name: str, module: nn.Module) -> bool:
         return name in maps and _is_block(module)
 
+    def rich(name: str, module: nn.Module) -> bool:
+        return candidate(name, module) and sum(
+            isinstance(m, nn.Conv2d | nn.Linear) for m in module.modules()) >= 2
+
     def holds_stage(name: str, module: nn.Module) -> bool:
         return any(isinstance(sub, nn.Sequential | nn.ModuleList)
-                   and sum(candidate(f"{inner}.{n}", c) for n, c in sub.named_children()) >= STAGE
+                   and sum(rich(f"{inner}.{n}", c) for n, c in sub.named_children()) >= STAGE
                    for inner, sub in module.named_modules(prefix=name))
 
     blocks: list[str] = []

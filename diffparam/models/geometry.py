@@ -16,6 +16,8 @@ from torch import nn
 ODD_STEPS = (1, 5, 11, 23)
 """A model takes any size when it takes its native size plus each of these pixels (a patch embedding
 that floors the size hides a window's constraint from one extra pixel, not from all of these)."""
+WIDER = 64
+"""Pixels added to the native width for the wider probe."""
 MULTIPLES = (2, 4, 8, 16, 32, 64)
 """Strides tried, in order, when a model refuses some of those sizes."""
 
@@ -36,6 +38,12 @@ class InputGeometry:
             return self.size
         m = self.multiple
         return max(m, round(height / m) * m), max(m, round(width / m) * m)
+
+    def wider(self) -> tuple[int, int]:
+        """A size the model takes that is wider than its native size (its own when fixed): how `Model`
+        tells a layer's width dimension from its channels."""
+        h, w = self.size
+        return self.fit(h, w + WIDER)
 
     def describe(self) -> str:
         """In words, for `diffparam layers` and errors."""
@@ -92,10 +100,12 @@ def probe(run: Runner, size: tuple[int, int],
     else:
         return InputGeometry(channels[0], size), error
     h, w = size
-    if all(run(c, h + k, w + k) is None for k in ODD_STEPS) and run(c, h, w + 2 * ODD_STEPS[-1]) is None:
-        return InputGeometry(c, size), None
+    free = InputGeometry(c, size)
+    if all(run(c, h + k, w + k) is None for k in ODD_STEPS) and run(c, *free.wider()) is None:
+        return free, None
     for m in MULTIPLES:  # the next two multiples of m above the native size, and a wider image, must work
         h1, h2, w1, w2 = ((side // m + k) * m for side in (h, w) for k in (1, 2))
-        if all(run(c, *hw) is None for hw in ((h1, w1), (h2, w2), (h1, w2))):
-            return InputGeometry(c, size, multiple=m), None
+        geometry = InputGeometry(c, size, multiple=m)
+        if all(run(c, *hw) is None for hw in ((h1, w1), (h2, w2), geometry.wider())):
+            return geometry, None
     return InputGeometry(c, size, fixed=True), None
