@@ -21,7 +21,6 @@ from pathlib import Path
 
 import torch
 
-from diffparam import transforms as T
 from diffparam.evaluate import photo_pool
 from diffparam.evaluate.photos import values_at_input_size
 from diffparam.models.registry import RANDOM, load_model
@@ -45,11 +44,6 @@ class Views(Parameterization):
 
     def forward(self) -> torch.Tensor:
         return self.inner().repeat(self.views, 1, 1, 1)
-
-
-def ghiasi_transforms() -> T.Transform:
-    """Colour shift ±0.23 and contrast e^±1 per channel, a further channel offset, circular jitter 32."""
-    return T.compose(T.color_shift(0.23, 1.0), T.color_shift(0.06, 0.0), T.roll(32))
 
 
 RECIPES = {
@@ -81,7 +75,7 @@ def run(model, layer: str, c: int, recipe: dict, steps: int, size: int, device: 
     if recipe["views"] > 1:
         param = Views(param, recipe["views"])
     objective = unit - recipe["tv"] * total_variation() if recipe["tv"] else unit
-    transforms = ghiasi_transforms() if recipe["transforms"] == "ghiasi" else recipe["transforms"]
+    transforms = recipe["transforms"]
     t0 = time.perf_counter()
     result = render(model, objective, param=param, transforms=transforms, steps=steps, lr=recipe["lr"],
                     seed=seed, device=device, progress=False)

@@ -102,13 +102,16 @@ class Resize(Stage):
 
 
 def transform_from(transforms: str | Callable | Iterable[Callable] | None) -> Callable | None:
-    """A transform callable from "standard", None, a callable or a sequence of transforms."""
+    """A transform callable from "standard" (Lucid's), "ghiasi" (Ghiasi et al.'s for ViTs), None, a
+    callable or a sequence of transforms."""
     if transforms is None:
         return None
     if transforms == "standard":
         return T.standard()
+    if transforms == "ghiasi":
+        return T.ghiasi()
     if isinstance(transforms, str):
-        raise UserError(f"unknown transforms {transforms!r}: use 'standard', None or a callable")
+        raise UserError(f"unknown transforms {transforms!r}: use 'standard', 'ghiasi', None or a callable")
     if callable(transforms):
         return transforms
     return T.compose(*transforms)

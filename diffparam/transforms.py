@@ -282,3 +282,11 @@ def standard() -> Transform:
         random_rotate(10.0),
         jitter(4),
     )
+
+
+def ghiasi() -> Transform:
+    """Ghiasi et al. (ICLR 2023)'s augmentations for ViTs: colour shift ±0.23 with contrast e^±1 per
+    channel, a further channel offset of ±0.06, circular jitter of 32 px; the size is kept. Measured
+    against `standard()` on random-weight ViTs in BENCHMARKS.md (neither wins on every unit)."""
+    return compose(color_shift(0.23, 1.0), color_shift(0.06, 0.0), roll(32))
+

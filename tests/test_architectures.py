@@ -240,3 +240,68 @@ def test_every_objective_family_runs_on_tokens_and_channels_last(kind: str) -> N
                         transforms=SMALL)
         assert torch.isfinite(result.images).all() and len(result.history) == 4, label
         assert result.history[-1] < result.history[0], f"{label} did not improve"
+
+
+def test_four_channel_model_gets_four_channels_not_rgba(tmp_path) -> None:
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(4, 6, 3, padding=1), torch.nn.ReLU())
+    model = Model(net, input_size=24, name="rgbn")
+    result = render(model, "1:2", steps=8, size=24, device="cpu", progress=False, transforms=SMALL)
+    assert result.images.shape == (1, 4, 24, 24)
+    assert model.geometry.describe() == "4-channel images of any size (native 24x24)"
+
+
+def test_multispectral_images_save_as_channels_side_by_side(tmp_path) -> None:
+    from PIL import Image
+
+    from diffparam.io import save_image
+
+    save_image(torch.rand(5, 8, 10), tmp_path / "bands.png")
+    with Image.open(tmp_path / "bands.png") as im:
+        assert im.mode == "L" and im.size == (5 * 10 + 6 * 2, 8 + 4)
+
+
+class _Encoder(torch.nn.Module):
+    """torchvision's ViT keeps its blocks inside one `encoder` module."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from tiny_models import Block
+
+        self.layers = torch.nn.Sequential(*(Block(24, 2) for _ in range(3)))
+
+    def forward(self, x):
+        return self.layers(x)
+
+
+def test_building_blocks_of_a_vit_are_its_transformer_blocks(vit: Model) -> None:
+    from diffparam.models.blocks import block_layers
+
+    assert block_layers(vit) == ["blocks.0", "blocks.1"]
+    vit.module.blocks = _Encoder()
+    vit._index_modules()
+    assert block_layers(vit) == ["blocks.layers.0", "blocks.layers.1", "blocks.layers.2"]
+
+
+def test_random_weights_are_for_torchvision_and_timm_names() -> None:
+    from diffparam.models.registry import load_model
+
+    with pytest.raises(UserError, match="random applies to torchvision and timm"):
+        load_model("efficientnet_lite0", weights="random")
+    with pytest.raises(UserError, match="random applies to torchvision and timm"):
+        load_model(TinyViT(), weights="random")
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ("matrix.txt", "give a .npy, .pt or .pth file"),
+    ("dict.pt", "holds a dict, not one tensor"),
+    ("broken.npy", "cannot read"),
+    ("cube.npy", r"shape \(2, 3, 4\): a direction is a vector"),
+])
+def test_direction_files_that_are_not_vectors(vit: Model, tmp_path, content: str, message: str) -> None:
+    (tmp_path / "matrix.txt").write_text("1 2 3")
+    torch.save({"w": torch.ones(3)}, tmp_path / "dict.pt")
+    (tmp_path / "broken.npy").write_bytes(b"not numpy")
+    np.save(tmp_path / "cube.npy", np.ones((2, 3, 4)))
+    with pytest.raises(UserError, match=message):
+        parse(f"blocks.1:direction={tmp_path / content}", vit)

@@ -34,6 +34,9 @@ RANDOM = [
     T.random_rotate(30),
     T.compose(T.random_scale((0.8, 1.2)), T.random_rotate(20)),
     T.standard(),
+    T.color_shift(),
+    T.roll(6),
+    T.ghiasi(),
 ]
 ALL = [T.pad(3), T.pad(2, mode="reflect"), *RANDOM]
 
@@ -74,6 +77,27 @@ def test_jitter_is_a_crop_with_per_image_offsets():
             for dy in range(5)
             for dx in range(5)
         )
+
+
+def test_roll_is_a_circular_shift_per_image_keeping_the_size():
+    x = same_images(batch=8)
+    out = T.roll(5)(x, generator=gen(3))
+    assert out.shape == x.shape
+    shifts = [next((dy, dx) for dy in range(-5, 6) for dx in range(-5, 6)
+                   if torch.equal(out[i], torch.roll(x[i], (dy, dx), (1, 2)))) for i in range(8)]
+    assert len(set(shifts)) > 1
+
+
+def test_color_shift_moves_each_channel_by_an_offset_and_gain():
+    x = same_images(batch=4)
+    out = T.color_shift(0.2, 0.5)(x, generator=gen(4))
+    for i in range(4):
+        for c in range(3):  # out = a·x + b per channel: a straight line through the pixel values
+            dx, dy = x[i, c] - x[i, c].mean(), out[i, c] - out[i, c].mean()
+            gain = float((dx * dy).sum() / (dx * dx).sum())
+            assert torch.allclose(dy, gain * dx, atol=1e-5)
+            assert 0.6 <= gain <= 1.65  # e^±0.5
+    assert torch.equal(T.color_shift(0.0, 0.0)(x, generator=gen(4)), x)
 
 
 @pytest.mark.parametrize("transform", RANDOM, ids=repr)
