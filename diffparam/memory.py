@@ -41,12 +41,14 @@ def available(device: torch.device) -> int | None:
 
 
 def activations_per_pixel(model: Model) -> float | None:
-    """Elements the model's layers output per input pixel and image (None when a small probe cannot
-    run it, e.g. a model of one fixed input size: measured at that size instead)."""
+    """Elements the model's layers output per input pixel and image, measured at a small size the model
+    takes (its own, for a model of one size; None when it cannot run)."""
     if "activations_per_pixel" in model.cache:
         return model.cache["activations_per_pixel"]  # type: ignore[return-value]
     found: float | None = None
+    geometry = model.geometry
     for side in (PROBE_SIZE, model.input_size):
+        height, width = geometry.fit(side, side)
         outputs: dict[int, torch.Tensor] = {}  # by storage, kept alive so that none is reused
 
         def count(_m: nn.Module, _i: object, out: object, outputs: dict = outputs) -> None:
@@ -57,8 +59,8 @@ def activations_per_pixel(model: Model) -> float | None:
         hooks = [m.register_forward_hook(count) for m in leaves]
         try:
             with torch.no_grad():
-                model(torch.zeros(1, 3, side, side, device=model.device))
-            found = sum(t.numel() for t in outputs.values()) / (side * side)
+                model(torch.zeros(1, geometry.channels, height, width, device=model.device))
+            found = sum(t.numel() for t in outputs.values()) / (height * width)
             break
         except Exception:  # noqa: BLE001 - a model that refuses the probe size gets the next one
             continue

@@ -305,3 +305,7 @@ def test_direction_files_that_are_not_vectors(vit: Model, tmp_path, content: str
     np.save(tmp_path / "cube.npy", np.ones((2, 3, 4)))
     with pytest.raises(UserError, match=message):
         parse(f"blocks.1:direction={tmp_path / content}", vit)
+
+
+def test_embedded_models_declared_geometry_is_what_a_probe_finds(lite0: Model) -> None:
+    assert Model(lite0.module, name="probed").geometry == lite0.geometry

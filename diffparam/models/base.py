@@ -87,6 +87,9 @@ class Model:
     """Wraps an `nn.Module` for visualization: normalises [0,1] images and captures named layers.
 
     `mean`/`std` describe the module's expected input: it receives (x − mean) / std for x in [0,1].
+    `input_size` is its native size (None: what it declares, else 224); `geometry` says what images
+    it takes, skipping the probe (`diffparam.models.geometry`); `output` picks its output from a
+    tuple, dict or output object.
     The module is used as it is: it runs in eval mode with its weights frozen only while the Model
     runs it (`frozen`), and every hook, patched forward and memory format is undone afterwards.
     """
@@ -106,6 +109,7 @@ class Model:
         name: str = "custom",
         class_names: Sequence[str] | None = None,
         output: str | int | None = None,
+        geometry: InputGeometry | None = None,
     ) -> None:
         self.module = module
         self._frozen = 0
@@ -123,7 +127,11 @@ class Model:
         self.output = output
         """Which part of a tuple, dict or output object the module returns is its output (None: the
         tensor itself, 'logits' or 'last_hidden_state' when present, else the first tensor)."""
-        self._geometry: InputGeometry | None = None
+        self._geometry = geometry
+        """The images the module takes: given, or probed on first use (`geometry`)."""
+        if geometry is not None:
+            self.native_size = geometry.size
+            self.input_size = geometry.size[1]
         self._index_modules()
 
     def _index_modules(self) -> None:
@@ -255,6 +263,9 @@ class Model:
                 raise UserError(f"model {self.name} cannot be copied to the CPU to read its input size and "
                                 f"layers ({first_line(exc)}): load it on the CPU first") from exc
             return self.module
+        for m in copy.modules():  # the caller's hooks (a memory count, a user's recorder) stay theirs
+            m._forward_hooks.clear()
+            m._forward_pre_hooks.clear()
         return copy.to("cpu").eval().requires_grad_(False)
 
     def _run_zeros(self, channels: int, height: int, width: int, module: nn.Module | None = None) -> object:

@@ -11,6 +11,7 @@ from torch import nn
 from diffparam.errors import UserError
 from diffparam.models.base import Model
 from diffparam.models.efficientnet_lite import load_efficientnet_lite0
+from diffparam.models.geometry import InputGeometry
 from diffparam.models.imagenet import imagenet_class_names
 from diffparam.models.weights import load_weights
 
@@ -32,9 +33,9 @@ def efficientnet_lite0(weights: str | os.PathLike | None = None) -> Model:
         _ours(load_efficientnet_lite0(weights)),
         mean=(127 / 255,) * 3,
         std=(128 / 255,) * 3,
-        input_size=224,
         name=DEFAULT_MODEL,
         class_names=imagenet_class_names(),
+        geometry=InputGeometry(3, (224, 224)),  # any size: measured once, kept here (no probe per load)
     )
     model.fold_batchnorm()
     return model
