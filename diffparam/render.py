@@ -276,26 +276,26 @@ def render(
                         f"{', '.join(blockers)}")
     use_graph = on_cuda and (optimizer is None and not blockers if cuda_graph is None else cuda_graph)
     opt = _optimizer(optimizer, list(param.parameters()), lr, dev, capturable=use_graph)
-    with ExitStack() as stack:
-        # A graph replays the default CUDA generator's stream (graph-safe); fork_rng keeps it local.
-        stack.enter_context(torch.random.fork_rng(devices=[dev.index or 0] if on_cuda else [],
-                                                  enabled=use_graph))
-        if use_graph:
-            torch.cuda.manual_seed(seed)
-        eager_generator = torch.Generator(device=dev).manual_seed(seed)
-        stepper = _Stepper(pipeline, opt, None if use_graph else eager_generator, eager_generator)
-        stack.enter_context(net.frozen())
-        stack.enter_context(net.memory_format(pipeline.channels_last))
-        stack.enter_context(net.accelerated(obj.layers, compile=backend, checkpoint=checkpoint))
-        try:
+    try:
+        with ExitStack() as stack:
+            # A graph replays the default CUDA generator's stream (graph-safe); fork_rng keeps it local.
+            stack.enter_context(torch.random.fork_rng(devices=[dev.index or 0] if on_cuda else [],
+                                                      enabled=use_graph))
+            if use_graph:
+                torch.cuda.manual_seed(seed)
+            eager_generator = torch.Generator(device=dev).manual_seed(seed)
+            stepper = _Stepper(pipeline, opt, None if use_graph else eager_generator, eager_generator)
+            stack.enter_context(net.frozen())
+            stack.enter_context(net.memory_format(pipeline.channels_last))
+            stack.enter_context(net.accelerated(obj.layers, compile=backend, checkpoint=checkpoint))
             result = _run(stepper, obj.name, steps, set(thresholds), callback, progress, use_graph,
                           relu_redirect_steps, check_every=16 if on_cuda else 1)
-        except RuntimeError as exc:
-            if on_cuda and _cuda_failure(exc):
-                raise ModelError(f"model {net.name} failed on the GPU ({first_line(exc)}) while rendering "
-                                 f"{obj.name}; CUDA cannot be used again in this process: run it with "
-                                 "`device` cpu, or with CUDA_LAUNCH_BLOCKING=1, to see which layer") from exc
-            raise
+    except RuntimeError as exc:  # the clean-up above fails too after such an error: caught out here
+        if on_cuda and _cuda_failure(exc):
+            raise ModelError(f"model {net.name} failed on the GPU ({first_line(exc)}) while rendering "
+                             f"{obj.name}; CUDA cannot be used again in this process: run it with "
+                             "`device` cpu, or with CUDA_LAUNCH_BLOCKING=1, to see which layer") from exc
+        raise
     if report is not False:
         result.metrics["report"] = judge(net, result.images, obj if report is True else report, photos)
     return result
@@ -307,9 +307,14 @@ STICKY_CUDA_ERRORS = ("device-side assert", "illegal memory access", "illegal in
 a failed graph capture ("operation not permitted when stream is capturing"), which eager steps avoid."""
 
 
-def _cuda_failure(exc: BaseException) -> bool:
-    """Whether `exc` is one of `STICKY_CUDA_ERRORS`."""
-    return any(marker in str(exc) for marker in STICKY_CUDA_ERRORS)
+def _cuda_failure(exc: BaseException | None) -> bool:
+    """Whether `exc`, or an error it was raised while handling, is one of `STICKY_CUDA_ERRORS`."""
+    seen = 0
+    while exc is not None and seen < 8:
+        if any(marker in str(exc) for marker in STICKY_CUDA_ERRORS):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
 
 
 def _check_report(made: Parameterization | Callable, report: bool | Objective | Sequence[Objective],

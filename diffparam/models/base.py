@@ -228,7 +228,10 @@ class Model:
         if self._geometry is None:
             first_conv = first_in_channels(self.module)
             tries = (3,) if first_conv in (None, 3) else (3, first_conv)
-            geometry, error = probe(self._probe_runner(), self.native_size, tries)
+            geometry, error = probe(self._probe_runner(self._cpu_copy()), self.native_size, tries)
+            if error is not None and self.device.type != "cpu":  # a copy that does not run alone (a
+                # forward patched on an instance, closing over the original): probe the module itself
+                geometry, error = probe(self._probe_runner(self.module), self.native_size, tries)
             if error is not None:
                 raise UserError(f"model {self.name} does not run on a {tries[-1]}-channel "
                                 f"{self.native_size[0]}x{self.native_size[1]} image ({first_line(error)}); "
@@ -236,17 +239,16 @@ class Model:
             self._geometry = geometry
         return self._geometry
 
-    def _probe_runner(self):
-        """Runs a copy of the module on the CPU, without gradients, on a zero image of a given shape:
-        None, or the error it raised. A copy, so that what a module caches on its first run (ConViT's
-        relative positions) is not left on the wrong device or size; on the CPU, so that a size the
-        module refuses by indexing out of range raises, where on CUDA it would leave a device-side
-        assert that ends the process's use of the GPU."""
-        copy = self._cpu_copy()
+    def _probe_runner(self, module: nn.Module):
+        """Runs `module` (a copy of the module on the CPU, as a rule), without gradients, on a zero
+        image of a given shape: None, or the error it raised. A copy, so that what a module caches on
+        its first run (ConViT's relative positions) is not left on the wrong device or size; on the
+        CPU, so that a size the module refuses by indexing out of range raises, where on CUDA it
+        would leave a device-side assert that ends the process's use of the GPU."""
 
         def run(channels: int, height: int, width: int) -> Exception | None:
             try:
-                self._run_zeros(channels, height, width, copy)
+                self._run_zeros(channels, height, width, module)
                 return None
             except Exception as exc:  # noqa: BLE001 - whatever the module raises means "not this size"
                 return exc
@@ -310,7 +312,11 @@ class Model:
             geometry = self.geometry
             copy = self._cpu_copy()
             sizes = [self.native_size]
-            first = self._output_shapes(copy, *sizes[0])
+            try:
+                first = self._output_shapes(copy, *sizes[0])
+            except Exception:  # noqa: BLE001 - a copy that does not run alone: the module itself
+                copy = self.module
+                first = self._output_shapes(copy, *sizes[0])
             second: dict[str, tuple[int, ...]] = {}
             if not geometry.fixed:  # a wider image tells a width dimension from a channel one
                 sizes.append(geometry.wider())
