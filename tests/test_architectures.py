@@ -309,3 +309,21 @@ def test_direction_files_that_are_not_vectors(vit: Model, tmp_path, content: str
 
 def test_embedded_models_declared_geometry_is_what_a_probe_finds(lite0: Model) -> None:
     assert Model(lite0.module, name="probed").geometry == lite0.geometry
+
+
+def test_attention_heads_are_units() -> None:
+    torch.manual_seed(0)
+    model = Model(TinyViT(timm_attention=True), name="vit")
+    queries = model.layer_info("blocks.1.attn.q_norm")  # (B, 2 heads, 17 tokens, 12): one channel a head
+    assert (queries.layout, queries.channels, queries.prefix) == ("heads", 2, 1)
+    assert queries.describe() == "heads x 17 tokens x 12"
+    x = torch.rand(1, 3, 32, 32)
+    outputs = model.activations(x, ["blocks.1.attn.norm"])["blocks.1.attn.norm"]  # heads side by side
+    assert _value(model, "blocks.1.attn.norm:head=1/2", x) == pytest.approx(
+        float((outputs[:, 12:] ** 2).mean()), rel=1e-5)
+    before, after = _gain(model, "blocks.1.attn.norm:head=1/2", 32)
+    assert after > before
+    with pytest.raises(UserError, match="do not split into 5 heads"):
+        parse("blocks.1.attn.norm:head=1/5", model)
+    with pytest.raises(UserError, match=r"head 2 is out of range 0..1"):
+        parse("blocks.1.attn.norm:head=2/2", model)

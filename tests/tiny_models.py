@@ -9,13 +9,35 @@ import torch
 from torch import Tensor, nn
 
 
-class Block(nn.Module):
-    """A pre-norm transformer block: attention (a tuple-returning nn.MultiheadAttention) and an MLP."""
+class Attention(nn.Module):
+    """timm's attention: per-head queries (B, heads, N, d) through `q_norm`, the heads' outputs
+    concatenated through `norm` before the projection."""
 
     def __init__(self, dim: int, heads: int) -> None:
         super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.q_norm = nn.Identity()
+        self.norm = nn.Identity()
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        b, n, c = x.shape
+        q, k, v = self.qkv(x).view(b, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        out = torch.nn.functional.scaled_dot_product_attention(self.q_norm(q), k, v)
+        return self.proj(self.norm(out.transpose(1, 2).reshape(b, n, c)))
+
+
+class Block(nn.Module):
+    """A pre-norm transformer block: attention (a tuple-returning nn.MultiheadAttention, or timm's
+    with `timm_attention`) and an MLP."""
+
+    def __init__(self, dim: int, heads: int, timm_attention: bool = False) -> None:
+        super().__init__()
         self.norm1 = nn.LayerNorm(dim)
-        self.attn = nn.MultiheadAttention(dim, heads, batch_first=True)
+        self.timm_attention = timm_attention
+        self.attn = (Attention(dim, heads) if timm_attention
+                     else nn.MultiheadAttention(dim, heads, batch_first=True))
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = nn.Sequential()
         self.mlp.add_module("fc1", nn.Linear(dim, 2 * dim))
@@ -24,7 +46,7 @@ class Block(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         y = self.norm1(x)
-        x = x + self.attn(y, y, y, need_weights=False)[0]
+        x = x + (self.attn(y) if self.timm_attention else self.attn(y, y, y, need_weights=False)[0])
         return x + self.mlp(self.norm2(x))
 
 
@@ -32,13 +54,13 @@ class TinyViT(nn.Module):
     """Patch embedding, a class token, `depth` blocks; refuses any size but `img_size`, as timm's do."""
 
     def __init__(self, img_size: int = 32, patch: int = 8, dim: int = 24, depth: int = 2,
-                 classes: int = 5, registers: int = 0) -> None:
+                 classes: int = 5, registers: int = 0, timm_attention: bool = False) -> None:
         super().__init__()
         self.img_size = img_size
         self.patch_embed = nn.Conv2d(3, dim, patch, patch)
         self.cls_token = nn.Parameter(torch.randn(1, 1 + registers, dim) * 0.5)
         self.pos_embed = nn.Parameter(torch.randn(1, 1 + registers + (img_size // patch) ** 2, dim) * 0.5)
-        self.blocks = nn.Sequential(*(Block(dim, 2) for _ in range(depth)))
+        self.blocks = nn.Sequential(*(Block(dim, 2, timm_attention) for _ in range(depth)))
         self.norm = nn.LayerNorm(dim)
         self.head = nn.Linear(dim, classes)
 

@@ -16,8 +16,8 @@ from functools import lru_cache
 
 from torch import Tensor
 
-CHW, HWC, TOKENS, VECTOR = "chw", "hwc", "tokens", "vector"
-LAYOUTS = (CHW, HWC, TOKENS, VECTOR)
+CHW, HWC, TOKENS, HEADS, VECTOR = "chw", "hwc", "tokens", "heads", "vector"
+LAYOUTS = (CHW, HWC, TOKENS, HEADS, VECTOR)
 MAX_PREFIX = 16
 """The most prefix tokens (class, registers, distillation) looked for before a patch grid."""
 
@@ -40,7 +40,10 @@ class LayerInfo:
         return (self.shape[1], self.shape[2]) if len(self.shape) == 3 else None
 
     def describe(self) -> str:
-        """The layout in words for `diffparam layers`: 'tokens 1+14x14', 'hwc 56x56', 'vector'."""
+        """The layout in words for `diffparam layers`: 'tokens 1+14x14', 'hwc 56x56', 'vector',
+        'heads x 197 tokens x 64' (per-head queries, keys or values: one channel per head)."""
+        if self.layout == HEADS:
+            return f"heads x {self.shape[1]} tokens x {self.shape[2]}"
         if self.grid is None:
             return VECTOR
         grid = f"{self.grid[0]}x{self.grid[1]}"
@@ -117,6 +120,13 @@ def detect(first: tuple[int, ...], second: tuple[int, ...] | None, sizes: list[t
         square_grid = d1 == d2 or sizes[0][0] != sizes[0][1]  # dims 1, 2 could be a grid
         if square_grid and (changed == [2] or (not changed and d1 == d2 != d3)):
             return HWC, 0, (d3, d1, d2)
+        height, width = sizes[0]
+        image_like = abs(d2 - d3 * height / width) <= max(1.0, 0.25 * d2)
+        if not image_like and changed in (None, [], [2]):  # (B, heads, tokens, head dim)
+            counts = [(d2, height, width)] + ([(second[2], *sizes[1])] if second and changed else [])
+            found = find_prefix(counts, prefix_hint)
+            if found is not None:
+                return HEADS, found[0], (d1, d2, d3)
         return CHW, 0, (d1, d2, d3)
     if len(first) == 3 and changed in (None, [], [1]):
         counts = [(first[1], *sizes[0])]

@@ -249,6 +249,27 @@ def neuron(
     return Objective(fn, [layer], f"{layer}:{c}{at}{_suffix(image)}", checks)
 
 
+def head(layer: str, index: int, heads: int, image: int | None = None) -> Objective:
+    """How strongly attention head `index` of `heads` writes: the mean square of its slice of a layer
+    holding the heads' outputs side by side (timm's `attn.norm`, before the output projection),
+    over the patch tokens."""
+
+    def fn(acts: Activations) -> Tensor:
+        t = acts[layer]
+        width = t.shape[1] // heads
+        return _for_image(_per_image_mean(t[:, index * width:(index + 1) * width] ** 2), image)
+
+    def check(model: Model) -> None:
+        n = model.channels(layer)
+        if heads < 1 or n % heads:
+            raise UserError(f"{layer} has {n} channels: they do not split into {heads} heads")
+        if not 0 <= index < heads:
+            raise UserError(f"head {index} is out of range 0..{heads - 1}")
+
+    return Objective(fn, [layer], f"{layer}:head={index}/{heads}{_suffix(image)}",
+                     [_layer_check(layer), check])
+
+
 @deprecation.renames(batch="image")
 def layer(name: str, image: int | None = None) -> Objective:
     """DeepDream: mean squared activation of a whole layer."""
@@ -386,7 +407,8 @@ def total_variation(image: int | None = None) -> Objective:
 
 # -- the string grammar ----------------------------------------------------------------------------
 _GRAMMAR = ("use LAYER, LAYER:CHANNEL, LAYER:C1,C2,..., LAYER:CHANNEL@X,Y, LAYER:CHANNEL@cls, "
-            "LAYER:CHANNEL@token=K, LAYER:direction=FILE[ROW] or logit:CLASS")
+            "LAYER:CHANNEL@token=K, LAYER:direction=FILE[ROW], LAYER:head=H/HEADS or logit:CLASS")
+_HEAD = re.compile(r"^(?P<layer>[^:@\s]+):head=(?P<h>\d+)/(?P<n>\d+)$")
 _CHANNEL_LIST = re.compile(r"^(?P<layer>[^:@\s]+):(?P<cs>\d+(?:,\d+)+)$")
 _AT = r"(?:@(?:(?P<x>-?\d+),(?P<y>-?\d+)|(?P<cls>cls)|token=(?P<token>\d+)))?"
 _UNIT = re.compile(r"^(?P<layer>[^:@\s]+):(?P<c>-?\d+)" + _AT + "$")
@@ -403,7 +425,8 @@ def parse(spec: str, model: Model, image: int | None = None) -> Objective:
     """Turn a spec into an objective: `layer` (DeepDream), `layer:c` (a channel; on a transformer layer,
     its mean over the patch tokens), `layer:c1,c2,...`, `layer:c@x,y` (a position of the layer's grid),
     `layer:c@cls` / `layer:c@token=K` (the class token, token K), `layer:direction=FILE[ROW]` (a
-    direction read from a .npy or .pt file; `@cls` or `@token=K` may follow) or `logit:CLASS`.
+    direction read from a .npy or .pt file; `@cls` or `@token=K` may follow), `layer:head=H/HEADS`
+    (attention head H of HEADS, on a layer holding the heads' outputs side by side) or `logit:CLASS`.
 
     A channel list makes a batch objective (image i maximises the i-th channel).
     """
@@ -422,6 +445,8 @@ def parse(spec: str, model: Model, image: int | None = None) -> Objective:
         obj = logit(int(label) if label.lstrip("-").isdigit() else label, image=image)
     elif ":" not in text and "@" not in text:
         obj = layer(text, image=image)
+    elif (m := _HEAD.match(text)) is not None:
+        obj = head(m["layer"], int(m["h"]), int(m["n"]), image=image)
     elif (m := _DIRECTION.match(text)) is not None:
         if m["x"] is not None:
             raise UserError(f"a direction is read over the whole grid or at a token (@cls, @token=K), "
