@@ -18,6 +18,22 @@ class ModelError(DiffparamError, RuntimeError):
     device-side assert): the message names the model and its input, and how to find the layer."""
 
 
+STICKY_CUDA_ERRORS = ("device-side assert", "illegal memory access", "illegal instruction",
+                      "misaligned address", "unspecified launch failure")
+"""How CUDA reports a failed kernel: an error that leaves the process's CUDA context unusable, unlike
+a failed graph capture ("operation not permitted when stream is capturing"), which eager steps avoid."""
+
+
+def cuda_failure(exc: BaseException | None) -> bool:
+    """Whether `exc`, or an error it was raised while handling, is one of `STICKY_CUDA_ERRORS`."""
+    seen = 0
+    while exc is not None and seen < 8:
+        if any(marker in str(exc) for marker in STICKY_CUDA_ERRORS):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
+
+
 def first_line(error: BaseException) -> str:
     """An exception's first line of text (its class name when it has none): for one-line messages."""
     text = str(error).strip()

@@ -99,8 +99,9 @@ def check_fits(model: Model, param: Parameterization | Callable[[], Parameteriza
     if not isinstance(param, Parameterization):
         with torch.device("meta"):
             param = param()
-    pixels = (input_size * input_size if input_size else
-              (param.height + 2 * 6) * (param.width + 2 * 6))  # the standard transforms pad by 6 net
+    side = (input_size, input_size) if input_size else (param.height + 2 * 6, param.width + 2 * 6)
+    fitted = model.geometry.fit(*side)  # the standard transforms pad by 6 net; then the model's size
+    pixels = fitted[0] * fitted[1]
     need = render_bytes(model, param, pixels, precision == "bf16")
     if need is not None and need > free:
         raise UserError(f"this render needs about {need / 2**30:.1f} GiB of memory ({param.batch} image(s) "

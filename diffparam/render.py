@@ -23,7 +23,14 @@ from tqdm.auto import tqdm
 from diffparam import deprecation
 from diffparam.backgrounds import Background
 from diffparam.checks import MAX_SEED, MAX_STEPS, choice, image_size, int_in, positive_float, positive_int
-from diffparam.errors import ModelError, NonFiniteLossError, SaturatedError, UserError, first_line
+from diffparam.errors import (
+    ModelError,
+    NonFiniteLossError,
+    SaturatedError,
+    UserError,
+    cuda_failure,
+    first_line,
+)
 from diffparam.evaluate.trust import report as judge
 from diffparam.io import photo_files
 from diffparam.memory import check_fits
@@ -124,7 +131,7 @@ class _Stepper:
         try:
             return self.eager(redirect=False), None
         except RuntimeError as exc:
-            if _cuda_failure(exc):
+            if cuda_failure(exc):
                 raise
             return None, first_line(exc)
         finally:
@@ -145,7 +152,7 @@ class _Stepper:
                 self.static = self.pipeline.forward_backward(self.generator)
                 self.opt.step()
         except RuntimeError as exc:  # anything capturable() could not foresee
-            if _cuda_failure(exc):
+            if cuda_failure(exc):
                 raise
             torch.cuda.set_stream(stream)
             self.fall_back()
@@ -260,6 +267,9 @@ def render(
     obj = resolve(objective, net)
     made = _param_from(param, size, batch, net.geometry.channels)
     if report is not False:
+        if net.geometry.channels != 3:
+            raise UserError(f"`report` compares with natural RGB photos: not available for model {net.name}, "
+                            f"which takes {net.geometry.describe()}")
         _check_report(made, report, batch, photos)
     check_fits(net, made if isinstance(made, Parameterization) else lambda: made(None), dev, input_size,
                precision)
@@ -291,7 +301,7 @@ def render(
             result = _run(stepper, obj.name, steps, set(thresholds), callback, progress, use_graph,
                           relu_redirect_steps, check_every=16 if on_cuda else 1)
     except RuntimeError as exc:  # the clean-up above fails too after such an error: caught out here
-        if on_cuda and _cuda_failure(exc):
+        if on_cuda and cuda_failure(exc):
             raise ModelError(f"model {net.name} failed on the GPU ({first_line(exc)}) while rendering "
                              f"{obj.name}; CUDA cannot be used again in this process: run it with "
                              "`device` cpu, or with CUDA_LAUNCH_BLOCKING=1, to see which layer") from exc
@@ -299,22 +309,6 @@ def render(
     if report is not False:
         result.metrics["report"] = judge(net, result.images, obj if report is True else report, photos)
     return result
-
-
-STICKY_CUDA_ERRORS = ("device-side assert", "illegal memory access", "illegal instruction",
-                      "misaligned address", "unspecified launch failure")
-"""How CUDA reports a failed kernel: an error that leaves the process's CUDA context unusable, unlike
-a failed graph capture ("operation not permitted when stream is capturing"), which eager steps avoid."""
-
-
-def _cuda_failure(exc: BaseException | None) -> bool:
-    """Whether `exc`, or an error it was raised while handling, is one of `STICKY_CUDA_ERRORS`."""
-    seen = 0
-    while exc is not None and seen < 8:
-        if any(marker in str(exc) for marker in STICKY_CUDA_ERRORS):
-            return True
-        exc, seen = exc.__cause__ or exc.__context__, seen + 1
-    return False
 
 
 def _check_report(made: Parameterization | Callable, report: bool | Objective | Sequence[Objective],

@@ -327,3 +327,77 @@ def test_attention_heads_are_units() -> None:
         parse("blocks.1.attn.norm:head=1/5", model)
     with pytest.raises(UserError, match=r"head 2 is out of range 0..1"):
         parse("blocks.1.attn.norm:head=2/2", model)
+
+
+def test_sequence_first_tokens_and_learned_queries() -> None:
+    from tiny_models import SequenceFirstViT
+
+    torch.manual_seed(0)
+    model = Model(SequenceFirstViT(), input_size=32, name="clip-like")
+    block = model.layer_info("blocks.layers.1")
+    assert (block.describe(), block.sequence_first) == ("tokens 1+4x4", True)
+    assert model.layer_info("decoder").describe() == "tokens 1x5", "5 queries whatever the image: no grid"
+    acts = model.activations(torch.rand(2, 3, 20, 60), ["blocks.layers.1"])
+    assert acts["blocks.layers.1"].shape == (2, 16, 2, 7), "20x60 px in 8 px patches, rounded down: 2x7"
+    assert acts[tokens_key("blocks.layers.1")].shape == (2, 16, 15)
+    before, after = _gain(model, "blocks.layers.1:3@1,1", 32)
+    assert after > before
+
+
+def test_channels_last_with_a_non_square_native_size() -> None:
+    torch.manual_seed(0)
+
+    class Wide(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.stem = torch.nn.Conv2d(3, 8, 4, 4)
+            self.mix = torch.nn.Linear(8, 16)
+
+        def forward(self, x):
+            if tuple(x.shape[-2:]) != (32, 64):
+                raise ValueError("32x64 only")
+            return self.mix(self.stem(x).permute(0, 2, 3, 1))  # (B, 8, 16, 16): 16 channels, 8x16 grid
+
+    model = Model(Wide(), input_size=(32, 64), name="wide")
+    assert model.layer_info("mix").describe() == "hwc 8x16" and model.channels("mix") == 16
+
+
+def test_direction_file_names_may_hold_at_signs_and_brackets(vit: Model, tmp_path) -> None:
+    folder = tmp_path / "run@2[v1]"
+    folder.mkdir()
+    np.save(folder / "feat@cls.npy", np.ones((3, 24), np.float32))
+    objective = parse(f"blocks.1:direction={folder / 'feat@cls.npy'}[2]@cls", vit)
+    assert objective.name == "direction(blocks.1)@cls"
+
+
+@pytest.mark.parametrize("kind", ["vit", "swin"])
+def test_circuits_connect_channels_of_token_and_channels_last_layers(kind: str) -> None:
+    from diffparam.atlas.circuits import circuit, connections
+
+    model = _model(TinyViT) if kind == "vit" else _model(TinySwin, input_size=64)
+    layer, channels = ("blocks.1", 24) if kind == "vit" else ("layers.2", 32)
+    found = connections(model, layer)
+    assert found is not None and found.weights.shape[0] == channels
+    assert found.weights.shape[1] == model.channels(found.source)
+    links = circuit(model, layer, channels - 1)
+    sources = model.channels(found.source)
+    assert links["excite"] and all(0 <= link["channel"] < sources for link in links["excite"])
+
+
+def test_report_on_a_grey_model_is_refused_before_rendering() -> None:
+    model = _model(GreyNet, input_size=32)
+    with pytest.raises(UserError, match="compares with natural RGB photos: not available for model GreyNet"):
+        render(model, "conv2:4", steps=1, size=32, device="cpu", progress=False, report=True)
+
+
+def test_memory_estimate_counts_the_pixels_a_fixed_size_model_sees(vit: Model) -> None:
+    from diffparam import memory
+    from diffparam.param import FourierImage
+
+    small = memory.render_bytes(vit, FourierImage(32), 32 * 32)
+    assert small is not None
+    with pytest.MonkeyPatch.context() as patch:
+        seen = []
+        patch.setattr(memory, "render_bytes", lambda m, p, pixels, bf16=False: seen.append(pixels) or 1)
+        memory.check_fits(vit, lambda: FourierImage(512), torch.device("cpu"))
+    assert seen == [32 * 32], "a 32 px ViT sees 32x32 px, however large the image rendered"

@@ -156,3 +156,23 @@ class SkipNet(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         skip = self.down1(x)
         return self.fuse(skip + self.up(self.down2(skip))).mean((2, 3))
+
+
+class SequenceFirstViT(nn.Module):
+    """Tokens as (N, B, C), as OpenAI CLIP and `nn.TransformerEncoderLayer(batch_first=False)` make them;
+    any size (no position table), patches of 8 px rounded down."""
+
+    def __init__(self, dim: int = 16) -> None:
+        super().__init__()
+        self.patch_embed = nn.Conv2d(3, dim, 8, 8)
+        self.cls_token = nn.Parameter(torch.randn(1, 1, dim))
+        layer = nn.TransformerEncoderLayer(dim, 2, 2 * dim, dropout=0.0)
+        self.blocks = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+        self.queries = nn.Parameter(torch.randn(5, 1, dim))
+        self.decoder = nn.MultiheadAttention(dim, 2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        t = self.patch_embed(x).flatten(2).permute(2, 0, 1)  # (N, B, C)
+        t = self.blocks(torch.cat([self.cls_token.expand(-1, t.shape[1], -1), t]))
+        queries = self.queries.expand(-1, t.shape[1], -1)
+        return self.decoder(queries, t, t)[0].mean(0)  # 5 learned queries: tokens with no grid

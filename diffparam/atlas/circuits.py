@@ -21,6 +21,7 @@ from diffparam.evaluate import natural_photos
 from diffparam.io import SAMPLE_PHOTOS
 from diffparam.models.base import OUTPUT, Model
 from diffparam.models.efficientnet_lite import MBConvBlock
+from diffparam.models.layout import canonical, first_tensor
 
 GATE_PHOTOS = SAMPLE_PHOTOS
 """The photos that measure how often an MBConv block's ReLU6s pass gradient (`connections`)."""
@@ -165,7 +166,7 @@ def _feeds(model: Model, source: str, layer: str) -> bool:
     hooks = [modules[source].register_forward_hook(lambda _m, _i, out: seen.setdefault("out", out)),
              modules[layer].register_forward_pre_hook(lambda _m, inp: seen.setdefault("in", inp))]
     try:
-        x = torch.rand(1, 3, model.input_size, model.input_size,
+        x = torch.rand(1, model.geometry.channels, *model.native_size,
                        generator=torch.Generator().manual_seed(0)).to(model.device)
         with torch.no_grad():
             model.activations(x, [layer])
@@ -251,6 +252,9 @@ def expected_gradient(model: Model, layer: str, source: str, photos: Tensor) -> 
         pass
 
     def substitute(_m, _i, out):
+        if not isinstance(out, Tensor):
+            raise UserError(f"{source} returns {type(out).__name__}: circuits need layers that return "
+                            "a tensor")
         kept["source"] = out.detach().float().requires_grad_()
         return kept["source"].clone().to(out.dtype)
 
@@ -258,12 +262,15 @@ def expected_gradient(model: Model, layer: str, source: str, photos: Tensor) -> 
         kept["layer"] = out
         raise _Done
 
+    on_source, on_layer = model.layer_info(source), model.layer_info(layer)
+    x = model.fitted(photos.to(model.device))
+    height, width = x.shape[-2:]
     hooks = [modules[source].register_forward_hook(substitute),
              modules[layer].register_forward_hook(capture)]
     try:
         with torch.enable_grad(), model.frozen():
             try:
-                model.module(model.normalize(photos.to(model.device)))
+                model.module(model.normalize(x))
             except _Done:
                 pass
     finally:
@@ -271,16 +278,19 @@ def expected_gradient(model: Model, layer: str, source: str, photos: Tensor) -> 
             h.remove()
     if "layer" not in kept or "source" not in kept:
         raise UserError(f"{layer} does not run after {source} in model {model.name}")
-    src, out = kept["source"], kept["layer"].float()
+    src = kept["source"]
+    out = canonical(first_tensor(kept["layer"]), on_layer, height, width).float()  # type: ignore[arg-type]
     if not out.requires_grad:
         raise UserError(f"{layer} does not depend on {source} in model {model.name}")
     means = out.flatten(2).mean(2) if out.dim() > 2 else out
+    seen = canonical(src, on_source, height, width).detach()
     grad_rows, attr_rows = [], []
     for o in range(means.shape[1]):
-        (g,) = torch.autograd.grad(means[:, o].sum(), src, retain_graph=True)
+        (raw,) = torch.autograd.grad(means[:, o].sum(), src, retain_graph=True)
+        g = canonical(raw, on_source, height, width)  # per channel, over the source's positions
         spatial = tuple(range(2, g.dim()))
         grad_rows.append((g.sum(spatial) if spatial else g).mean(0).cpu())
-        attr_rows.append(((g * src).sum(spatial) if spatial else g * src).mean(0).detach().cpu())
+        attr_rows.append(((g * seen).sum(spatial) if spatial else g * seen).mean(0).detach().cpu())
     return torch.stack(grad_rows), torch.stack(attr_rows)
 
 

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint as _checkpoint
 
 from diffparam.constant import Constant
-from diffparam.errors import UserError, first_line
+from diffparam.errors import ModelError, UserError, cuda_failure, first_line
 from diffparam.models.geometry import InputGeometry, declared_size, first_in_channels, probe
 from diffparam.models.layout import TOKENS, LayerInfo, canonical, detect, first_tensor, tokens_key
 
@@ -235,7 +235,7 @@ class Model:
             if error is not None:
                 raise UserError(f"model {self.name} does not run on a {tries[-1]}-channel "
                                 f"{self.native_size[0]}x{self.native_size[1]} image ({first_line(error)}); "
-                                "give its input size (`input_size`)")
+                                "give its input size (`input_size`), or what it takes (`geometry`)")
             self._geometry = geometry
         return self._geometry
 
@@ -251,6 +251,10 @@ class Model:
                 self._run_zeros(channels, height, width, module)
                 return None
             except Exception as exc:  # noqa: BLE001 - whatever the module raises means "not this size"
+                if cuda_failure(exc):
+                    raise ModelError(f"model {self.name} failed on the GPU ({first_line(exc)}) on a "
+                                     f"{channels}-channel {height}x{width} image; CUDA cannot be used "
+                                     "again in this process: load the model on the CPU") from exc
                 return exc
 
         return run
@@ -277,7 +281,7 @@ class Model:
             x = torch.zeros(1, channels, height, width, device=self.device)
             with torch.no_grad(), self.frozen():
                 return self.module(self.normalize(x))
-        with torch.no_grad():
+        with torch.no_grad(), self.frozen():  # a copy's forward may still reach into the module
             return module(self.normalize(torch.zeros(1, channels, height, width)))
 
     def _output_shapes(self, module: nn.Module, height: int, width: int) -> dict[str, tuple[int, ...]]:
@@ -291,8 +295,11 @@ class Model:
 
             def hook(_m, _i, out, lname=lname):
                 t = first_tensor(out)
-                # one image in, one row out: windows or heads folded into the batch are not layers
-                if t is not None and t.dim() > 1 and t.shape[0] == 1 and lname not in shapes:
+                # one image in, one row out (or a sequence-first (N, 1, C)): windows or heads folded
+                # into the batch are not layers
+                one_row = t is not None and t.dim() > 1 and (
+                    t.shape[0] == 1 or t.dim() == 3 and t.shape[1] == 1)
+                if one_row and lname not in shapes:
                     shapes[lname] = tuple(t.shape)
 
             handles.append(mod.register_forward_hook(hook))
@@ -331,8 +338,7 @@ class Model:
             for lname, shape in first.items():
                 found = detect(shape, second.get(lname), sizes, hint)
                 if found is not None:
-                    layout, prefix, seen = found
-                    infos.append(LayerInfo(lname, seen[0], seen, layout, prefix))
+                    infos.append(LayerInfo(lname, found["shape"][0], **found))
             self._layer_cache = infos
             self._layer_index = {info.name: info for info in infos}
         return list(self._layer_cache)
@@ -465,7 +471,8 @@ class Model:
         for name, t in captured.items():
             seen[name] = canonical(t, infos[name], height, width)
             if infos[name].layout == TOKENS and t.dim() == 3:
-                seen[tokens_key(name)] = t.transpose(1, 2)
+                first = infos[name].sequence_first
+                seen[tokens_key(name)] = t.permute(1, 2, 0) if first else t.transpose(1, 2)
         return seen
 
     def fold_batchnorm(self) -> int:

@@ -18,7 +18,7 @@ ODD_STEPS = (1, 5, 11, 23)
 that floors the size hides a window's constraint from one extra pixel, not from all of these)."""
 WIDER = 64
 """Pixels added to the native width for the wider probe."""
-MULTIPLES = (2, 4, 8, 16, 32, 64)
+MULTIPLES = (2, 4, 8, 14, 16, 28, 32, 56, 64)
 """Strides tried, in order, when a model refuses some of those sizes."""
 
 

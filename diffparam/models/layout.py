@@ -10,6 +10,7 @@ reachable as (B, C, N) under `tokens_key(layer)`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -33,6 +34,11 @@ class LayerInfo:
     shape: tuple[int, ...]
     layout: str = CHW
     prefix: int = 0
+    stride: tuple[float, float] | None = None
+    """Input pixels per patch (height, width) of a token layer with a grid; None: tokens whose count
+    does not follow the image (learned queries), which objectives see as one row."""
+    sequence_first: bool = False
+    """Tokens come as (N, B, C) (OpenAI CLIP, `nn.TransformerEncoderLayer` by default)."""
 
     @property
     def grid(self) -> tuple[int, int] | None:
@@ -102,52 +108,76 @@ def find_prefix(counts: list[tuple[int, int, int]], hint: int | None) -> tuple[i
     return None
 
 
+def _like_image(a: int, b: int, height: int, width: int) -> bool:
+    """Whether a grid of a x b positions has the shape of a height x width image (within a position)."""
+    return abs(a - b * height / width) <= 1
+
+
 def detect(first: tuple[int, ...], second: tuple[int, ...] | None, sizes: list[tuple[int, int]],
-           prefix_hint: int | None) -> tuple[str, int, tuple[int, ...]] | None:
-    """(layout, prefix, shape as objectives see it) of an output of shape `first` at the native size
-    sizes[0] (and `second` at sizes[1], a wider image, when the model takes it); None for an output
-    objectives cannot use.
+           prefix_hint: int | None) -> dict | None:
+    """How an output of shape `first` at the native size sizes[0] (and `second` at sizes[1], a wider
+    image, when the model takes it) is laid out: `LayerInfo` fields (layout, shape as objectives see
+    it, prefix, stride, sequence_first), or None for an output objectives cannot use.
 
     The wider image tells which dimension is the width: the last for (B,C,H,W), the second for
-    (B,H,W,C), the first for tokens. A model of one fixed size is read from the shapes alone: a
-    square (B,H,W,C) grid has equal dims 1 and 2, and (B,C,H,W) is assumed when both could be.
+    (B,H,W,C), the first for tokens; a token count that does not change is no grid. A model of one
+    size is read from the shapes alone: dims 1 and 2 of (B,H,W,C) have the image's shape and dim 3
+    does not; (B,C,H,W) is assumed when both could be.
     """
+    height, width = sizes[0]
     if len(first) == 2:
-        return VECTOR, 0, (first[1],)
+        return dict(layout=VECTOR, shape=(first[1],))
+    sequence_first = len(first) == 3 and first[0] != 1 and first[1] == 1
+    if sequence_first:
+        first = (1, first[0], first[2])
+        second = None if second is None else (1, second[0], second[2])
     changed = None if second is None else [i for i in range(1, len(first)) if first[i] != second[i]]
     if len(first) == 4:
         _, d1, d2, d3 = first
-        square_grid = d1 == d2 or sizes[0][0] != sizes[0][1]  # dims 1, 2 could be a grid
-        if square_grid and (changed == [2] or (not changed and d1 == d2 != d3)):
-            return HWC, 0, (d3, d1, d2)
-        height, width = sizes[0]
-        image_like = abs(d2 - d3 * height / width) <= max(1.0, 0.25 * d2)
-        if not image_like and changed in (None, [], [2]):  # (B, heads, tokens, head dim)
+        if _like_image(d1, d2, height, width) and (
+                changed == [2] or (not changed and not _like_image(d2, d3, height, width))):
+            return dict(layout=HWC, shape=(d3, d1, d2))
+        if not _like_image(d2, d3, height, width) and changed in (None, [], [2]):  # (B, heads, N, d)
             counts = [(d2, height, width)] + ([(second[2], *sizes[1])] if second and changed else [])
             found = find_prefix(counts, prefix_hint)
             if found is not None:
-                return HEADS, found[0], (d1, d2, d3)
-        return CHW, 0, (d1, d2, d3)
+                return dict(layout=HEADS, shape=(d1, d2, d3), prefix=found[0])
+        return dict(layout=CHW, shape=(d1, d2, d3))
     if len(first) == 3 and changed in (None, [], [1]):
-        counts = [(first[1], *sizes[0])]
+        tokens = dict(layout=TOKENS, sequence_first=sequence_first)
+        counts = [(first[1], height, width)]
         if second is not None and changed:
             counts.append((second[1], *sizes[1]))
-        found = find_prefix(counts, prefix_hint)
-        if found is None:
-            return TOKENS, 0, (first[2], 1, first[1])
+        found = None if changed == [] else find_prefix(counts, prefix_hint)
+        if found is None:  # learned queries, pooled tokens: one row
+            return dict(tokens, shape=(first[2], 1, first[1]))
         prefix, (h, w) = found
-        return TOKENS, prefix, (first[2], h, w)
+        return dict(tokens, shape=(first[2], h, w), prefix=prefix, stride=(height / h, width / w))
     return None
+
+
+def grid_at(count: int, height: int, width: int,
+            stride: tuple[float, float] | None) -> tuple[int, int] | None:
+    """The patch grid of `count` tokens for a height x width input: from the layer's `stride` (the
+    patch embedding's rounding either way), else the grid of the image's shape (`token_grid`)."""
+    if stride is not None:
+        for h in dict.fromkeys((math.floor(height / stride[0]), math.ceil(height / stride[0]))):
+            if h > 0 and count % h == 0 and abs(count // h - width / stride[1]) <= 1:
+                return h, count // h
+    return token_grid(count, height, width)
 
 
 def canonical(t: Tensor, info: LayerInfo, height: int, width: int) -> Tensor:
     """`t` (a captured output of `info`'s layer, for an input of height x width) as objectives see it:
-    (B, C, h, w) for images, channels-last and tokens (the patch grid), (B, C) for vectors."""
+    (B, C, h, w) for images, channels-last and tokens (the patch grid, or one row of tokens without
+    one), (B, C) for vectors."""
     if info.layout == HWC and t.dim() == 4:
         return t.permute(0, 3, 1, 2)
     if info.layout == TOKENS and t.dim() == 3:
+        if info.sequence_first:
+            t = t.transpose(0, 1)
         patches = t[:, info.prefix:]
-        grid = token_grid(patches.shape[1], height, width) if info.grid != (1, info.shape[2]) else None
+        grid = None if info.stride is None else grid_at(patches.shape[1], height, width, info.stride)
         h, w = grid if grid is not None else (1, patches.shape[1])
         return patches.transpose(1, 2).reshape(t.shape[0], t.shape[2], h, w)
     return t

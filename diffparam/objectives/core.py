@@ -412,7 +412,7 @@ _HEAD = re.compile(r"^(?P<layer>[^:@\s]+):head=(?P<h>\d+)/(?P<n>\d+)$")
 _CHANNEL_LIST = re.compile(r"^(?P<layer>[^:@\s]+):(?P<cs>\d+(?:,\d+)+)$")
 _AT = r"(?:@(?:(?P<x>-?\d+),(?P<y>-?\d+)|(?P<cls>cls)|token=(?P<token>\d+)))?"
 _UNIT = re.compile(r"^(?P<layer>[^:@\s]+):(?P<c>-?\d+)" + _AT + "$")
-_DIRECTION = re.compile(r"^(?P<layer>[^:@\s]+):direction=(?P<file>[^@\[]+)(?:\[(?P<row>\d+)\])?" + _AT + "$")
+_DIRECTION = re.compile(r"^(?P<layer>[^:@\s]+):direction=(?P<file>.+?)(?:\[(?P<row>\d+)\])?" + _AT + "$")
 
 
 def channel_list(spec: str) -> tuple[str, list[int]] | None:
