@@ -227,7 +227,9 @@ def render(
     "fourier") to build with `batch` images of `size` (default 1 of 224 px). `lr` defaults to the
     parameterization's own (`default_lr`: 0.05 for images, 0.005 for CPPNs). `input_size`
     upsamples each transformed image to that many pixels before the model (None: feed as
-    rendered). For the first `relu_redirect_steps` steps ReLUs pass 'reviving' gradients (Lucid's
+    rendered); either way each batch is then fitted to what the model takes (`Model.geometry`: its
+    one size, or multiples of its stride), and a model of other than 3 channels gets images of as
+    many. For the first `relu_redirect_steps` steps ReLUs pass 'reviving' gradients (Lucid's
     trick; off by default, see BENCHMARKS.md). The images after each step in `thresholds` are kept
     in `Result.snapshots`; `callback(step, loss, images)` is called after every step.
 

@@ -313,8 +313,8 @@ class Model:
         return shapes
 
     def layers(self) -> list[LayerInfo]:
-        """Each layer whose output objectives can use (an image, channels-last map, tokens or a vector):
-        its channel count, its shape as objectives see it at the native size, and its layout."""
+        """Each layer whose output objectives can use (an image, channels-last map, tokens, heads or a
+        vector): its channel count, its shape as objectives see it at the native size, its layout."""
         if self._layer_cache is None:
             geometry = self.geometry
             copy = self._cpu_copy()
