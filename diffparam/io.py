@@ -168,18 +168,20 @@ def save_image(img: Tensor, path: str | os.PathLike) -> Path:
 def load_array(path: str | os.PathLike) -> Tensor:
     """A float tensor from a .npy file or a .pt/.pth file holding one tensor (a vector or matrix the
     user saved), with a one-line error for anything else."""
-    p = Path(path)
+    p = Path(path).expanduser()
     if not p.is_file():
         raise UserError(f"{p}: no such file")
+    suffix = p.suffix.lower()
+    if suffix not in (".npy", ".pt", ".pth"):
+        raise UserError(f"cannot read {p}: give a .npy, .pt or .pth file")
     try:
-        if p.suffix.lower() == ".npy":
+        if suffix == ".npy":
             values = torch.from_numpy(np.load(p, allow_pickle=False))
-        elif p.suffix.lower() in (".pt", ".pth"):
-            values = torch.load(p, map_location="cpu", weights_only=True)
         else:
-            raise UserError(f"cannot read {p}: give a .npy, .pt or .pth file")
+            values = torch.load(p, map_location="cpu", weights_only=True)
     except (OSError, ValueError, RuntimeError, EOFError) as exc:
-        raise UserError(f"cannot read {p}: {first_line(exc)}") from exc
+        what = "not a NumPy array file" if suffix == ".npy" else first_line(exc)
+        raise UserError(f"cannot read {p}: {what}") from exc
     if not isinstance(values, Tensor):
         raise UserError(f"{p} holds a {type(values).__name__}, not one tensor")
     if not (values.is_floating_point() or values.dtype in (torch.int32, torch.int64)):

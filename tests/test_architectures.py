@@ -211,6 +211,8 @@ def test_direction_from_a_file_row(vit: Model, tmp_path) -> None:
     ("blocks.1:direction={dir}/sae.npy[9]", "row 9 is out of range"),
     ("blocks.1:direction={dir}/short.npy", "direction has 5 values but blocks.1 has 24 channels"),
     ("blocks.1:direction={dir}/sae.npy[1]@2,2", "not at a position"),
+    ("blocks.1:direction={dir}/sae.npy[-1]", r"must be a whole number 0 or more: FILE\[ROW\]"),
+    ("blocks.1:direction={dir}/sae.npy[]", r"must be a whole number 0 or more"),
 ])
 def test_transformer_unit_errors(vit: Model, tmp_path, spec: str, message: str) -> None:
     np.save(tmp_path / "sae.npy", np.ones((6, 24), np.float32))
@@ -293,9 +295,9 @@ def test_random_weights_are_for_torchvision_and_timm_names() -> None:
 
 
 @pytest.mark.parametrize(("content", "message"), [
-    ("matrix.txt", "give a .npy, .pt or .pth file"),
+    ("matrix.txt", r"cannot read \S+matrix.txt: give a .npy, .pt or .pth file$"),
     ("dict.pt", "holds a dict, not one tensor"),
-    ("broken.npy", "cannot read"),
+    ("broken.npy", r"broken.npy: not a NumPy array file$"),
     ("cube.npy", r"shape \(2, 3, 4\): a direction is a vector"),
 ])
 def test_direction_files_that_are_not_vectors(vit: Model, tmp_path, content: str, message: str) -> None:
@@ -366,8 +368,8 @@ def test_direction_file_names_may_hold_at_signs_and_brackets(vit: Model, tmp_pat
     folder = tmp_path / "run@2[v1]"
     folder.mkdir()
     np.save(folder / "feat@cls.npy", np.ones((3, 24), np.float32))
-    objective = parse(f"blocks.1:direction={folder / 'feat@cls.npy'}[2]@cls", vit)
-    assert objective.name == "direction(blocks.1)@cls"
+    spec = f"blocks.1:direction={folder / 'feat@cls.npy'}[2]@cls"
+    assert parse(spec, vit).name == spec, "a report names the file and row"
 
 
 @pytest.mark.parametrize("kind", ["vit", "swin"])
@@ -401,3 +403,9 @@ def test_memory_estimate_counts_the_pixels_a_fixed_size_model_sees(vit: Model) -
         patch.setattr(memory, "render_bytes", lambda m, p, pixels, bf16=False: seen.append(pixels) or 1)
         memory.check_fits(vit, lambda: FourierImage(512), torch.device("cpu"))
     assert seen == [32 * 32], "a 32 px ViT sees 32x32 px, however large the image rendered"
+
+
+def test_direction_paths_expand_the_home_folder(vit: Model, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    np.save(tmp_path / "v.npy", np.ones(24, np.float32))
+    assert parse("blocks.1:direction=~/v.npy", vit).name == "blocks.1:direction=~/v.npy"

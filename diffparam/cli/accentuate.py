@@ -6,6 +6,7 @@ import argparse
 
 from diffparam.checks import non_negative_float
 from diffparam.cli.common import (
+    UNITS_HELP,
     add_param_option,
     add_render_options,
     add_report_options,
@@ -65,7 +66,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "(feature accentuation, Hamblin et al. 2024). The output keeps IMAGE's aspect ratio "
                        "with its shorter side --size.")
     p.add_argument("image", help="the photo to start from (PNG, JPEG, ...)")
-    p.add_argument("objective", help="LAYER:CHANNEL, LAYER, LAYER:CHANNEL@X,Y or logit:CLASS")
+    p.add_argument("objective", help=f"LAYER:CHANNEL, LAYER, {UNITS_HELP}")
     add_render_options(p, size=SIZE, steps=STEPS, lr=f"{LR:g}")
     add_param_option(p, kinds(from_image=True), "parameterization, started from the photo")
     p.add_argument("--strength", type=float, default=STRENGTH,

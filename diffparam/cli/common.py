@@ -56,6 +56,12 @@ class Renamed(argparse.Action):
         setattr(namespace, self.dest, values)
 
 
+UNITS_HELP = ("LAYER:CHANNEL@X,Y (a position), LAYER:CHANNEL@cls or @token=K (a transformer token), "
+              "LAYER:direction=FILE[ROW] (a .npy/.pt vector or matrix row), LAYER:head=H/HEADS (an "
+              "attention head) or logit:CLASS; docs/architectures.md")
+"""The objective grammar past LAYER and LAYER:CHANNEL, as every command's help gives it."""
+
+
 def add_model_options(p: argparse.ArgumentParser) -> None:
     """--model and --weights, as every command that loads a network takes them."""
     p.add_argument("--model", default=DEFAULT_MODEL,

@@ -6,7 +6,14 @@ import argparse
 from pathlib import Path
 
 from diffparam.checks import image_size
-from diffparam.cli.common import Renamed, add_render_options, check_distinct, model_from_args, print_paths
+from diffparam.cli.common import (
+    UNITS_HELP,
+    Renamed,
+    add_render_options,
+    check_distinct,
+    model_from_args,
+    print_paths,
+)
 from diffparam.errors import UserError
 from diffparam.io import check_animation, check_writable
 from diffparam.objectives import channel_list, parse
@@ -65,7 +72,7 @@ def _cmd_morph(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     """Add `cppn` and `morph`."""
     p = sub.add_parser("cppn", help="CPPN art: optimise a CPPN, render it at any size, film it")
-    p.add_argument("objective", help="LAYER, LAYER:CHANNEL, LAYER:CHANNEL@X,Y or logit:CLASS")
+    p.add_argument("objective", help=f"LAYER, LAYER:CHANNEL, {UNITS_HELP}")
     add_render_options(p, lr=f"{CPPN.default_lr:g}")
     p.add_argument("--out", default="art.png", help="output PNG")
     p.add_argument("--render-size", type=int, default=None,

@@ -20,6 +20,6 @@ def _cmd_layers(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     """Add `layers`."""
     p = sub.add_parser("layers", help="list a model's layers: channels, layout (image, channels-last, "
-                                      "tokens with prefix + grid, vector) and grid")
+                                      "tokens with prefix + grid, heads, vector) and grid")
     add_model_options(p)
     p.set_defaults(func=_cmd_layers)

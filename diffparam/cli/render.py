@@ -10,6 +10,7 @@ import torch
 from diffparam.backgrounds import BACKGROUNDS
 from diffparam.checks import image_size, non_negative_float, positive_int
 from diffparam.cli.common import (
+    UNITS_HELP,
     add_param_option,
     add_precision_option,
     add_render_options,
@@ -109,7 +110,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "photos, its plausibility distance and sanity score, judged at the model's input "
                        "size (docs/trust.md).")
     p.add_argument("objective", help="LAYER, LAYER:CHANNEL, LAYER:C1,C2,... (one image each, "
-                   "--out DIR/), LAYER:CHANNEL@X,Y or logit:CLASS")
+                   f"--out DIR/), {UNITS_HELP}")
     add_render_options(p)
     add_param_option(p)
     p.add_argument("--batch", type=int, default=1, help="images from different random starts")

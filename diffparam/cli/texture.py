@@ -7,6 +7,7 @@ import argparse
 
 from diffparam.checks import image_size, non_negative_int, positive_int, real
 from diffparam.cli.common import (
+    UNITS_HELP,
     Renamed,
     add_render_options,
     model_from_args,
@@ -101,7 +102,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     mesh_help = "mesh file (OBJ, PLY, GLB/glTF; unwrapped if it has no UVs) or shape:sphere|torus|knot"
     p = sub.add_parser("texture", help="feature visualization on a 3D object's texture")
     p.add_argument("mesh", help=mesh_help)
-    p.add_argument("objective", help="LAYER, LAYER:CHANNEL, LAYER:CHANNEL@X,Y or logit:CLASS")
+    p.add_argument("objective", help=f"LAYER, LAYER:CHANNEL, {UNITS_HELP}")
     _add_options(p, STEPS, VIEW_SIZE, TEXTURE_SIZE, VIEWS, TURNTABLE_FRAMES, TextureImage.default_lr)
     p.set_defaults(func=_cmd_texture)
 

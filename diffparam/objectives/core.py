@@ -412,7 +412,7 @@ _HEAD = re.compile(r"^(?P<layer>[^:@\s]+):head=(?P<h>\d+)/(?P<n>\d+)$")
 _CHANNEL_LIST = re.compile(r"^(?P<layer>[^:@\s]+):(?P<cs>\d+(?:,\d+)+)$")
 _AT = r"(?:@(?:(?P<x>-?\d+),(?P<y>-?\d+)|(?P<cls>cls)|token=(?P<token>\d+)))?"
 _UNIT = re.compile(r"^(?P<layer>[^:@\s]+):(?P<c>-?\d+)" + _AT + "$")
-_DIRECTION = re.compile(r"^(?P<layer>[^:@\s]+):direction=(?P<file>.+?)(?:\[(?P<row>\d+)\])?" + _AT + "$")
+_DIRECTION = re.compile(r"^(?P<layer>[^:@\s]+):direction=(?P<file>.+?)(?:\[(?P<row>[^\]]*)\])?" + _AT + "$")
 
 
 def channel_list(spec: str) -> tuple[str, list[int]] | None:
@@ -451,8 +451,12 @@ def parse(spec: str, model: Model, image: int | None = None) -> Objective:
         if m["x"] is not None:
             raise UserError(f"a direction is read over the whole grid or at a token (@cls, @token=K), "
                             f"not at a position: {spec!r}")
-        vector = load_direction(m["file"].strip(), None if m["row"] is None else int(m["row"]))
+        row = m["row"]
+        if row is not None and not row.strip().isdigit():
+            raise UserError(f"the row in {spec!r} must be a whole number 0 or more: FILE[ROW]")
+        vector = load_direction(m["file"].strip(), None if row is None else int(row))
         obj = direction(m["layer"], vector, image=image, token=_token(m))
+        obj.name = text if image is None else f"{text}[{image}]"  # the file and row, in reports
     else:
         m = _UNIT.match(text)
         if not m:
