@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
 from torch import Tensor
 
 from diffparam.checks import IMAGE_SIZES, real, shape
@@ -456,6 +456,56 @@ class AnimationWriter:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         self.close(ok=exc_type is None)
+
+
+def animation_fps(path: str | os.PathLike) -> float:
+    """The frame rate of a GIF or MP4 (12 when the file does not say), checked readable."""
+    p = _readable_animation(path)
+    try:
+        if p.suffix.lower() == ".gif":
+            with Image.open(p) as im:
+                duration = im.info.get("duration") or 0
+            return 1000.0 / duration if duration else 12.0
+        import imageio.v2 as imageio
+
+        with imageio.get_reader(p, format="FFMPEG") as reader:
+            return float(reader.get_meta_data().get("fps") or 12.0)
+    except (OSError, RuntimeError, ValueError, IndexError) as exc:
+        raise UserError(f"cannot read video {p}: {first_line(exc)}") from exc
+
+
+def read_frames(path: str | os.PathLike) -> Iterator[Tensor]:
+    """The frames of a GIF or MP4 one at a time, each (3, H, W) in [0, 1] (a long video is never held
+    whole); an unreadable file or one without frames is a UserError."""
+    p = _readable_animation(path)
+    count = 0
+    try:
+        if p.suffix.lower() == ".gif":
+            with Image.open(p) as im:
+                for frame in ImageSequence.Iterator(im):
+                    count += 1
+                    yield torch.from_numpy(_rgb_pixels(frame.convert("RGBA"))).permute(2, 0, 1)
+        else:
+            import imageio.v2 as imageio
+
+            with imageio.get_reader(p, format="FFMPEG") as reader:
+                for arr in reader:
+                    count += 1
+                    pixels = np.ascontiguousarray(arr[..., :3], dtype=np.float32) / 255.0
+                    yield torch.from_numpy(pixels).permute(2, 0, 1)
+    except (OSError, RuntimeError, ValueError, IndexError, UnidentifiedImageError) as exc:
+        raise UserError(f"cannot read video {p}: {first_line(exc)}") from exc
+    if count == 0:
+        raise UserError(f"video {p} has no frames")
+
+
+def _readable_animation(path: str | os.PathLike) -> Path:
+    p = Path(path)
+    if p.suffix.lower() not in ANIMATION_SUFFIXES:
+        raise UserError(f"a video must be a .gif or .mp4 file, got {p}")
+    if not p.is_file():
+        raise UserError(f"video not found: {p}")
+    return p
 
 
 def save_animation(frames: Iterable[Tensor] | Tensor, path: str | os.PathLike, fps: float = 12.0) -> Path:

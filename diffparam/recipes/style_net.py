@@ -1,0 +1,208 @@
+"""Fast style transfer (Johnson et al. 2016): train a `StyleNet` for one style image so that its
+outputs minimise the project's own style and content objectives on a vision network (the embedded
+model by default), then stylise any photo in one forward pass.
+
+Training photos are the user's folder or scikit-image's photos, as random crops with random flips.
+The network file (`--out NET.pt`) is also the training checkpoint: running the same command again
+resumes, and asking for more steps trains on.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch import Tensor
+from tqdm import tqdm
+
+from diffparam.checks import int_in, non_negative_float, positive_float
+from diffparam.errors import UserError
+from diffparam.io import (
+    AnimationWriter,
+    ImageSource,
+    animation_fps,
+    check_writable,
+    load_image,
+    read_frames,
+    read_image,
+    reference_photos,
+    resize,
+)
+from diffparam.models.base import Model
+from diffparam.models.registry import DEFAULT_MODEL, load_model
+from diffparam.objectives import Activations, style, style_targets, total_variation
+from diffparam.recipes.style import style_layers_of
+from diffparam.render import resolve_device
+from diffparam.result import Result
+from diffparam.train import StyleNet, fit, load_checkpoint
+
+STEPS = 2000
+SIZE = 256
+BATCH = 4
+LR = 1e-3
+TV_WEIGHT = 0.05
+CROP_ZOOM = 1.25
+"""Training photos are scaled to this many times the crop size (shorter side) before random crops."""
+MAX_STEPS = 1_000_000
+
+
+def _training_photos(images: str | os.PathLike | None, size: int) -> list[Tensor]:
+    """The content photos, each (3, H, W) with its shorter side at CROP_ZOOM x `size`."""
+    return [resize(p, round(CROP_ZOOM * size))[0] for p in reference_photos(images)]
+
+
+def _crops(photos: list[Tensor], batch: int, size: int, generator: torch.Generator) -> Tensor:
+    """`batch` random `size` px crops of random photos, each flipped left-right half the time."""
+    picks = torch.randint(len(photos), (batch,), generator=generator).tolist()
+    crops = []
+    for i in picks:
+        p = photos[i]
+        top = int(torch.randint(p.shape[1] - size + 1, (1,), generator=generator))
+        left = int(torch.randint(p.shape[2] - size + 1, (1,), generator=generator))
+        crop = p[:, top:top + size, left:left + size]
+        crops.append(crop.flip(-1) if bool(torch.rand(1, generator=generator) < 0.5) else crop)
+    return torch.stack(crops)
+
+
+def content_distance(model: Model, layer: str, made: Tensor, photos: Tensor) -> Tensor:
+    """Per image: the squared distance of `made`'s features at `layer` to `photos`', relative to the
+    photos' (0: the same content), on the model's device."""
+    with torch.no_grad():
+        target = model.activations(photos, [layer])[layer].float()
+    seen = model.activations(made, [layer])[layer].float()
+    return (seen - target).pow(2).flatten(1).mean(1) / target.pow(2).flatten(1).mean(1).clamp_min(1e-12)
+
+
+def train_style_net(
+    style_image: ImageSource,
+    out: str | os.PathLike,
+    images: str | os.PathLike | None = None,
+    model: Model | str = DEFAULT_MODEL,
+    steps: int = STEPS,
+    size: int = SIZE,
+    batch: int = BATCH,
+    lr: float = LR,
+    style_weight: float = 1.0,
+    content_weight: float = 1.0,
+    tv_weight: float = TV_WEIGHT,
+    width: int = 32,
+    seed: int = 0,
+    device: str = "auto",
+    progress: bool = True,
+    every: int = 100,
+) -> Result:
+    """Train a `StyleNet` after `style_image` into the file `out` (resumed when it exists, with the same
+    settings); returns the loss per step, and the network (`result.param`).
+
+    The loss of a batch of photo crops x: style_weight x the style loss of net(x) (the `style`
+    objective's relative Gram distance at the model's style layers) + content_weight x the relative
+    feature distance of net(x) to x at its content layer + tv_weight x total variation.
+    """
+    steps = int_in("steps", steps, 1, MAX_STEPS)
+    size = int_in("size", size, 32, 2048)
+    batch = int_in("batch", batch, 1, 256)
+    lr = positive_float("lr", lr)
+    weights = [non_negative_float(n, v) for n, v in
+               (("style_weight", style_weight), ("content_weight", content_weight), ("tv_weight", tv_weight))]
+    out = check_writable(out)
+    dev = resolve_device(device)
+    net_model = load_model(model).to(dev)
+    style_layers, content_layer = style_layers_of(net_model, None, None)
+    style_img = load_image(style_image, size, "the style image")
+    photos = _training_photos(images, size)
+    objective = style(style_targets(net_model, style_img, list(style_layers)))
+    objective.validate(net_model)
+    torch.manual_seed(seed)  # the network's initial weights
+    net = StyleNet(width).to(dev)
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    tv = total_variation()
+    settings = dict(model=net_model.name, size=size, batch=batch, lr=lr, weights=weights, width=width,
+                    seed=seed, style=str(style_image) if not isinstance(style_image, Tensor) else "tensor",
+                    images=str(images) if images is not None else "scikit-image")
+
+    def step(_i: int, generator: torch.Generator) -> float:
+        x = _crops(photos, batch, size, generator).to(dev)
+        y = net(x)
+        with net_model.frozen():
+            acts = Activations(net_model.activations(y, objective.layers), net_model)
+            acts["input"] = y
+            kept = content_distance(net_model, content_layer, y, x)
+            loss = (weights[0] * -objective(acts) + weights[1] * kept + weights[2] * tv(acts)).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return float(loss.detach())
+
+    start = time.perf_counter()
+    history = fit(step, {"net": net}, {"adam": opt}, steps, settings, checkpoint=out, every=every, seed=seed,
+                  progress=progress, desc="style-net",
+                  extra=lambda: {"width": width, "blocks": net.n_blocks, "kind": "style-net"})
+    net.eval()
+    return Result(style_img, history, objective=objective.name, param=net,
+                  seconds=time.perf_counter() - start, files={"net": Path(out)})
+
+
+def load_style_net(path: str | os.PathLike) -> StyleNet:
+    """The `StyleNet` saved in `path` by `train_style_net`, in eval mode on the CPU."""
+    state = load_checkpoint(path)
+    if state.get("kind") != "style-net":
+        raise UserError(f"{path} holds no style network (it was written by another trainer)")
+    net = StyleNet(state["width"], state["blocks"])
+    net.load_state_dict(state["modules"]["net"])
+    return net.eval().requires_grad_(False)
+
+
+def apply_style_net(net: StyleNet | str | os.PathLike, image: ImageSource, size: int | None = None,
+                    device: str = "auto") -> Result:
+    """`image` stylised by a trained network in one pass (at its own size, or with its shorter side at
+    `size`)."""
+    model = net if isinstance(net, StyleNet) else load_style_net(net)
+    dev = resolve_device(device)
+    if size is not None:
+        img = load_image(image, size, "the image")
+    elif isinstance(image, Tensor):
+        img = image[None] if image.dim() == 3 else image
+    else:
+        img = read_image(image)
+    start = time.perf_counter()
+    with torch.no_grad():
+        made = model.to(dev)(img.to(dev)).cpu()
+    return Result(made, seconds=time.perf_counter() - start, param=model)
+
+
+def stylise_video(net: StyleNet | str | os.PathLike, video: str | os.PathLike, out: str | os.PathLike,
+                   size: int | None = None, device: str = "auto", progress: bool = True) -> Result:
+    """Every frame of a GIF or MP4 stylised by a trained network into `out` (.gif or .mp4), frame by
+    frame: a long video is never held in memory, and `out` appears only when every frame is written.
+    `result.images` holds the first stylised frame; `result.files["video"]` the file."""
+    model = net if isinstance(net, StyleNet) else load_style_net(net)
+    dev = resolve_device(device)
+    model.to(dev)
+    fps = animation_fps(video)
+    start = time.perf_counter()
+    first: Tensor | None = None
+    bar = tqdm(disable=not progress or not sys.stderr.isatty(), desc="style-net", unit="frame", leave=False)
+    with AnimationWriter(out, fps) as writer, torch.no_grad():
+        for frame in read_frames(video):
+            x = frame[None] if size is None else resize(frame[None], size)
+            made = model(x.to(dev)).cpu()
+            writer.add(made[0])
+            first = made if first is None else first
+            bar.update(1)
+    bar.close()
+    assert first is not None
+    return Result(first, seconds=time.perf_counter() - start, param=model,
+                  metrics={"frames": writer.count, "fps": fps}, files={"video": writer.path})
+
+
+def style_distance(model: Model, style_image: Tensor, images: Tensor) -> Tensor:
+    """Per image: the style loss (`style` objective's relative Gram distance) of `images` to `style_image`
+    at the model's default style layers, on the CPU: how far a picture is from the style."""
+    layers, _ = style_layers_of(model, None, None)
+    objective = style(style_targets(model, style_image, list(layers)))
+    with torch.no_grad():
+        acts = Activations(model.activations(images.to(model.device), objective.layers), model)
+        return -objective(acts).cpu()
