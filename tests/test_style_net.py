@@ -122,3 +122,33 @@ def test_bad_videos_fail_in_one_line_and_write_nothing(trained, tmp_path, capsys
     assert main(["style-net", "apply", str(where / "net.pt"), str(tmp_path / "broken.gif"),
                  "--out", str(tmp_path / "out.png")]) == 2
     assert "must end in .gif or .mp4" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("motion", ["pan", "zoom"])
+def test_warping_error_is_small_for_content_that_moves_with_the_camera(motion) -> None:
+    from diffparam.evaluate.video import known_motion_video, warping_error
+
+    video, grids = known_motion_video(sample_photos(192, ("chelsea",)), motion, frames=6, size=96)
+    assert video.shape == (6, 3, 96, 96) and grids.shape == (5, 96, 96, 2)
+    still = warping_error(video, grids)  # the photo itself: only resampling changes it
+    noise = 0.05 * torch.randn(video.shape, generator=torch.Generator().manual_seed(0))
+    flicker = warping_error((video + noise).clamp(0, 1), grids)
+    frozen = warping_error(video[:1].expand(6, -1, -1, -1), grids)  # a video that does not move
+    assert still < 0.015 and flicker > 3 * still and frozen > 2 * still
+
+
+def test_stability_loss_makes_outputs_ignore_pixel_noise(tmp_path) -> None:
+    photos = sample_photos(96)
+    for i in range(3):
+        save_image(photos[i], tmp_path / f"{i}.png")
+    style = nn.functional.interpolate(torch.rand(1, 3, 6, 6, generator=torch.Generator().manual_seed(2)),
+                                      size=64, mode="nearest")
+    change = {}
+    for weight in (0.0, 3000.0):
+        result = train_style_net(style, tmp_path / f"net{weight:g}.pt", images=tmp_path, steps=25, size=48,
+                                 batch=2, width=8, stability_weight=weight, device="cpu", progress=False)
+        x = photos[3:4, :, :48, :48]
+        noise = 0.04 * torch.randn(x.shape, generator=torch.Generator().manual_seed(3))
+        with torch.no_grad():
+            change[weight] = float((result.param(x) - result.param((x + noise).clamp(0, 1))).abs().mean())
+    assert change[3000.0] < 0.7 * change[0.0], change

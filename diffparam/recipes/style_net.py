@@ -47,6 +47,8 @@ TV_WEIGHT = 0.05
 CROP_ZOOM = 1.25
 """Training photos are scaled to this many times the crop size (shorter side) before random crops."""
 MAX_STEPS = 1_000_000
+STABILITY_NOISE = 0.04
+"""Std of the pixel noise the stability loss makes the network ignore (images in [0, 1])."""
 
 
 def _training_photos(images: str | os.PathLike | None, size: int) -> list[Tensor]:
@@ -88,6 +90,7 @@ def train_style_net(
     style_weight: float = 1.0,
     content_weight: float = 1.0,
     tv_weight: float = TV_WEIGHT,
+    stability_weight: float = 0.0,
     width: int = 32,
     seed: int = 0,
     device: str = "auto",
@@ -99,14 +102,18 @@ def train_style_net(
 
     The loss of a batch of photo crops x: style_weight x the style loss of net(x) (the `style`
     objective's relative Gram distance at the model's style layers) + content_weight x the relative
-    feature distance of net(x) to x at its content layer + tv_weight x total variation.
+    feature distance of net(x) to x at its content layer + tv_weight x total variation +
+    stability_weight x the mean squared change of net(x) when x gets pixel noise of std
+    `STABILITY_NOISE` (Gupta et al. 2017's flow-free stability loss: a network that ignores such
+    noise flickers less on video).
     """
     steps = int_in("steps", steps, 1, MAX_STEPS)
     size = int_in("size", size, 32, 2048)
     batch = int_in("batch", batch, 1, 256)
     lr = positive_float("lr", lr)
     weights = [non_negative_float(n, v) for n, v in
-               (("style_weight", style_weight), ("content_weight", content_weight), ("tv_weight", tv_weight))]
+               (("style_weight", style_weight), ("content_weight", content_weight), ("tv_weight", tv_weight),
+                ("stability_weight", stability_weight))]
     out = check_writable(out)
     dev = resolve_device(device)
     net_model = load_model(model).to(dev)
@@ -131,6 +138,9 @@ def train_style_net(
             acts["input"] = y
             kept = content_distance(net_model, content_layer, y, x)
             loss = (weights[0] * -objective(acts) + weights[1] * kept + weights[2] * tv(acts)).mean()
+        if weights[3]:
+            noise = torch.randn(x.shape, generator=generator).to(dev) * STABILITY_NOISE
+            loss = loss + weights[3] * (net((x + noise).clamp(0, 1)) - y).pow(2).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
