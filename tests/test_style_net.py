@@ -152,3 +152,12 @@ def test_stability_loss_makes_outputs_ignore_pixel_noise(tmp_path) -> None:
         with torch.no_grad():
             change[weight] = float((result.param(x) - result.param((x + noise).clamp(0, 1))).abs().mean())
     assert change[3000.0] < 0.7 * change[0.0], change
+
+
+def test_training_leaves_the_callers_random_state_alone(tmp_path) -> None:
+    save_image(sample_photos(64)[0], tmp_path / "photo.png")
+    before = torch.get_rng_state()
+    result = train_style_net(torch.rand(1, 3, 48, 48), tmp_path / "net.pt", images=tmp_path, steps=2, size=40,
+                             batch=1, width=4, device="cpu", progress=False)
+    assert torch.equal(before, torch.get_rng_state())
+    assert result.images.shape == (1, 3, 40, 40) and len(result.history) == 2

@@ -72,9 +72,16 @@ def _crops(photos: list[Tensor], batch: int, size: int, generator: torch.Generat
 def content_distance(model: Model, layer: str, made: Tensor, photos: Tensor) -> Tensor:
     """Per image: the squared distance of `made`'s features at `layer` to `photos`', relative to the
     photos' (0: the same content), on the model's device."""
+    return _relative_distance(model.activations(made, [layer])[layer], _features(model, layer, photos))
+
+
+def _features(model: Model, layer: str, photos: Tensor) -> Tensor:
     with torch.no_grad():
-        target = model.activations(photos, [layer])[layer].float()
-    seen = model.activations(made, [layer])[layer].float()
+        return model.activations(photos, [layer])[layer].float()
+
+
+def _relative_distance(seen: Tensor, target: Tensor) -> Tensor:
+    seen = seen.float()
     return (seen - target).pow(2).flatten(1).mean(1) / target.pow(2).flatten(1).mean(1).clamp_min(1e-12)
 
 
@@ -98,7 +105,8 @@ def train_style_net(
     every: int = 100,
 ) -> Result:
     """Train a `StyleNet` after `style_image` into the file `out` (resumed when it exists, with the same
-    settings); returns the loss per step, and the network (`result.param`).
+    settings); returns the loss per step, the network (`result.param`) and, as its image, the first
+    training photo's centre stylised.
 
     The loss of a batch of photo crops x: style_weight x the style loss of net(x) (the `style`
     objective's relative Gram distance at the model's style layers) + content_weight x the relative
@@ -122,8 +130,9 @@ def train_style_net(
     photos = _training_photos(images, size)
     objective = style(style_targets(net_model, style_img, list(style_layers)))
     objective.validate(net_model)
-    torch.manual_seed(seed)  # the network's initial weights
-    net = StyleNet(width).to(dev)
+    with torch.random.fork_rng(devices=[]):  # the network's initial weights, the caller's RNG untouched
+        torch.manual_seed(seed)
+        net = StyleNet(width).to(dev)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     tv = total_variation()
     settings = dict(model=net_model.name, size=size, batch=batch, lr=lr, weights=weights, width=width,
@@ -134,9 +143,9 @@ def train_style_net(
         x = _crops(photos, batch, size, generator).to(dev)
         y = net(x)
         with net_model.frozen():
-            acts = Activations(net_model.activations(y, objective.layers), net_model)
+            acts = Activations(net_model.activations(y, objective.layers | {content_layer}), net_model)
             acts["input"] = y
-            kept = content_distance(net_model, content_layer, y, x)
+            kept = _relative_distance(acts[content_layer], _features(net_model, content_layer, x))
             loss = (weights[0] * -objective(acts) + weights[1] * kept + weights[2] * tv(acts)).mean()
         if weights[3]:
             noise = torch.randn(x.shape, generator=generator).to(dev) * STABILITY_NOISE
@@ -151,7 +160,11 @@ def train_style_net(
                   progress=progress, desc="style-net",
                   extra=lambda: {"width": width, "blocks": net.n_blocks, "kind": "style-net"})
     net.eval()
-    return Result(style_img, history, objective=objective.name, param=net,
+    with torch.no_grad():  # a preview: the first training photo's centre, stylised
+        p = photos[0]
+        top, left = (p.shape[1] - size) // 2, (p.shape[2] - size) // 2
+        preview = net(p[None, :, top:top + size, left:left + size].to(dev)).cpu()
+    return Result(preview, history, objective=objective.name, param=net,
                   seconds=time.perf_counter() - start, files={"net": Path(out)})
 
 
