@@ -6,6 +6,7 @@ import difflib
 import importlib
 import os
 
+import torch
 from torch import nn
 
 from diffparam.errors import UserError
@@ -124,8 +125,14 @@ def load_model(
     """A `Model` from a name (`efficientnet_lite0`, `torchvision:NAME`, `timm:NAME`) or a module.
 
     `weights` is a state-dict file to load instead of the default pretrained weights, or "random"
-    (`RANDOM`) for a torchvision or timm network as initialised, untrained.
+    (`RANDOM`) for a torchvision or timm network as initialised, untrained. Building a network draws
+    from torch's global random state, which is left as it was: two random loads draw the same weights.
     """
+    with torch.random.fork_rng(devices=[]):  # building a network draws its first weights
+        return _load(name, weights)
+
+
+def _load(name: str | nn.Module | Model, weights: str | os.PathLike | None) -> Model:
     if isinstance(name, Model):
         return name
     if isinstance(name, nn.Module):
