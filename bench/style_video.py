@@ -1,8 +1,10 @@
 """Stable video from a style network (issue 17): networks trained with and without Gupta et al.'s
-stability loss, judged on videos whose true motion is known (a pan and a zoom over held-out photos):
+stability loss, each applied frame by frame and in the stable mode (outputs carried along the
+optical flow), judged on videos whose true motion is known (a pan and a zoom over held-out photos):
 the warping error between consecutive stylised frames, and the style distance of the frames.
 
 GPU:  python3 bench/style_video.py --device cuda --steps 1000 --weights 0 100 1000 --out style_video.json
+CPU, a trained network:  python bench/style_video.py --device cpu --net NET.pt --size 128 --out v.json
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from diffparam.evaluate.video import MOTIONS, known_motion_video, warping_error
 from diffparam.io import REFERENCE_PHOTOS, sample_photos, save_image
 from diffparam.models.registry import load_model
 from diffparam.recipes.style import swirl_pattern
-from diffparam.recipes.style_net import style_distance, train_style_net
+from diffparam.recipes.style_net import load_style_net, style_distance, stylise_frames, train_style_net
 
 HELD_OUT = ("chelsea", "coffee")
 
@@ -32,6 +34,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--frames", type=int, default=16)
     parser.add_argument("--weights", type=float, nargs="+", default=[0.0, 100.0, 1000.0])
+    parser.add_argument("--net", type=Path, default=None, help="judge this network instead of training")
     parser.add_argument("--out", type=Path, default=Path("style_video.json"))
     args = parser.parse_args()
     style = swirl_pattern(args.size)
@@ -41,26 +44,31 @@ def main() -> None:
               for motion in MOTIONS}
     rows = [{"network": "the photo frames", "weight": None,
              **{f"{n} {m}": {"warping": warping_error(v, g)} for (n, m), (v, g) in videos.items()}}]
-    with tempfile.TemporaryDirectory() as folder:
-        names = [n for n in REFERENCE_PHOTOS if n not in HELD_OUT]
-        for name, photo in zip(names, sample_photos(2 * args.size, tuple(names)), strict=True):
-            save_image(photo, Path(folder) / f"{name}.png")
-        save_image(style[0], Path(folder) / "style.png")
-        for weight in args.weights:
-            start = time.perf_counter()
-            result = train_style_net(Path(folder) / "style.png", Path(folder) / f"net{weight:g}.pt",
-                                     images=folder, steps=args.steps, size=args.size,
-                                     stability_weight=weight, device=args.device, progress=False)
-            row = {"network": f"stability weight {weight:g}", "weight": weight,
-                   "train_seconds": time.perf_counter() - start}
-            net = result.param.to(args.device)
+    def judge(net, label: str, weight: float | None, extra: dict) -> None:
+        for stable in (False, True):
+            row = {"network": f"{label}{', stable mode' if stable else ''}", "weight": weight, **extra}
             for (name, motion), (video, grids) in videos.items():
-                with torch.no_grad():
-                    made = net(video.to(args.device))
+                made = torch.stack(list(stylise_frames(net, video, stable=stable, device=args.device)))
                 row[f"{name} {motion}"] = {"warping": warping_error(made, grids),
                                            "style": float(style_distance(model, style, made).mean())}
             rows.append(row)
             print(json.dumps(row), flush=True)
+
+    if args.net is not None:
+        judge(load_style_net(args.net), f"{args.net.name}", None, {})
+    else:
+        with tempfile.TemporaryDirectory() as folder:
+            names = [n for n in REFERENCE_PHOTOS if n not in HELD_OUT]
+            for name, photo in zip(names, sample_photos(2 * args.size, tuple(names)), strict=True):
+                save_image(photo, Path(folder) / f"{name}.png")
+            save_image(style[0], Path(folder) / "style.png")
+            for weight in args.weights:
+                start = time.perf_counter()
+                result = train_style_net(Path(folder) / "style.png", Path(folder) / f"net{weight:g}.pt",
+                                         images=folder, steps=args.steps, size=args.size,
+                                         stability_weight=weight, device=args.device, progress=False)
+                judge(result.param, f"stability weight {weight:g}", weight,
+                      {"train_seconds": time.perf_counter() - start})
     args.out.write_text(json.dumps({"steps": args.steps, "rows": rows}, indent=1))
     keys = [f"{n} {m}" for n, m in videos]
     print("\n| network | " + " | ".join(f"warping, {k}" for k in keys) + " | mean warping | mean style |")

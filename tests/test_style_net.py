@@ -162,3 +162,19 @@ def test_training_leaves_the_callers_random_state_alone(tmp_path) -> None:
                              batch=1, width=4, device="cpu", progress=False)
     assert torch.equal(before, torch.get_rng_state())
     assert result.images.shape == (1, 3, 40, 40) and len(result.history) == 2
+
+
+def test_stable_mode_follows_the_motion_and_flickers_less(trained, capsys) -> None:
+    from diffparam.evaluate.video import known_motion_video, warping_error
+    from diffparam.recipes.style_net import load_style_net, stylise_frames
+
+    where = trained[0]
+    net = load_style_net(where / "net.pt")
+    video, grids = known_motion_video(sample_photos(128, ("coffee",)), "pan", frames=8, size=64)
+    plain = torch.stack(list(stylise_frames(net, video, device="cpu")))
+    stable = torch.stack(list(stylise_frames(net, video, stable=True, device="cpu")))
+    assert torch.equal(stable[0], plain[0])  # nothing to follow in the first frame
+    assert warping_error(stable, grids) < 0.8 * warping_error(plain, grids)
+    assert main(["style-net", "apply", str(where / "net.pt"), str(where / "style.png"), "--out",
+                 str(where / "x.png"), "--stable"]) == 2
+    assert "--stable follows motion" in capsys.readouterr().err

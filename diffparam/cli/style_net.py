@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from diffparam.cli.common import add_model_options, model_from_args, print_paths
+from diffparam.errors import UserError
 from diffparam.io import (
     ANIMATION_SUFFIXES,
     check_animation,
@@ -40,11 +41,13 @@ def _cmd_apply(args: argparse.Namespace) -> int:
     from diffparam.recipes.style_net import apply_style_net, load_style_net, stylise_video
 
     video = Path(args.input).suffix.lower() in ANIMATION_SUFFIXES
+    if args.stable and not video:
+        raise UserError("--stable follows motion from frame to frame: it applies to videos (.gif, .mp4)")
     out = check_animation(args.out, "--out for a video") if video else check_image_path(args.out, "--out")
     net = load_style_net(args.net)
     if video:
         result = stylise_video(net, args.input, out, size=args.size, device=args.device,
-                               progress=not args.quiet)
+                               progress=not args.quiet, stable=args.stable)
         print(result.files["video"])
     else:
         print_paths(apply_style_net(net, args.input, size=args.size, device=args.device).save(out))
@@ -88,4 +91,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--size", type=int, default=None, help="shorter side of the output (default: the input's)")
     a.add_argument("--device", default="auto", help="auto, cpu or cuda")
     a.add_argument("--quiet", action="store_true", help="no progress bar")
+    a.add_argument("--stable", action="store_true",
+                   help="for a video: carry each output along the optical flow into the next frame (less "
+                   "flicker)")
     a.set_defaults(func=_cmd_apply)

@@ -12,8 +12,11 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+import cv2
+import numpy as np
 import torch
 from torch import Tensor
 from tqdm import tqdm
@@ -47,6 +50,8 @@ TV_WEIGHT = 0.05
 CROP_ZOOM = 1.25
 """Training photos are scaled to this many times the crop size (shorter side) before random crops."""
 MAX_STEPS = 1_000_000
+STABLE_BLEND = 0.5
+"""In the stable video mode, the share of a pixel's output carried over from the frame before."""
 STABILITY_NOISE = 0.04
 """Std of the pixel noise the stability loss makes the network ignore (images in [0, 1])."""
 
@@ -196,24 +201,69 @@ def apply_style_net(net: StyleNet | str | os.PathLike, image: ImageSource, size:
     return Result(made, seconds=time.perf_counter() - start, param=model)
 
 
-def stylise_video(net: StyleNet | str | os.PathLike, video: str | os.PathLike, out: str | os.PathLike,
-                   size: int | None = None, device: str = "auto", progress: bool = True) -> Result:
-    """Every frame of a GIF or MP4 stylised by a trained network into `out` (.gif or .mp4), frame by
-    frame: a long video is never held in memory, and `out` appears only when every frame is written.
-    `result.images` holds the first stylised frame; `result.files["video"]` the file."""
-    model = net if isinstance(net, StyleNet) else load_style_net(net)
+def _gray(frame: Tensor) -> np.ndarray:
+    return (frame.mean(0).clamp(0, 1) * 255).round().byte().numpy()
+
+
+def _flow(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Dense optical flow (H, W, 2) from grey frame `a` to `b` (OpenCV's Farnebäck): where each pixel of
+    `a` moved to in `b`."""
+    return cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 4, 15, 3, 5, 1.2, 0)
+
+
+def follow_motion(previous: Tensor, frame_before: Tensor, frame: Tensor) -> tuple[Tensor, Tensor]:
+    """`previous` (3, H, W), made for `frame_before`, moved along the optical flow onto `frame`, and the
+    mask (1, H, W) of the pixels the flow follows both ways (not occluded, not come into view)."""
+    before, now = _gray(frame_before), _gray(frame)
+    back, ahead = _flow(now, before), _flow(before, now)
+    h, w = now.shape
+    xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    map_x, map_y = xs + back[..., 0], ys + back[..., 1]
+    moved = cv2.remap(np.ascontiguousarray(previous.permute(1, 2, 0).numpy()), map_x, map_y, cv2.INTER_LINEAR,
+                      borderMode=cv2.BORDER_REPLICATE)
+    there = cv2.remap(ahead, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    mismatch = ((back + there) ** 2).sum(-1)
+    both_ways = mismatch <= 0.01 * ((back ** 2).sum(-1) + (there ** 2).sum(-1)) + 0.5
+    inside = (map_x >= 0) & (map_x <= w - 1) & (map_y >= 0) & (map_y <= h - 1)
+    mask = torch.from_numpy((both_ways & inside).astype(np.float32))[None]
+    return torch.from_numpy(moved).permute(2, 0, 1), mask
+
+
+def stylise_frames(net: StyleNet, frames: Iterable[Tensor], stable: bool = False, device: str = "auto",
+                   size: int | None = None, blend: float = STABLE_BLEND) -> Iterator[Tensor]:
+    """Each frame (3, H, W) stylised, one at a time. `stable`: where the optical flow follows a pixel
+    from the frame before, the output is `blend` of the previous output moved along the flow and the
+    rest the network's output (a running average along the motion), which damps flicker."""
     dev = resolve_device(device)
-    model.to(dev)
+    net.to(dev)
+    previous: tuple[Tensor, Tensor] | None = None
+    with torch.no_grad():
+        for frame in frames:
+            x = frame if size is None else resize(frame[None], size)[0]
+            made = net(x[None].to(dev))[0].cpu()
+            if stable and previous is not None and previous[1].shape == x.shape:
+                moved, mask = follow_motion(previous[0], previous[1], x)
+                made = mask * (blend * moved + (1 - blend) * made) + (1 - mask) * made
+            previous = (made, x)
+            yield made
+
+
+def stylise_video(net: StyleNet | str | os.PathLike, video: str | os.PathLike, out: str | os.PathLike,
+                  size: int | None = None, device: str = "auto", progress: bool = True,
+                  stable: bool = False) -> Result:
+    """Every frame of a GIF or MP4 stylised by a trained network into `out` (.gif or .mp4), frame by
+    frame (`stable`: see `stylise_frames`): a long video is never held in memory, and `out` appears
+    only when every frame is written. `result.images` holds the first stylised frame;
+    `result.files["video"]` the file."""
+    model = net if isinstance(net, StyleNet) else load_style_net(net)
     fps = animation_fps(video)
     start = time.perf_counter()
     first: Tensor | None = None
     bar = tqdm(disable=not progress or not sys.stderr.isatty(), desc="style-net", unit="frame", leave=False)
-    with AnimationWriter(out, fps) as writer, torch.no_grad():
-        for frame in read_frames(video):
-            x = frame[None] if size is None else resize(frame[None], size)
-            made = model(x.to(dev)).cpu()
-            writer.add(made[0])
-            first = made if first is None else first
+    with AnimationWriter(out, fps) as writer:
+        for made in stylise_frames(model, read_frames(video), stable, device, size):
+            writer.add(made)
+            first = made[None] if first is None else first
             bar.update(1)
     bar.close()
     assert first is not None
