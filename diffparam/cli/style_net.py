@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from diffparam.checks import positive_int
 from diffparam.cli.common import add_model_options, model_from_args, print_paths
 from diffparam.errors import UserError
 from diffparam.io import (
@@ -21,6 +22,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from diffparam.recipes.style_net import train_style_net
 
     check_writable(args.out)
+    positive_int("every", args.every)
     if args.images is not None:
         photo_files(args.images)  # a bad folder fails before anything loads
     load_image(args.style, args.size, "the style image")

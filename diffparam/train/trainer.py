@@ -19,6 +19,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from diffparam.checks import positive_int
 from diffparam.errors import UserError, first_line
 from diffparam.io import atomic_path
 
@@ -48,6 +49,7 @@ def fit(step: Step, modules: Mapping[str, nn.Module], optimizers: Mapping[str, t
     run whose checkpoint exists resumes from it (its `settings` must equal these). `extra()` adds
     entries to what is written (what a user of the file needs besides the weights).
     """
+    every = positive_int("every", every)
     generator = torch.Generator().manual_seed(seed)
     history: list[float] = []
     start = 0
