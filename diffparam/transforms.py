@@ -67,20 +67,27 @@ class _Pad(Transform):
         return f"pad({self.width}, mode={self.mode!r}, value={self.value:g})"
 
 
+def _take(x: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
+    """Image i's rows rows[i] and columns cols[i] ((B, H') and (B, W') indices): per-image crops and
+    shifts by gathers, without a loop over the batch."""
+    b, c, _, w = x.shape
+    x = x.gather(2, rows[:, None, :, None].expand(b, c, rows.shape[1], w))
+    return x.gather(3, cols[:, None, None, :].expand(b, c, rows.shape[1], cols.shape[1]))
+
+
 class _Jitter(Transform):
     def __init__(self, d: int) -> None:
         self.d = non_negative_int("jitter d", d)
 
     def _apply(self, x: Tensor, generator: torch.Generator | None) -> Tensor:
-        b, c, h, w = x.shape
+        b, _, h, w = x.shape
         d = self.d
         if d >= h or d >= w:
             raise UserError(f"jitter({d}) needs images larger than {d} pixels a side, got {h}x{w}")
         offsets = torch.randint(0, d + 1, (2, b), generator=generator, device=x.device)
         rows = offsets[0, :, None] + torch.arange(h - d, device=x.device)
         cols = offsets[1, :, None] + torch.arange(w - d, device=x.device)
-        x = x.gather(2, rows[:, None, :, None].expand(b, c, h - d, w))
-        return x.gather(3, cols[:, None, None, :].expand(b, c, h - d, w - d))
+        return _take(x, rows, cols)
 
     def __repr__(self) -> str:
         return f"jitter({self.d})"
@@ -105,12 +112,11 @@ class _Roll(Transform):
         self.d = non_negative_int("roll d", d)
 
     def _apply(self, x: Tensor, generator: torch.Generator | None) -> Tensor:
-        b, c, h, w = x.shape
+        b, _, h, w = x.shape
         shifts = torch.randint(-self.d, self.d + 1, (2, b), generator=generator, device=x.device)
         rows = (torch.arange(h, device=x.device) - shifts[0, :, None]) % h
         cols = (torch.arange(w, device=x.device) - shifts[1, :, None]) % w
-        x = x.gather(2, rows[:, None, :, None].expand(b, c, h, w))
-        return x.gather(3, cols[:, None, None, :].expand(b, c, h, w))
+        return _take(x, rows, cols)
 
     def __repr__(self) -> str:
         return f"roll({self.d})"
