@@ -226,18 +226,22 @@ class Model:
         """The images the module takes (channels; any size, multiples of k px, or one fixed size),
         found once by trying sizes (see `diffparam.models.geometry`)."""
         if self._geometry is None:
-            first_conv = first_in_channels(self.module)
-            tries = (3,) if first_conv in (None, 3) else (3, first_conv)
-            geometry, error = probe(self._probe_runner(self._cpu_copy()), self.native_size, tries)
-            if error is not None and self.device.type != "cpu":  # a copy that does not run alone (a
-                # forward patched on an instance, closing over the original): probe the module itself
-                geometry, error = probe(self._probe_runner(self.module), self.native_size, tries)
-            if error is not None:
-                raise UserError(f"model {self.name} does not run on a {tries[-1]}-channel "
-                                f"{self.native_size[0]}x{self.native_size[1]} image ({first_line(error)}); "
-                                "give its input size (`input_size`), or what it takes (`geometry`)")
-            self._geometry = geometry
+            self._geometry = self._probe_geometry(self._cpu_copy())
         return self._geometry
+
+    def _probe_geometry(self, copy: nn.Module) -> InputGeometry:
+        """The geometry found by running `copy` (a CPU copy of the module, `_cpu_copy`)."""
+        first_conv = first_in_channels(self.module)
+        tries = (3,) if first_conv in (None, 3) else (3, first_conv)
+        geometry, error = probe(self._probe_runner(copy), self.native_size, tries)
+        if error is not None and self.device.type != "cpu":  # a copy that does not run alone (a
+            # forward patched on an instance, closing over the original): probe the module itself
+            geometry, error = probe(self._probe_runner(self.module), self.native_size, tries)
+        if error is not None:
+            raise UserError(f"model {self.name} does not run on a {tries[-1]}-channel "
+                            f"{self.native_size[0]}x{self.native_size[1]} image ({first_line(error)}); "
+                            "give its input size (`input_size`), or what it takes (`geometry`)")
+        return geometry
 
     def _probe_runner(self, module: nn.Module):
         """Runs `module` (a copy of the module on the CPU, as a rule), without gradients, on a zero
@@ -316,8 +320,10 @@ class Model:
         """Each layer whose output objectives can use (an image, channels-last map, tokens, heads or a
         vector): its channel count, its shape as objectives see it at the native size, its layout."""
         if self._layer_cache is None:
-            geometry = self.geometry
-            copy = self._cpu_copy()
+            copy = self._cpu_copy()  # one copy serves both probes
+            if self._geometry is None:
+                self._geometry = self._probe_geometry(copy)
+            geometry = self._geometry
             sizes = [self.native_size]
             try:
                 first = self._output_shapes(copy, *sizes[0])
