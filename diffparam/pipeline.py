@@ -15,7 +15,6 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from diffparam import transforms as T
@@ -26,6 +25,9 @@ from diffparam.models.base import Model
 from diffparam.models.geometry import InputGeometry
 from diffparam.objectives import INPUT, Activations, Objective
 from diffparam.param.base import Parameterization
+
+ANY_SIZE = InputGeometry()
+"""What `Resize` fits to without a model's geometry: any size."""
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
 """Precisions the model can run in (autocast dtype; None: as its weights are)."""
@@ -93,12 +95,7 @@ class Resize(Stage):
     geometry: InputGeometry | None = None
 
     def __call__(self, x: Tensor, generator: torch.Generator | None) -> Tensor:
-        h, w = x.shape[-2:] if self.size is None else (self.size, self.size)
-        if self.geometry is not None:
-            h, w = self.geometry.fit(h, w)
-        if (h, w) == tuple(x.shape[-2:]):
-            return x
-        return F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
+        return (self.geometry or ANY_SIZE).resample(x, self.size, self.size)
 
 
 def transform_from(transforms: str | Callable | Iterable[Callable] | None) -> Callable | None:

@@ -9,7 +9,6 @@ from copy import deepcopy
 from dataclasses import replace
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint as _checkpoint
 
@@ -404,10 +403,7 @@ class Model:
         if x.dim() != 4 or x.shape[1] != geometry.channels:
             raise UserError(f"model {self.name} takes {geometry.describe()}; got a batch of shape "
                             f"{tuple(x.shape)}")
-        h, w = geometry.fit(*x.shape[-2:])
-        if (h, w) == tuple(x.shape[-2:]):
-            return x
-        return F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
+        return geometry.resample(x)
 
     def _pick_output(self, out: object) -> Tensor | None:
         """The tensor that is the module's output: `self.output` of a tuple, dict or output object,

@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from torch import nn
+import torch.nn.functional as F
+from torch import Tensor, nn
 
 ODD_STEPS = (1, 5, 11, 23)
 """A model takes any size when it takes its native size plus each of these pixels (a patch embedding
@@ -38,6 +39,14 @@ class InputGeometry:
             return self.size
         m = self.multiple
         return max(m, round(height / m) * m), max(m, round(width / m) * m)
+
+    def resample(self, x: Tensor, height: int | None = None, width: int | None = None) -> Tensor:
+        """Images `x` (B,C,H,W) resampled (bilinear) to the size the model takes nearest to height x
+        width (default: their own); as they are when they have it already."""
+        h, w = self.fit(x.shape[-2] if height is None else height, x.shape[-1] if width is None else width)
+        if (h, w) == tuple(x.shape[-2:]):
+            return x
+        return F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
 
     def wider(self) -> tuple[int, int]:
         """A size the model takes that is wider than its native size (its own when fixed): how `Model`
