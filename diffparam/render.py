@@ -269,10 +269,7 @@ def render(
     obj = resolve(objective, net)
     made = _param_from(param, size, batch, net.geometry.channels)
     if report is not False:
-        if net.geometry.channels != 3:
-            raise UserError(f"`report` compares with natural RGB photos: not available for model {net.name}, "
-                            f"which takes {net.geometry.describe()}")
-        _check_report(made, report, batch, photos)
+        _check_report(net, made, report, batch, photos)
     check_fits(net, made if isinstance(made, Parameterization) else lambda: made(None), dev, input_size,
                precision)
     if not isinstance(made, Parameterization):
@@ -313,10 +310,14 @@ def render(
     return result
 
 
-def _check_report(made: Parameterization | Callable, report: bool | Objective | Sequence[Objective],
-                  batch: int | None,
+def _check_report(net: Model, made: Parameterization | Callable,
+                  report: bool | Objective | Sequence[Objective], batch: int | None,
                   photos: str | os.PathLike | None) -> None:
-    """A report's inputs, checked before any work: RGB images only, one objective per image, photos."""
+    """A report's inputs, checked before any work: an RGB model and RGB images only, one objective per
+    image, photos."""
+    if net.geometry.channels != 3:
+        raise UserError(f"`report` compares with natural RGB photos: not available for model {net.name}, "
+                        f"which takes {net.geometry.describe()}")
     if isinstance(made, Parameterization):
         if made.channels != 3:
             raise UserError("`report` judges RGB images: not available for a parameterization with "

@@ -18,7 +18,6 @@ from functools import lru_cache
 from torch import Tensor
 
 CHW, HWC, TOKENS, HEADS, VECTOR = "chw", "hwc", "tokens", "heads", "vector"
-LAYOUTS = (CHW, HWC, TOKENS, HEADS, VECTOR)
 MAX_PREFIX = 16
 """The most prefix tokens (class, registers, distillation) looked for before a patch grid."""
 
