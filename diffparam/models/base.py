@@ -351,7 +351,8 @@ class Model:
     def layer_info(self, layer: str) -> LayerInfo:
         """`layer`'s `LayerInfo` (checked)."""
         self.check_layer(layer)
-        self.layers()
+        if self._layer_cache is None:  # every step asks: no copy of the list each time
+            self.layers()
         if layer not in self._layer_index:
             raise UserError(f"layer {layer!r} of model {self.name} has no output objectives can use (an "
                             "image, channels-last map, tokens or a vector); see `diffparam layers`")
