@@ -1,9 +1,10 @@
 """Stable video from a style network (issue 17): networks trained with and without Gupta et al.'s
 stability loss, each applied frame by frame and in the stable mode (outputs carried along the
-optical flow), judged on videos whose true motion is known (a pan and a zoom over held-out photos):
-the warping error between consecutive stylised frames, and the style distance of the frames.
+optical flow, at several blends), judged on videos whose true motion is known (a pan and a zoom over
+held-out photos, and a textured torus on a turntable): the warping error between consecutive
+stylised frames, and the style distance of the frames.
 
-GPU:  python3 bench/style_video.py --device cuda --steps 1000 --weights 0 100 1000 --out style_video.json
+GPU:  python3 bench/style_video.py --device cuda --steps 2000 --weights 0 50 200 --out style_video.json
 CPU, a trained network:  python bench/style_video.py --device cpu --net NET.pt --size 128 --out v.json
 """
 
@@ -34,6 +35,8 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--frames", type=int, default=16)
     parser.add_argument("--weights", type=float, nargs="+", default=[0.0, 100.0, 1000.0])
+    parser.add_argument("--blends", type=float, nargs="+", default=[0.5, 0.6, 0.7, 0.75, 0.8],
+                        help="stable-mode blends to judge")
     parser.add_argument("--net", type=Path, default=None, help="judge this network instead of training")
     parser.add_argument("--out", type=Path, default=Path("style_video.json"))
     args = parser.parse_args()
@@ -45,10 +48,12 @@ def main() -> None:
     rows = [{"network": "the photo frames", "weight": None,
              **{f"{n} {m}": {"warping": warping_error(v, g)} for (n, m), (v, g) in videos.items()}}]
     def judge(net, label: str, weight: float | None, extra: dict) -> None:
-        for stable in (False, True):
-            row = {"network": f"{label}{', stable mode' if stable else ''}", "weight": weight, **extra}
+        for blend in (None, *args.blends):
+            row = {"network": f"{label}{'' if blend is None else f', stable mode, blend {blend:g}'}",
+                   "weight": weight, "blend": blend, **extra}
             for (name, motion), (video, grids) in videos.items():
-                made = torch.stack(list(stylise_frames(net, video, stable=stable, device=args.device)))
+                made = torch.stack(list(stylise_frames(net, video, stable=blend is not None,
+                                                       device=args.device, blend=blend or 0.0)))
                 row[f"{name} {motion}"] = {"warping": warping_error(made, grids),
                                            "style": float(style_distance(model, style, made).mean())}
             rows.append(row)

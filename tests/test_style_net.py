@@ -124,7 +124,7 @@ def test_bad_videos_fail_in_one_line_and_write_nothing(trained, tmp_path, capsys
     assert "must end in .gif or .mp4" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("motion", ["pan", "zoom"])
+@pytest.mark.parametrize("motion", ["pan", "zoom", "turntable"])
 def test_warping_error_is_small_for_content_that_moves_with_the_camera(motion) -> None:
     from diffparam.evaluate.video import known_motion_video, warping_error
 
@@ -178,3 +178,8 @@ def test_stable_mode_follows_the_motion_and_flickers_less(trained, capsys) -> No
     assert main(["style-net", "apply", str(where / "net.pt"), str(where / "style.png"), "--out",
                  str(where / "x.png"), "--stable"]) == 2
     assert "--stable follows motion" in capsys.readouterr().err
+    assert main(["style-net", "apply", str(where / "net.pt"), str(where / "style.png"), "--out",
+                 str(where / "x.png"), "--blend", "0.5"]) == 2
+    assert "give --stable too" in capsys.readouterr().err
+    with pytest.raises(UserError, match="blend"):
+        next(stylise_frames(net, video, stable=True, blend=1.0))

@@ -40,16 +40,19 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_apply(args: argparse.Namespace) -> int:
-    from diffparam.recipes.style_net import apply_style_net, load_style_net, stylise_video
+    from diffparam.recipes.style_net import STABLE_BLEND, apply_style_net, load_style_net, stylise_video
 
     video = Path(args.input).suffix.lower() in ANIMATION_SUFFIXES
     if args.stable and not video:
         raise UserError("--stable follows motion from frame to frame: it applies to videos (.gif, .mp4)")
+    if args.blend is not None and not args.stable:
+        raise UserError("--blend sets how much --stable carries over: give --stable too")
     out = check_animation(args.out, "--out for a video") if video else check_image_path(args.out, "--out")
     net = load_style_net(args.net)
     if video:
         result = stylise_video(net, args.input, out, size=args.size, device=args.device,
-                               progress=not args.quiet, stable=args.stable)
+                               progress=not args.quiet, stable=args.stable,
+                               blend=STABLE_BLEND if args.blend is None else args.blend)
         print(result.files["video"])
     else:
         print_paths(apply_style_net(net, args.input, size=args.size, device=args.device).save(out))
@@ -96,4 +99,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--stable", action="store_true",
                    help="for a video: carry each output along the optical flow into the next frame (less "
                    "flicker)")
+    from diffparam.recipes.style_net import STABLE_BLEND
+
+    a.add_argument("--blend", type=float, default=None,
+                   help=f"with --stable: the share of each pixel carried over from the frame before, in "
+                   f"[0, 1) (default {STABLE_BLEND}; more is steadier and less styled)")
     a.set_defaults(func=_cmd_apply)

@@ -26,7 +26,7 @@ from diffparam.objectives.core import (
     resolve,
     total_variation,
 )
-from diffparam.objectives.frames import alignment, interpolation
+from diffparam.objectives.frames import alignment, interpolation, temporal
 from diffparam.objectives.pairs import closeness, first_half
 from diffparam.objectives.style import content, content_target, gram, style, style_targets
 
@@ -59,6 +59,7 @@ __all__ = [
     "resolve",
     "style",
     "style_targets",
+    "temporal",
     "total_variation",
     "transparency",
 ]

@@ -10,8 +10,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from diffparam import deprecation
-from diffparam.checks import positive_float, positive_int
-from diffparam.objectives.core import Activations, Objective, _layer_check
+from diffparam.checks import non_negative_float, positive_float, positive_int, shape
+from diffparam.constant import Constant
+from diffparam.objectives.core import INPUT, Activations, Objective, _layer_check
 
 
 def frame_positions(frames: int, device: torch.device, dtype: torch.dtype) -> Tensor:
@@ -31,6 +32,28 @@ def interpolation(a: Objective, b: Objective) -> Objective:
 
     return Objective(fn, a.layers | b.layers, f"interpolation({a.name}, {b.name})", a.checks + b.checks,
                      a.graph_safe and b.graph_safe)
+
+
+def temporal(target: Tensor, mask: Tensor, weight: float = 1.0) -> Objective:
+    """Minus `weight` · the mean squared difference, over the pixels where `mask` (1,1,H,W) is 1, between
+    the image seen and `target` (1,C,H,W): the frame before moved along the motion onto this one
+    (Ruder et al. 2016's short-term temporal loss). Both are resampled to the size the model sees."""
+    t = shape("the temporal target", target.detach().float().cpu(), "1,C,H,W")
+    m = shape("the temporal mask", mask.detach().float().cpu(), "1,1,H,W")
+    w = non_negative_float("temporal_weight", weight)
+    if t.shape[-2:] != m.shape[-2:]:
+        raise ValueError(f"the temporal target is {tuple(t.shape[-2:])} but its mask {tuple(m.shape[-2:])}")
+    const_t, const_m = Constant(t), Constant(m)
+
+    def fn(acts: Activations) -> Tensor:
+        seen = acts[INPUT]
+        tt, mm = const_t.on(seen.device, seen.dtype), const_m.on(seen.device, seen.dtype)
+        if tt.shape[-2:] != seen.shape[-2:]:
+            tt = F.interpolate(tt, size=seen.shape[-2:], mode="bilinear", align_corners=False)
+            mm = F.interpolate(mm, size=seen.shape[-2:], mode="bilinear", align_corners=False)
+        return -w * ((seen - tt).pow(2) * mm).flatten(1).sum(1) / (mm.sum() * seen.shape[1]).clamp_min(1)
+
+    return Objective(fn, [], "temporal")
 
 
 @deprecation.renames(decay="falloff")

@@ -15,14 +15,13 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-import cv2
-import numpy as np
 import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from diffparam.checks import int_in, non_negative_float, positive_float
+from diffparam.checks import int_in, non_negative_float, positive_float, real
 from diffparam.errors import UserError
+from diffparam.flow import follow_motion
 from diffparam.io import (
     AnimationWriter,
     ImageSource,
@@ -50,8 +49,9 @@ TV_WEIGHT = 0.05
 CROP_ZOOM = 1.25
 """Training photos are scaled to this many times the crop size (shorter side) before random crops."""
 MAX_STEPS = 1_000_000
-STABLE_BLEND = 0.5
-"""In the stable video mode, the share of a pixel's output carried over from the frame before."""
+STABLE_BLEND = 0.7
+"""In the stable video mode, the share of a pixel's output carried over from the frame before: the
+most that kept the style distance within 10% in BENCHMARKS.md's "Stable video" measurement."""
 STABILITY_NOISE = 0.04
 """Std of the pixel noise the stability loss makes the network ignore (images in [0, 1])."""
 
@@ -201,39 +201,12 @@ def apply_style_net(net: StyleNet | str | os.PathLike, image: ImageSource, size:
     return Result(made, seconds=time.perf_counter() - start, param=model)
 
 
-def _gray(frame: Tensor) -> np.ndarray:
-    return (frame.mean(0).clamp(0, 1) * 255).round().byte().numpy()
-
-
-def _flow(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Dense optical flow (H, W, 2) from grey frame `a` to `b` (OpenCV's Farnebäck): where each pixel of
-    `a` moved to in `b`."""
-    return cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 4, 15, 3, 5, 1.2, 0)
-
-
-def follow_motion(previous: Tensor, frame_before: Tensor, frame: Tensor) -> tuple[Tensor, Tensor]:
-    """`previous` (3, H, W), made for `frame_before`, moved along the optical flow onto `frame`, and the
-    mask (1, H, W) of the pixels the flow follows both ways (not occluded, not come into view)."""
-    before, now = _gray(frame_before), _gray(frame)
-    back, ahead = _flow(now, before), _flow(before, now)
-    h, w = now.shape
-    xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    map_x, map_y = xs + back[..., 0], ys + back[..., 1]
-    moved = cv2.remap(np.ascontiguousarray(previous.permute(1, 2, 0).numpy()), map_x, map_y, cv2.INTER_LINEAR,
-                      borderMode=cv2.BORDER_REPLICATE)
-    there = cv2.remap(ahead, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    mismatch = ((back + there) ** 2).sum(-1)
-    both_ways = mismatch <= 0.01 * ((back ** 2).sum(-1) + (there ** 2).sum(-1)) + 0.5
-    inside = (map_x >= 0) & (map_x <= w - 1) & (map_y >= 0) & (map_y <= h - 1)
-    mask = torch.from_numpy((both_ways & inside).astype(np.float32))[None]
-    return torch.from_numpy(moved).permute(2, 0, 1), mask
-
-
 def stylise_frames(net: StyleNet, frames: Iterable[Tensor], stable: bool = False, device: str = "auto",
                    size: int | None = None, blend: float = STABLE_BLEND) -> Iterator[Tensor]:
     """Each frame (3, H, W) stylised, one at a time. `stable`: where the optical flow follows a pixel
     from the frame before, the output is `blend` of the previous output moved along the flow and the
     rest the network's output (a running average along the motion), which damps flicker."""
+    blend = real("blend", blend, 0.0, 1.0, high_open=True)
     dev = resolve_device(device)
     net.to(dev)
     previous: tuple[Tensor, Tensor] | None = None
@@ -250,7 +223,7 @@ def stylise_frames(net: StyleNet, frames: Iterable[Tensor], stable: bool = False
 
 def stylise_video(net: StyleNet | str | os.PathLike, video: str | os.PathLike, out: str | os.PathLike,
                   size: int | None = None, device: str = "auto", progress: bool = True,
-                  stable: bool = False) -> Result:
+                  stable: bool = False, blend: float = STABLE_BLEND) -> Result:
     """Every frame of a GIF or MP4 stylised by a trained network into `out` (.gif or .mp4), frame by
     frame (`stable`: see `stylise_frames`): a long video is never held in memory, and `out` appears
     only when every frame is written. `result.images` holds the first stylised frame;
@@ -261,7 +234,7 @@ def stylise_video(net: StyleNet | str | os.PathLike, video: str | os.PathLike, o
     first: Tensor | None = None
     bar = tqdm(disable=not progress or not sys.stderr.isatty(), desc="style-net", unit="frame", leave=False)
     with AnimationWriter(out, fps) as writer:
-        for made in stylise_frames(model, read_frames(video), stable, device, size):
+        for made in stylise_frames(model, read_frames(video), stable, device, size, blend):
             writer.add(made)
             first = made[None] if first is None else first
             bar.update(1)
