@@ -59,6 +59,14 @@ def photo(folder: Path) -> None:
     _png(folder / "photo.png", (np.random.default_rng(0).random((40, 48, 3)) * 255).astype(np.uint8))
 
 
+def clip(folder: Path) -> None:
+    photo(folder)
+    rng = np.random.default_rng(1)
+    frames = [Image.fromarray((rng.random((40, 48, 3)) * 255).astype(np.uint8)) for _ in range(3)]
+    frames[0].save(folder / "clip.gif", save_all=True, append_images=frames[1:], duration=100)
+    (folder / "bad.gif").write_bytes(b"GIF89a not a video")
+
+
 def thin(folder: Path) -> None:
     _png(folder / "thin.png", np.full((1, 300, 3), 128, np.uint8))
 
@@ -396,6 +404,18 @@ CASES: list[Case] = [
         ("style", "photo.png", "photo.png", *QUICK, "--out", "s.txt"),
         "--out must be a .png or .jpg file",
         setup=photo,
+    ),
+    Case(("style", "missing.gif", "photo.png", *QUICK, "--out", "s.gif"), "video not found", setup=photo),
+    Case(("style", "bad.gif", "photo.png", *QUICK, "--out", "s.gif"), "cannot read video", setup=clip),
+    Case(
+        ("style", "clip.gif", "photo.png", *QUICK, "--out", "s.png"),
+        "--out for a video must end in .gif or .mp4",
+        setup=clip,
+    ),
+    Case(
+        ("style", "clip.gif", "photo.png", *QUICK, "--frame-steps", "0", "--out", "s.mp4"),
+        "--frame-steps must be a whole number",
+        setup=clip,
     ),
     # -- texture and texture-style ---------------------------------------------------------------
     *(
