@@ -35,6 +35,8 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--frames", type=int, default=16)
     parser.add_argument("--weights", type=float, nargs="+", default=[0.0, 100.0, 1000.0])
+    parser.add_argument("--motion-weights", type=float, nargs="*", default=[],
+                        help="also train networks with these motion-loss weights (stability weight 0)")
     parser.add_argument("--blends", type=float, nargs="+", default=[0.5, 0.6, 0.7, 0.75, 0.8],
                         help="stable-mode blends to judge")
     parser.add_argument("--net", type=Path, default=None, help="judge this network instead of training")
@@ -67,12 +69,13 @@ def main() -> None:
             for name, photo in zip(names, sample_photos(2 * args.size, tuple(names)), strict=True):
                 save_image(photo, Path(folder) / f"{name}.png")
             save_image(style[0], Path(folder) / "style.png")
-            for weight in args.weights:
+            nets = [("stability", w) for w in args.weights] + [("motion", w) for w in args.motion_weights]
+            for loss, weight in nets:
                 start = time.perf_counter()
-                result = train_style_net(Path(folder) / "style.png", Path(folder) / f"net{weight:g}.pt",
+                result = train_style_net(Path(folder) / "style.png", Path(folder) / f"{loss}{weight:g}.pt",
                                          images=folder, steps=args.steps, size=args.size,
-                                         stability_weight=weight, device=args.device, progress=False)
-                judge(result.param, f"stability weight {weight:g}", weight,
+                                         device=args.device, progress=False, **{f"{loss}_weight": weight})
+                judge(result.param, f"{loss} weight {weight:g}", weight,
                       {"train_seconds": time.perf_counter() - start})
     args.out.write_text(json.dumps({"steps": args.steps, "rows": rows}, indent=1))
     keys = [f"{n} {m}" for n, m in videos]

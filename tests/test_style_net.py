@@ -154,6 +154,24 @@ def test_stability_loss_makes_outputs_ignore_pixel_noise(tmp_path) -> None:
     assert change[3000.0] < 0.7 * change[0.0], change
 
 
+def test_motion_loss_makes_outputs_move_with_the_picture(tmp_path) -> None:
+    from diffparam.evaluate.video import known_motion_video, warping_error
+    from diffparam.recipes.style_net import stylise_frames
+
+    photos = sample_photos(96)
+    for i in range(3):
+        save_image(photos[i], tmp_path / f"{i}.png")
+    style = nn.functional.interpolate(torch.rand(1, 3, 6, 6, generator=torch.Generator().manual_seed(4)),
+                                      size=64, mode="nearest")
+    video, grids = known_motion_video(sample_photos(128, ("coffee",)), "zoom", frames=5, size=64)
+    flicker = {}
+    for weight in (0.0, 1000.0):
+        result = train_style_net(style, tmp_path / f"net{weight:g}.pt", images=tmp_path, steps=25, size=48,
+                                 batch=2, width=8, motion_weight=weight, device="cpu", progress=False)
+        flicker[weight] = warping_error(torch.stack(list(stylise_frames(result.param, video))), grids)
+    assert flicker[1000.0] < 0.6 * flicker[0.0], flicker
+
+
 def test_training_leaves_the_callers_random_state_alone(tmp_path) -> None:
     save_image(sample_photos(64)[0], tmp_path / "photo.png")
     style = torch.rand(1, 3, 48, 48)

@@ -30,7 +30,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     result = train_style_net(args.style, args.out, images=args.images, model=model, steps=args.steps,
                              size=args.size, batch=args.batch, lr=args.lr, width=args.width,
                              style_weight=args.style_weight, content_weight=args.content_weight,
-                             stability_weight=args.stability_weight,
+                             stability_weight=args.stability_weight, motion_weight=args.motion_weight,
                              seed=args.seed, device=args.device, progress=not args.quiet, every=args.every)
     print(result.files["net"])
     if not args.quiet and result.history:
@@ -84,6 +84,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--stability-weight", type=float, default=0.0,
                    help="weight of the stability loss (a network that ignores pixel noise flickers less "
                    "on video)")
+    t.add_argument("--motion-weight", type=float, default=0.0,
+                   help="weight of the motion loss (the output should move with the picture under small "
+                   "random camera motions: less flicker on video)")
     t.add_argument("--every", type=int, default=100, help="steps between checkpoints")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", default="auto", help="auto, cpu or cuda")

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 from tqdm import tqdm
 
@@ -54,6 +55,9 @@ STABLE_BLEND = 0.7
 most that kept the style distance within 10% in BENCHMARKS.md's "Stable video" measurement."""
 STABILITY_NOISE = 0.04
 """Std of the pixel noise the stability loss makes the network ignore (images in [0, 1])."""
+MOTION = (0.04, 0.04, 2.0)
+"""The largest random motion between the two frames of the motion loss: shift (a share of the view),
+zoom (a share of the size) and rotation (degrees), each drawn uniformly up to it."""
 
 
 def _training_photos(images: str | os.PathLike | None, size: int) -> list[Tensor]:
@@ -72,6 +76,28 @@ def _crops(photos: list[Tensor], batch: int, size: int, generator: torch.Generat
         crop = p[:, top:top + size, left:left + size]
         crops.append(crop.flip(-1) if bool(torch.rand(1, generator=generator) < 0.5) else crop)
     return torch.stack(crops)
+
+
+def _random_motion(batch: int, generator: torch.Generator) -> Tensor:
+    """(batch, 2, 3) affine maps (for `F.affine_grid`) of a camera that moved by up to MOTION."""
+    shift, zoom, turn = MOTION
+    u = torch.rand(batch, 4, generator=generator) * 2 - 1
+    scale = 1 + zoom * u[:, 0]
+    angle = torch.deg2rad(turn * u[:, 1])
+    cos, sin = scale * torch.cos(angle), scale * torch.sin(angle)
+    return torch.stack([torch.stack([cos, -sin, 2 * shift * u[:, 2]], 1),
+                        torch.stack([sin, cos, 2 * shift * u[:, 3]], 1)], 1)
+
+
+def motion_change(net: torch.nn.Module, x: Tensor, y: Tensor, theta: Tensor) -> Tensor:
+    """The mean squared difference between the network's output for the frames `x` seen by a camera that
+    moved by `theta` and its output `y` for `x` moved the same way, over the pixels in view: zero for a
+    network whose output moves with its input (no flicker under that motion)."""
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    moved = net(F.grid_sample(x, grid, padding_mode="reflection", align_corners=False))
+    follows = F.grid_sample(y, grid, padding_mode="zeros", align_corners=False)
+    inside = (grid.abs() <= 1).all(-1).unsqueeze(1).to(y.dtype)
+    return ((moved - follows).pow(2) * inside).sum() / (inside.sum() * y.shape[1]).clamp_min(1)
 
 
 def content_distance(model: Model, layer: str, made: Tensor, photos: Tensor) -> Tensor:
@@ -103,6 +129,7 @@ def train_style_net(
     content_weight: float = 1.0,
     tv_weight: float = TV_WEIGHT,
     stability_weight: float = 0.0,
+    motion_weight: float = 0.0,
     width: int = 32,
     seed: int = 0,
     device: str = "auto",
@@ -118,7 +145,9 @@ def train_style_net(
     feature distance of net(x) to x at its content layer + tv_weight x total variation +
     stability_weight x the mean squared change of net(x) when x gets pixel noise of std
     `STABILITY_NOISE` (Gupta et al. 2017's flow-free stability loss: a network that ignores such
-    noise flickers less on video).
+    noise flickers less on video) + motion_weight x `motion_change` under a random camera motion of
+    up to MOTION (a temporal loss with known flow, as Huang et al. 2017 train theirs: the output
+    should move with the picture).
     """
     steps = int_in("steps", steps, 1, MAX_STEPS)
     size = int_in("size", size, 32, 2048)
@@ -126,7 +155,7 @@ def train_style_net(
     lr = positive_float("lr", lr)
     weights = [non_negative_float(n, v) for n, v in
                (("style_weight", style_weight), ("content_weight", content_weight), ("tv_weight", tv_weight),
-                ("stability_weight", stability_weight))]
+                ("stability_weight", stability_weight), ("motion_weight", motion_weight))]
     out = check_writable(out)
     dev = resolve_device(device)
     net_model = load_model(model).to(dev)
@@ -155,6 +184,8 @@ def train_style_net(
         if weights[3]:
             noise = torch.randn(x.shape, generator=generator).to(dev) * STABILITY_NOISE
             loss = loss + weights[3] * (net((x + noise).clamp(0, 1)) - y).pow(2).mean()
+        if weights[4]:
+            loss = loss + weights[4] * motion_change(net, x, y, _random_motion(batch, generator).to(dev))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
