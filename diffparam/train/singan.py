@@ -163,7 +163,7 @@ def load_pyramid(run: str | os.PathLike) -> Pyramid:
             raise UserError(f"{files.folder} is not fully trained (scale {n + 1} of {len(meta['shapes'])} at "
                             f"{state['step']}/{steps} steps): run `diffparam gan train` again to finish it")
         g = ScaleGenerator(state["width"])
-        g.load_state_dict(state["modules"]["generator"])
+        g.load_state_dict(state["modules"]["generator"], assign=True)  # real weights, on a meta device too
         generators.append(g)
         amplitudes.append(state["amplitude"])
     pyramid = Pyramid(generators, amplitudes, meta["shapes"], grey=meta["grey"])
