@@ -17,7 +17,6 @@ from diffparam.recipes import gan
 from diffparam.recipes.gan import (
     critic_advantage,
     gan_animation,
-    gan_harmonize,
     gan_paint,
     gan_samples,
     train_gan,
@@ -45,7 +44,8 @@ def test_training_leaves_a_fresh_critic_little_advantage(run) -> None:
     where, image, result = run
     trained = load_pyramid(where / "run")
     torch.manual_seed(0)
-    untrained = Pyramid([ScaleGenerator(g.width) for g in trained.generators], trained.amplitudes, trained.shapes)
+    fresh = [ScaleGenerator(g.width) for g in trained.generators]
+    untrained = Pyramid(fresh, trained.amplitudes, trained.shapes)
     after = critic_advantage(trained, image, steps=40, width=16, device="cpu")
     before = critic_advantage(untrained, image, steps=40, width=16, device="cpu")
     assert after < 0.25 * before, (after, before)
@@ -79,7 +79,8 @@ def test_command_line_samples_animates_paints_and_harmonizes(run, capsys) -> Non
     sketch = F.interpolate(F.avg_pool2d(image, 8), scale_factor=8, mode="nearest")
     painted = gan_paint(where / "run", sketch, device="cpu").images
     assert painted.shape == (1, 3, 32, 32)
-    assert float((F.avg_pool2d(painted, 8) - F.avg_pool2d(sketch, 8)).abs().mean()) < 0.08  # the sketch's layout
+    layout = (F.avg_pool2d(painted, 8) - F.avg_pool2d(sketch, 8)).abs().mean()
+    assert float(layout) < 0.08  # the sketch's layout
     assert float((painted - sketch).abs().mean()) > 0.02  # with detail added
     pasted, mask = image.clone(), torch.zeros(1, 3, 32, 32)
     pasted[..., 8:20, 8:20], mask[..., 8:20, 8:20] = torch.tensor([0.0, 0.0, 1.0])[:, None, None], 1.0
@@ -106,8 +107,8 @@ def test_the_gan_is_a_parameterization_for_render(run, tiny, capsys) -> None:
                  "--device", "cpu", "--quiet", "--no-trust", "--out", str(out)]) == 0
     assert read_image(out).shape == (1, 3, 32, 32)
     capsys.readouterr()
-    assert main(["render", "blocks.2:3", "--param", f"gan:{where / 'nothing'}", "--size", "32", "--steps", "3",
-                 "--device", "cpu", "--quiet", "--no-trust", "--out", str(where / "never.png")]) == 2
+    assert main(["render", "blocks.2:3", "--param", f"gan:{where / 'nothing'}", "--size", "32", "--steps",
+                 "3", "--device", "cpu", "--quiet", "--no-trust", "--out", str(where / "never.png")]) == 2
     err = capsys.readouterr().err.strip()
     assert "not found" in err and "\n" not in err and not (where / "never.png").exists()
 
