@@ -160,6 +160,13 @@ def test_bad_images_fail_in_one_line_and_write_nothing(tmp_path, capsys) -> None
     (tmp_path / "junk.png").write_bytes(b"not a png")
     assert main(["gan", "train", str(tmp_path / "junk.png"), "--out", str(tmp_path / "run2")]) == 2
     assert "\n" not in capsys.readouterr().err.strip() and not (tmp_path / "run2").exists()
+    save_image(torch.rand(3, 16, 20), tmp_path / "ok.png")
+    train = ["gan", "train", str(tmp_path / "ok.png"), "--out", str(tmp_path / "ok"), "--scales", "2",
+             "--min-size", "8", "--width", "4", "--device", "cpu", "--quiet", "--steps"]
+    assert main([*train, "2"]) == 0 and main([*train, "2"]) == 0  # the second run finds it finished
+    assert capsys.readouterr().out.split() == [str(tmp_path / "ok")] * 2
+    assert main([*train, "3"]) == 2
+    assert "other settings (steps)" in capsys.readouterr().err
     with pytest.warns(RuntimeWarning, match="training at 32x16"):
         big = training_images(torch.rand(3, 50, 100), size=32, min_size=8)
     assert big.shape == (1, 3, 16, 32)
