@@ -93,6 +93,7 @@ def add_param_option(p: argparse.ArgumentParser, among: list[str] | None = None,
     --spectrum-from too."""
     choices = among if among is not None else KindChoices(KINDS)
     p.add_argument("--param", default=choices[0], choices=choices,
+                   metavar=choices.metavar if isinstance(choices, KindChoices) else None,
                    help=f"{what} ({help_text(among)})")
     if "maco" in choices:
         p.add_argument("--spectrum-from", default=None, metavar="DIR",

@@ -84,7 +84,13 @@ class KindChoices(list):
     what argparse checks a --param against."""
 
     def __contains__(self, value: object) -> bool:
-        return super().__contains__(value) or (isinstance(value, str) and split_sourced(value) is not None)
+        name, sep, path = value.partition(":") if isinstance(value, str) else ("", "", "")
+        return super().__contains__(value) or bool(sep and path and name in SOURCED)
+
+    @property
+    def metavar(self) -> str:
+        """How a usage line shows them: `{fourier,...,gan:RUN_DIR}`."""
+        return "{" + ",".join([*self, *(f"{name}:RUN_DIR" for name in SOURCED)]) + "}"
 
 
 def kinds(*, composable: bool | None = None, from_image: bool | None = None) -> list[str]:
