@@ -182,3 +182,18 @@ def test_fit_takes_tensor_losses_and_returns_floats(tmp_path) -> None:
     history = fit(step, {}, {}, 5, {"a": 1}, checkpoint=tmp_path / "c.pt", every=2, progress=False)
     assert history == [0.0, 2.0, 4.0, 6.0, 8.0] and all(type(x) is float for x in history)
     assert torch.load(tmp_path / "c.pt", weights_only=True)["history"] == history
+
+
+def test_a_folder_trains_one_gan_on_the_patches_of_all_its_images(tmp_path) -> None:
+    photos = sample_photos(40, ("chelsea", "coffee", "rocket"))
+    (tmp_path / "photos").mkdir()
+    for i, p in enumerate(photos):
+        save_image(p[:, :, : 40 - 8 * i], tmp_path / "photos" / f"{i}.png")  # other shapes: cropped alike
+    (tmp_path / "photos" / "notes.txt").write_text("not a photo")
+    with pytest.warns(RuntimeWarning, match="training at 32x32"):  # 40 px: over `size`, so downscaled
+        result = train_gan(tmp_path / "photos", tmp_path / "run", scales=2, size=32, min_size=12, steps=3,
+                           width=4, device="cpu", progress=False)
+    meta = torch.load(tmp_path / "run" / "run.pt", weights_only=True)
+    assert meta["reals"][-1].shape == (3, 3, 32, 32) and meta["z_rec"].shape[0] == 3
+    assert result.images.shape == (4, 3, 32, 32) and len(result.history) == 6
+

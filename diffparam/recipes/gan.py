@@ -5,7 +5,10 @@ scale below misses. Then: samples of any size, an animation (a random walk in th
 paint-to-image and harmonization (an image injected at a middle scale).
 
 The run folder (`--out`) holds the images at every scale and one `train.fit` checkpoint per scale:
-the same command run again resumes; other settings are refused.
+the same command run again resumes; other settings are refused. A run stopped between iterations
+resumes to what an uninterrupted run makes; a Ctrl-C in the middle of one keeps that iteration's
+critic updates, so the run goes on correctly but not bit for bit. A trained `Pyramid` given to a call
+is moved to its device and left there, as `render` does with a model.
 """
 
 from __future__ import annotations
@@ -265,7 +268,7 @@ def train_gan(
     with torch.no_grad():
         preview = to_image(pyramid(pyramid.noise(4, generator=torch.Generator(device=dev).manual_seed(seed),
                                                  device=dev))).cpu()
-    return Result(preview, history, objective="critic advantage", param=pyramid.cpu(),
+    return Result(preview, history, objective="critic advantage", param=pyramid,
                   seconds=time.perf_counter() - start, metrics=metrics, files={"run": folder})
 
 
@@ -404,7 +407,7 @@ def gan_samples(run: Pyramid | str | os.PathLike, n: int = 8, size: int | tuple[
     with torch.no_grad():
         images = torch.cat([to_image(pyramid(pyramid.noise(min(16, n - i), h, w, generator, dev))).cpu()
                             for i in range(0, n, 16)])
-    return Result(images, seconds=time.perf_counter() - start, param=pyramid.cpu(), writer=write_samples)
+    return Result(images, seconds=time.perf_counter() - start, param=pyramid, writer=write_samples)
 
 
 def gan_animation(run: str | os.PathLike, out: str | os.PathLike, frames: int = 48, fps: float = 12.0,
@@ -431,7 +434,7 @@ def gan_animation(run: str | os.PathLike, out: str | os.PathLike, frames: int = 
             noise = [a * z + math.sqrt(1 - a * a) * torch.randn(z.shape, generator=generator, device=dev)
                      for z in noise]
     assert first is not None
-    return Result(first, seconds=time.perf_counter() - start, param=pyramid.cpu(),
+    return Result(first, seconds=time.perf_counter() - start, param=pyramid,
                   metrics={"frames": writer.count, "fps": writer.fps}, files={"video": writer.path})
 
 
@@ -477,7 +480,7 @@ def gan_paint(run: Pyramid | str | os.PathLike, sketch: ImageSource, start_scale
     img = _at_training_scale(pyramid, _read(sketch, "the sketch"))
     began = time.perf_counter()
     made = _inject(pyramid, img, start, seed, dev)
-    return Result(made, seconds=time.perf_counter() - began, param=pyramid.cpu(),
+    return Result(made, seconds=time.perf_counter() - began, param=pyramid,
                   metrics={"start_scale": start})
 
 
@@ -495,5 +498,5 @@ def gan_harmonize(run: Pyramid | str | os.PathLike, image: ImageSource, mask: Im
         m = _read(mask, "the mask").mean(1, keepdim=True)
         m = F.interpolate(m, size=img.shape[-2:], mode="bilinear", align_corners=False, antialias=True)
         made = m * made + (1 - m) * img
-    return Result(made, seconds=time.perf_counter() - began, param=pyramid.cpu(),
+    return Result(made, seconds=time.perf_counter() - began, param=pyramid,
                   metrics={"start_scale": start})
