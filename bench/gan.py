@@ -12,8 +12,9 @@ Photos: scikit-image's, scaled so that the longer side is --size px. For each ph
   photo". Diversity: the mean per-pixel standard deviation of intensity across the samples over the
   photo's (the SinGAN paper's measure). Lower SIFID is more realistic.
 
-GPU (H200, 250 px, 8 scales):  python3 bench/gan.py --device cuda --out gan_gpu.json
-CPU (small):  python bench/gan.py --device cpu --size 48 --scales 3 --min-size 16 --steps 120 --width 16 \
+GPU (H200, 250 px, 8 scales; one photo per command keeps each under 10 minutes):
+    python3 bench/gan.py --device cuda --photos chelsea --out gan_gpu_chelsea.json
+CPU (small):  python bench/gan.py --device cpu --size 48 --scales 3 --min-size 16 --steps 250 --width 16 \
     --samples 4 --texture-steps 128 --photos chelsea --figure docs/images/gan_cpu.png --out gan_cpu.json
 """
 
@@ -84,6 +85,14 @@ def bench_photo(name: str, args: argparse.Namespace, model, folder: Path) -> tup
     return row, torch.cat([image, samples[:2], textures[:2]])
 
 
+def summarise(report: dict) -> None:
+    """The means over the photos measured so far, for each method."""
+    rows = report["photos"].values()
+    for method in ("gan", "texture"):
+        report[method] = {k: statistics.mean(r[method][k] for r in rows) for k in ("sifid", "diversity")}
+    report["gan"]["train_seconds"] = statistics.mean(r["gan"]["train_seconds"] for r in rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="cuda")
@@ -116,13 +125,10 @@ def main() -> None:
                   f"{r['gan']['diversity']:.3f} trained in {r['gan']['train_seconds']:.1f} s | texture SIFID "
                   f"{r['texture']['sifid']:.3f} diversity {r['texture']['diversity']:.3f} in "
                   f"{r['texture']['seconds']:.1f} s | mirror SIFID {r['mirror_sifid']:.3f}", flush=True)
-    for method in ("gan", "texture"):
-        report[method] = {k: statistics.mean(r[method][k] for r in report["photos"].values())
-                          for k in ("sifid", "diversity")}
-    report["gan"]["train_seconds"] = statistics.mean(r["gan"]["train_seconds"]
-                                                     for r in report["photos"].values())
+            summarise(report)
+            # written after every photo, so that a run cut short keeps what it measured
+            args.out.write_text(json.dumps(report, indent=1) + "\n")
     print(json.dumps({k: report[k] for k in ("gan", "texture")}))
-    args.out.write_text(json.dumps(report, indent=1) + "\n")
     if args.figure is not None and rows:
         same = all(r.shape == rows[0].shape for r in rows)
         grids = rows if same else rows[:1]
