@@ -174,6 +174,10 @@ def test_bad_images_fail_in_one_line_and_write_nothing(tmp_path, capsys) -> None
     assert capsys.readouterr().out.split() == [str(tmp_path / "ok")] * 2
     assert main([*train, "3"]) == 2
     assert "other settings (steps)" in capsys.readouterr().err
+    assert main(["gan", "sample", str(tmp_path / "ok"), "--n", "9000", "--size", "4000x4000", "--out",
+                 str(tmp_path / "s")]) == 2
+    assert "ask for fewer (--n) or smaller (--size)" in capsys.readouterr().err  # a verb's options as flags
+    assert not (tmp_path / "s").exists()
     with pytest.warns(RuntimeWarning, match="training at 32x16"):
         big = training_images(torch.rand(3, 50, 100), size=32, min_size=8)
     assert big.shape == (1, 3, 16, 32)

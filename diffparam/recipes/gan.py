@@ -68,7 +68,8 @@ REC_WEIGHT, GP_WEIGHT, AMPLITUDE = 10.0, 0.1, 0.1
 """Reconstruction weight, gradient-penalty weight, and noise amplitude per unit of the RMS error of
 the scale below's reconstruction."""
 BATCH = 1
-MOST_IMAGES = 32
+MOST_PIXELS = 2**28
+"""Pixels of all the samples of one `gan_samples` call at most (they are returned in memory: 3 GiB)."""
 
 
 def _checked(name: str, img: Tensor, size: int, min_size: int) -> Tensor:
@@ -110,7 +111,7 @@ def training_images(source: ImageSource, size: int = SIZE, min_size: int = MIN_S
     path = Path(source)
     if not path.is_dir():
         return _checked(str(path), read_image(path), size, min_size)
-    photos = reference_photos(path)[:MOST_IMAGES]
+    photos = reference_photos(path)  # at most io.MOST_PHOTOS of them
     first = _checked(f"the first image of {path}", photos[0], size, min_size)
     h, w = first.shape[-2:]
     return torch.cat([first, *(_cover_crop(p, h, w) for p in photos[1:])])
@@ -402,6 +403,9 @@ def gan_samples(run: Pyramid | str | os.PathLike, n: int = 8, size: int | tuple[
     dev = resolve_device(device)
     pyramid = _pyramid(run, dev)
     h, w = _output_shape(pyramid, size)
+    if n * h * w > MOST_PIXELS:
+        raise UserError(f"{n} samples of {w}x{h} px are {n * h * w * 12 / 2**30:.1f} GiB of images, more "
+                        f"than {MOST_PIXELS * 12 / 2**30:.0f} GiB: ask for fewer (`n`) or smaller (`size`)")
     start = time.perf_counter()
     generator = torch.Generator(device=dev).manual_seed(seed)
     with torch.no_grad():
