@@ -17,6 +17,8 @@
   noise lies near the photos' centre and reads as more natural than a photo.
 - **Fréchet distance** (FID's formula, for sets of images) and **diversity** (how different a
   batch of images is) on the classifier's input features.
+- For a GAN learned from one image: **SIFID** (the Fréchet distance between one image's and the
+  training image's per-position features) and **pixel diversity** (SinGAN's spread across samples).
 """
 
 from __future__ import annotations
