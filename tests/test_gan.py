@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from diffparam.cli import main
 from diffparam.errors import UserError
-from diffparam.evaluate import pixel_diversity
+from diffparam.evaluate import pixel_diversity, sifid
 from diffparam.io import read_frames, read_image, sample_photos, save_image
 from diffparam.recipes import gan
 from diffparam.recipes.gan import (
@@ -208,3 +208,12 @@ def test_a_folder_trains_one_gan_on_the_patches_of_all_its_images(tmp_path) -> N
     assert meta["reals"][-1].shape == (3, 3, 32, 32) and meta["z_rec"].shape[0] == 3
     assert result.images.shape == (4, 3, 32, 32) and len(result.history) == 6
 
+
+
+def test_sifid_reads_an_images_internal_statistics(lite0) -> None:
+    image = sample_photos(64, ("chelsea",))
+    noise = torch.rand(1, 3, 64, 64)
+    itself, mirror, other = sifid(lite0, torch.cat([image, image.flip(-1), noise]), image).tolist()
+    assert itself < 1e-3 * other and mirror < 0.5 * other  # the mirror image has the photo's statistics
+    assert pixel_diversity(image.expand(3, -1, -1, -1), image) == 0
+    assert pixel_diversity(torch.cat([image, noise]), image) > 0.5
