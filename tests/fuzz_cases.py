@@ -505,6 +505,16 @@ CASES: list[Case] = [
     Case(("demo", "--size", "8", "--out", "d"), "--size 8 is outside"),
     Case(("demo", "--steps", "0", "--out", "d"), "--steps must be"),
     Case(("layers", "--model", "nope"), "unknown model 'nope'"),
+    # -- gan (issue 16) --------------------------------------------------------------------------
+    Case(("gan", "train", "thin.png", "--steps", "1", "--device", "cpu", "--out", "g"), "too small",
+         setup=thin),
+    Case(("gan", "train", "bad.png", "--steps", "1", "--out", "g"), "bad.png", setup=corrupt),
+    Case(("gan", "train", "photo.png", "--scales", "0", "--out", "g"), "--scales must be", setup=photo),
+    Case(("gan", "train", "photo.png", "--steps", "1", "--out", "keep.png"), "is a file", setup=photo),
+    Case(("gan", "sample", ".", "--out", "s"), "holds no GAN run"),
+    Case(("gan", "paint", "nowhere", "photo.png", "--out", "p.png"), "not found", setup=photo),
+    Case(("render", "blocks.2:3", *QUICK, "--param", "gan:nowhere", "--out", "o.png"), "not found"),
+    Case(("render", "blocks.2:3", *QUICK, "--param", "gan:", "--out", "o.png"), "invalid choice"),
 ]
 
 

@@ -39,11 +39,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _options(parser: argparse.ArgumentParser, args: argparse.Namespace | None) -> set[str]:
-    """The names (dests) of the options, not positional arguments, of the command that ran."""
-    command = getattr(args, "command", None)
+    """The names (dests) of the options, not positional arguments, of the command that ran (of its verb,
+    for a command with verbs: `gan sample`)."""
     for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction) and command in action.choices:
-            return {a.dest for a in action.choices[command]._actions if a.option_strings}
+        chosen = getattr(args, action.dest, None)
+        if isinstance(action, argparse._SubParsersAction) and chosen in action.choices:
+            sub = action.choices[chosen]
+            return {a.dest for a in sub._actions if a.option_strings} | _options(sub, args)
     return set()
 
 

@@ -14,7 +14,7 @@ from diffparam.errors import UserError
 from diffparam.io import atomic_path, check_writable, photo_files
 from diffparam.models.base import Model
 from diffparam.models.registry import DEFAULT_MODEL, load_model
-from diffparam.param.kinds import KINDS, help_text
+from diffparam.param.kinds import KINDS, KindChoices, help_text
 from diffparam.pipeline import PRECISIONS
 
 
@@ -88,11 +88,13 @@ def add_render_options(p: argparse.ArgumentParser, size: int = 224, steps: int =
 
 def add_param_option(p: argparse.ArgumentParser, among: list[str] | None = None,
                      what: str = "image parameterization") -> None:
-    """--param: a kind from the registry (`diffparam.param.KINDS`), `among` those that fit here;
-    with "maco" among them, --spectrum-from too."""
-    choices = among if among is not None else list(KINDS)
+    """--param: a kind from the registry (`diffparam.param.KINDS`), `among` those that fit here (where
+    every kind does, `gan:RUN_DIR` and the other sourced kinds too); with "maco" among them,
+    --spectrum-from too."""
+    choices = among if among is not None else KindChoices(KINDS)
     p.add_argument("--param", default=choices[0], choices=choices,
-                   help=f"{what} ({help_text(choices)})")
+                   metavar=choices.metavar if isinstance(choices, KindChoices) else None,
+                   help=f"{what} ({help_text(among)})")
     if "maco" in choices:
         p.add_argument("--spectrum-from", default=None, metavar="DIR",
                        help="with --param maco: measure the natural spectrum on the photos in DIR "

@@ -13,17 +13,19 @@ from diffparam.evaluate.trust import (
     Sanity,
     batch_diversity,
     frechet_distance,
+    pixel_diversity,
     plausibility_distance,
     report,
     sanity,
+    sifid,
 )
 from diffparam.models.base import OUTPUT, Model
 from diffparam.objectives import Activations, Objective, channel
 
 __all__ = [
     "Sanity", "batch_diversity", "class_probability", "frechet_distance", "natural_photos",
-    "objective_values", "photo_pool", "photo_reference", "plausibility_distance", "report", "sanity",
-    "unit_ratio",
+    "objective_values", "photo_pool", "photo_reference", "pixel_diversity", "plausibility_distance",
+    "report", "sanity", "sifid", "unit_ratio",
 ]
 
 

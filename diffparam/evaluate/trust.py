@@ -17,6 +17,8 @@
   noise lies near the photos' centre and reads as more natural than a photo.
 - **Fréchet distance** (FID's formula, for sets of images) and **diversity** (how different a
   batch of images is) on the classifier's input features.
+- For a GAN learned from one image: **SIFID** (the Fréchet distance between one image's and the
+  training image's per-position features) and **pixel diversity** (SinGAN's spread across samples).
 """
 
 from __future__ import annotations
@@ -260,6 +262,38 @@ def batch_diversity(model: Model, images: Tensor, photos: str | os.PathLike | No
     similar = z @ z.T
     n = len(images)
     return float(1 - (similar.sum() - similar.diagonal().sum()) / (n * (n - 1)))
+
+
+SIFID_LAYERS = {"efficientnet_lite0": "blocks.2.expand"}
+"""The layer SIFID reads, per model: like SinGAN's (Inception's convolution before its second pooling),
+rectified features at a quarter of the image's resolution."""
+
+
+def sifid(model: Model, images: Tensor, real: Tensor, layer: str | None = None) -> Tensor:
+    """Single-image FID (Shaham et al. 2019) of each image (B,3,H,W) against `real` (1,3,H,W): the
+    Fréchet distance between Gaussians fitted to the features at `layer`'s positions; 0 = the same
+    internal statistics. Per image, (B,)."""
+    layer = layer or SIFID_LAYERS.get(model.name)
+    if layer is None:
+        raise UserError(f"SIFID has no default layer on {model.name}: give `layer` (a layer of rectified "
+                        "features at about a quarter of the image's resolution)")
+
+    def positions(x: Tensor) -> Tensor:
+        with torch.no_grad():
+            f = model.activations(x.to(model.device), [layer])[layer]
+        return f.flatten(2).transpose(1, 2).double().cpu()  # (B, positions, channels)
+
+    theirs = positions(real)[0]
+    return torch.tensor([_frechet(mine, theirs) for mine in positions(images)])
+
+
+def pixel_diversity(images: Tensor, real: Tensor) -> float:
+    """The SinGAN paper's diversity of samples (B,3,H,W) of one image `real` (1,3,H,W): each pixel's
+    intensity's standard deviation across the samples, averaged over pixels, over the intensities'
+    standard deviation in `real`. 0: all alike. Needs 2+ samples."""
+    if len(images) < 2:
+        raise UserError("diversity needs at least 2 images")
+    return float(images.mean(1).std(0).mean() / real.mean(1).std())
 
 
 def report(model: Model, images: Tensor, objectives: Objective | Sequence[Objective],

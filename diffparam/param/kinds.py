@@ -21,6 +21,7 @@ from diffparam.errors import UserError
 from diffparam.param.base import Parameterization
 from diffparam.param.cppn import CPPN
 from diffparam.param.fourier import FourierImage
+from diffparam.param.gan import GANImage
 from diffparam.param.maco import MacoImage
 from diffparam.param.pixel import PixelImage
 from diffparam.param.rgba import RGBAImage
@@ -62,6 +63,35 @@ KINDS: dict[str, Kind] = {kind.name: kind for kind in (
 )}
 """Every kind by name."""
 
+SOURCED: dict[str, Kind] = {kind.name: kind for kind in (
+    Kind("gan", GANImage, "gan:RUN_DIR: a GAN trained by `diffparam gan train`, its noise inputs optimised"),
+)}
+"""Kinds built from a file as well as a size, named `NAME:PATH` (the path goes to the class as `run`)."""
+
+
+def split_sourced(param: str) -> tuple[str, str] | None:
+    """(kind, path) for a `NAME:PATH` of a sourced kind (`SOURCED`), else None."""
+    name, sep, path = param.partition(":")
+    if not sep or name not in SOURCED:
+        return None
+    if not path:
+        raise UserError(f"`param` {param!r} needs a path after the colon: {name}:RUN_DIR")
+    return name, path
+
+
+class KindChoices(list):
+    """The kind names a command offers, which also take `NAME:PATH` for the sourced kinds (`SOURCED`):
+    what argparse checks a --param against."""
+
+    def __contains__(self, value: object) -> bool:
+        name, sep, path = value.partition(":") if isinstance(value, str) else ("", "", "")
+        return super().__contains__(value) or bool(sep and path and name in SOURCED)
+
+    @property
+    def metavar(self) -> str:
+        """How a usage line shows them: `{fourier,...,gan:RUN_DIR}`."""
+        return "{" + ",".join([*self, *(f"{name}:RUN_DIR" for name in SOURCED)]) + "}"
+
 
 def kinds(*, composable: bool | None = None, from_image: bool | None = None) -> list[str]:
     """The names of the kinds that can (True) or cannot (False) do what is asked; all by default."""
@@ -71,16 +101,22 @@ def kinds(*, composable: bool | None = None, from_image: bool | None = None) -> 
 
 
 def kind(name: str, among: list[str] | None = None) -> Kind:
-    """The kind called `name`, checked against `among` (default: every kind)."""
+    """The kind called `name` (or `NAME:PATH`, a sourced kind where every kind is allowed), checked
+    against `among` (default: every kind)."""
+    sourced = split_sourced(name) if among is None and isinstance(name, str) else None
+    if sourced is not None:
+        return SOURCED[sourced[0]]
     return KINDS[choice("param", name, among if among is not None else list(KINDS))]
 
 
 def help_text(among: list[str] | None = None) -> str:
-    """One line naming each kind (of `among`) and what it is, for command-line help."""
-    return "; ".join(f"{name}: {KINDS[name].help}" for name in (among or list(KINDS)))
+    """One line naming each kind (of `among`; default every kind, the sourced ones too) and what it is,
+    for command-line help."""
+    listed = [f"{name}: {KINDS[name].help}" for name in (among or list(KINDS))]
+    return "; ".join(listed if among else [*listed, *(k.help for k in SOURCED.values())])
 
 
-_MADE_HERE = ("height", "width", "batch", "channels", "generator", "img")
+_MADE_HERE = ("height", "width", "batch", "channels", "generator", "img", "run")
 """Arguments `make_param` gives a class itself: not settings a caller may pass."""
 
 
@@ -114,6 +150,14 @@ def make_param(
     nothing is drawn from `generator`).
     """
     found = kind(param)
+    sourced = split_sourced(param)
+    if sourced is not None:
+        if alpha or image is not None:
+            raise UserError(f"a {sourced[0]} param draws its own RGB images: drop "
+                            f"{'alpha' if alpha else 'image'}")
+        _check_settings(param, found.cls, options)
+        return found.cls(height, width, batch=positive_int("batch", batch), channels=channels,
+                         generator=generator, run=sourced[1], **options)
     if image is not None:
         if alpha:
             raise UserError("a parameterization started from an image has no opacity channel: drop alpha")

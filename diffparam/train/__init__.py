@@ -1,7 +1,8 @@
-"""Networks the project trains, and the one loop that trains them (`trainer.fit`: seed, progress,
-checkpoints, resume)."""
+"""Networks the project trains (a style network, a single-image GAN pyramid), and the one loop that
+trains them (`trainer.fit`: seed, progress, checkpoints, resume)."""
 
+from diffparam.train.singan import Pyramid, load_pyramid
 from diffparam.train.style_net import StyleNet
 from diffparam.train.trainer import fit, load_checkpoint
 
-__all__ = ["StyleNet", "fit", "load_checkpoint"]
+__all__ = ["Pyramid", "StyleNet", "fit", "load_checkpoint", "load_pyramid"]

@@ -23,8 +23,16 @@ from diffparam.checks import positive_int
 from diffparam.errors import UserError, first_line
 from diffparam.io import atomic_path
 
-Step = Callable[[int, torch.Generator], float]
-"""One optimisation step: (step index, the run's generator) → the step's loss."""
+Step = Callable[[int, torch.Generator], float | torch.Tensor]
+"""One optimisation step: (step index, the run's generator) → the step's loss. A 0-d tensor is read
+back to the host only when a checkpoint is written and at the end, so GPU steps never wait on it."""
+
+
+def _floats(history: list[float | torch.Tensor]) -> list[float]:
+    """The losses as floats, the tensors among them read back to the host in one transfer."""
+    tensors = [x for x in history if isinstance(x, torch.Tensor)]
+    read = iter(torch.stack(tensors).float().tolist() if tensors else [])
+    return [next(read) if isinstance(x, torch.Tensor) else x for x in history]
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
@@ -51,7 +59,7 @@ def fit(step: Step, modules: Mapping[str, nn.Module], optimizers: Mapping[str, t
     """
     every = positive_int("every", every)
     generator = torch.Generator().manual_seed(seed)
-    history: list[float] = []
+    history: list[float | torch.Tensor] = []
     start = 0
     if checkpoint is not None and Path(checkpoint).exists():
         state = load_checkpoint(checkpoint)
@@ -70,6 +78,9 @@ def fit(step: Step, modules: Mapping[str, nn.Module], optimizers: Mapping[str, t
             raise UserError(f"{checkpoint} has already trained {start} steps, more than the {steps} asked")
 
     def save(done: int) -> None:
+        history[:] = _floats(history)
+        if history:
+            bar.set_postfix(loss=f"{history[-1]:.4g}", refresh=False)
         if checkpoint is None:
             return
         state = {"settings": dict(settings), "step": done, "history": history,
@@ -84,10 +95,12 @@ def fit(step: Step, modules: Mapping[str, nn.Module], optimizers: Mapping[str, t
     done = start
     try:
         for i in range(start, steps):
-            history.append(float(step(i, generator)))
+            loss = step(i, generator)
+            history.append(loss.detach() if isinstance(loss, torch.Tensor) else float(loss))
             done = i + 1
             bar.update(1)
-            bar.set_postfix(loss=f"{history[-1]:.4g}", refresh=False)
+            if not isinstance(loss, torch.Tensor):
+                bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
             if done % every == 0 and done < steps:
                 save(done)
     except KeyboardInterrupt:
@@ -96,4 +109,4 @@ def fit(step: Step, modules: Mapping[str, nn.Module], optimizers: Mapping[str, t
     finally:
         bar.close()
     save(done)
-    return history
+    return history  # type: ignore[return-value]  # all floats since save()
