@@ -97,10 +97,10 @@ def _inputs(image: ImageSource, depth: DepthSource, disparity: bool, size: int) 
     img = img[0] if img.dim() == 4 else img
     if img.dim() != 3 or img.shape[0] != 3:
         raise UserError(f"the image must be RGB (3,H,W), got shape {tuple(img.shape)}")
-    z = read_depth(depth, disparity)
     h, w = img.shape[1:]
     if min(h, w) < MIN_SIDE:
         raise UserError(f"the image is {w}x{h} px: a 3D photo needs at least {MIN_SIDE} px a side")
+    z = read_depth(depth, disparity)
     if tuple(z.shape) != (h, w):
         raise UserError(f"the depth is {z.shape[1]}x{z.shape[0]} px but the image {w}x{h}: give a depth "
                         "map of the image's size")

@@ -109,5 +109,6 @@ def context_fill(layers: Layers, model: Model, steps: int = FILL_STEPS, seed: in
     result = render(model, objective, param=param, transforms=None, steps=steps, seed=seed, device=device,
                     progress=progress, background=None)
     filled = start.clone()
-    filled[:, rows, cols] = result.images[0].to(filled)
+    made = result.images[0].to(filled)
+    filled[:, rows, cols] = torch.where(band.to(filled.device), made, start[:, rows, cols])
     return filled, result.history

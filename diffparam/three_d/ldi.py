@@ -130,11 +130,17 @@ def build_layers(image: Tensor, depth: Tensor, band: int | None = None, ratio: f
 
 
 def unproject(depth: Tensor, fov: float) -> Tensor:
-    """Pixel centres at z-depth `depth` (H,W) → points (H·W,3) in the camera's frame (OpenGL: -z ahead)."""
+    """Pixel centres at z-depth `depth` (H,W) → points (H·W,3) in the camera's frame (OpenGL: -z ahead);
+    the outermost rows and columns are moved out to the image's border, so the mesh covers it all."""
     h, w = depth.shape
+
+    def centres(n: int) -> Tensor:
+        c = torch.arange(n, dtype=depth.dtype, device=depth.device) + 0.5
+        c[0], c[-1] = 0.0, float(n)
+        return c
+
     f = focal_pixels(w, fov)
-    ys, xs = torch.meshgrid(torch.arange(h, dtype=depth.dtype, device=depth.device) + 0.5,
-                            torch.arange(w, dtype=depth.dtype, device=depth.device) + 0.5, indexing="ij")
+    ys, xs = torch.meshgrid(centres(h), centres(w), indexing="ij")
     x = (xs - w / 2) / f * depth
     y = -(ys - h / 2) / f * depth
     return torch.stack([x, y, -depth], -1).reshape(-1, 3)

@@ -27,6 +27,9 @@ ZOOM = 0.12
 SHIFT = 0.03
 """Radius of the circle and swing paths, as a share of the reference depth."""
 
+NUDGE = (1 / 64, 1 / 32)
+"""Sub-pixel shift (x right, y down, px) of every view's image, too small to see."""
+
 
 @dataclass(frozen=True)
 class PinholeViews:
@@ -50,7 +53,11 @@ class PinholeViews:
         fx = 1.0 / torch.tan(torch.deg2rad(self.fov.to(points.device, points.dtype)) / 2)
         fy = fx * (width / height)
         w = -cam[..., 2]
-        return torch.stack([cam[..., 0] * fx[:, None], cam[..., 1] * fy[:, None], w, w], -1)
+        # Nudged by a fraction of a pixel, so that pixel centres never sit exactly on the vertices and
+        # edges of a mesh laid out on the pixel grid (there float round-off opens cracks).
+        x = cam[..., 0] * fx[:, None] + w * (2 * NUDGE[0] / width)
+        y = cam[..., 1] * fy[:, None] - w * (2 * NUDGE[1] / height)
+        return torch.stack([x, y, w, w], -1)
 
 
 def focal_pixels(width: int, fov: float) -> float:
