@@ -65,7 +65,7 @@ def test_layered_depth_image_reveals_the_background_where_a_rubber_sheet_smears(
     layered = next(ldi.render_views(ldi.layered_mesh(painted, FOV), view, 48, 64))
     sheet = next(ldi.render_views(ldi.layered_mesh(painted, FOV, cut=False), view, 48, 64))
     # Disoccluded: pixels of the new view whose surface the photo did not see.
-    revealed = _disoccluded(seen.depth[0], truth.depth[0], view)
+    revealed = rgbd_scenes.disoccluded(seen.depth[0], truth.depth[0], view, FOV)
     assert int(revealed.sum()) > 30
 
     def blue_share(frame: torch.Tensor) -> float:
@@ -78,21 +78,6 @@ def test_layered_depth_image_reveals_the_background_where_a_rubber_sheet_smears(
     # Away from the disoccluded pixels the layered image is the scene (it reproduces the photo).
     photo = next(ldi.render_views(ldi.layered_mesh(layers, FOV), IDENTITY, 48, 64))
     assert float(((photo - truth.images[0]).abs().max(0).values < 0.02).float().mean()) > 0.98
-
-
-def _disoccluded(depth: torch.Tensor, photo_depth: torch.Tensor, view: PinholeViews) -> torch.Tensor:
-    """Pixels (H,W) of a view whose 3D point is hidden in (or outside) the photo."""
-    h, w = depth.shape
-    f = w / 2 / math.tan(math.radians(FOV) / 2)
-    ys, xs = torch.meshgrid(torch.arange(h) + 0.5, torch.arange(w) + 0.5, indexing="ij")
-    cam = torch.stack([(xs - w / 2) / f * depth, -(ys - h / 2) / f * depth, -depth, torch.ones_like(depth)],
-                      -1)
-    world = cam @ view.pose[0].T
-    z = -world[..., 2]
-    u, v = world[..., 0] / z * f + w / 2, -world[..., 1] / z * f + h / 2
-    inside = (u >= 0) & (u < w) & (v >= 0) & (v < h)
-    seen = photo_depth[v.long().clamp(0, h - 1), u.long().clamp(0, w - 1)]
-    return inside & (seen < z * 0.97)
 
 
 def test_fills_beat_trivial_fills_on_the_hidden_wall(cards, lite0) -> None:

@@ -24,6 +24,10 @@ H, W = 48, 64
 CANVAS = """() => { const c = document.getElementById('photo');
   return Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data); }"""
 
+SHOWS_RED = """() => { const c = document.getElementById('photo');
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  return d.some((v, i) => i % 4 == 0 && v > 250 && d[i + 1] < 10 && d[i + 2] < 10); }"""
+
 
 @pytest.fixture(scope="module")
 def browser():
@@ -90,9 +94,7 @@ def test_page_moves_with_the_mouse(browser, scene, server, where: str) -> None:
 
     box = page.locator("#photo").bounding_box()
     page.mouse.move(box["x"] + box["width"] - 1, box["y"] + box["height"] / 2)  # the far right
-    page.wait_for_function(f"() => {{ const c = document.getElementById('photo'); const d = c.getContext('2d')"
-                           f".getImageData(0, 0, {W}, {H}).data; return d.some((v, i) => i % 4 == 0 && v > 250 "
-                           "&& d[i + 1] < 10 && d[i + 2] < 10); }", timeout=10_000)
+    page.wait_for_function(SHOWS_RED, timeout=10_000)
     moved = _canvas(page)
     changed = (moved[:3] - photo).abs().max(0).values > 0.1
     assert 0 < _red(moved) < 0.2 * H * W  # the hidden layer shows at the cards' edges only

@@ -15,7 +15,7 @@ from torch import Tensor
 
 from diffparam.checks import choice
 from diffparam.three_d.mesh import Mesh
-from diffparam.three_d.pinhole import PinholeViews
+from diffparam.three_d.pinhole import PinholeViews, focal_pixels
 from diffparam.three_d.raster import rasterize
 from diffparam.three_d.shapes import sphere
 
@@ -109,3 +109,20 @@ def observe(mesh: Mesh, views: PinholeViews, height: int, width: int) -> Truth:
     images = torch.nn.functional.avg_pool2d(images, 2)
     frags = rasterize(views.project(mesh.vertices, height, width), mesh.faces, (height, width))
     return Truth(images, frags.depth)
+
+
+def disoccluded(depth: Tensor, photo_depth: Tensor, view: PinholeViews, fov: float) -> Tensor:
+    """Pixels (H,W) of one view (z-depth `depth`) whose surface the photo (z-depth `photo_depth`, horizontal
+    field of view `fov`) does not see: hidden behind something nearer. Points outside the photo's frame
+    are not counted (they are off-frame, not disoccluded)."""
+    h, w = depth.shape
+    f = focal_pixels(w, fov)
+    ys, xs = torch.meshgrid(torch.arange(h) + 0.5, torch.arange(w) + 0.5, indexing="ij")
+    z = depth.cpu().clamp_max(1e6)
+    cam = torch.stack([(xs - w / 2) / f * z, -(ys - h / 2) / f * z, -z, torch.ones_like(z)], -1)
+    world = cam @ view.pose[0].T.to(cam)
+    far = -world[..., 2]
+    u, v = world[..., 0] / far * f + w / 2, -world[..., 1] / far * f + h / 2
+    inside = (u >= 0) & (u < w) & (v >= 0) & (v < h) & torch.isfinite(depth.cpu())
+    seen = photo_depth.cpu()[v.long().clamp(0, h - 1), u.long().clamp(0, w - 1)]
+    return inside & (seen < far * 0.97)
