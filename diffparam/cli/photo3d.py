@@ -1,4 +1,4 @@
-"""`diffparam photo3d`: a 3D photo from one RGB-D image (layered depth, context-aware fill, parallax)."""
+"""`diffparam photo3d`: a 3D photo from one RGB-D image (layered depth, a filled hidden layer, parallax)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("photo3d", help="a 3D photo from one RGB-D image: parallax videos, GLB, web page",
                        description="Cut the photo at its depth edges into a layered depth image, fill what "
-                       "the near side hides by matching the far side's deep-feature statistics, and write "
+                       "the near side hides from the far side around it, and write "
                        "parallax videos (or the views of --cameras), scene.glb and index.html into --out.")
     p.add_argument("image", help="the photo")
     p.add_argument("depth", help="its z-depth (16-bit PNG, TIFF, PGM or .npy), or disparity with --disparity")
@@ -41,8 +41,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="a transforms.json-layout file: render its views as PNGs instead of the videos")
     p.add_argument("--size", type=int, default=SIZE, help="width (px) of the layers and the outputs (at most "
                    "the photo's)")
-    p.add_argument("--fill", default="context", choices=FILLS,
-                   help="hidden layer: context-aware fill, OpenCV's Telea, or none (one stretched sheet)")
+    p.add_argument("--fill", default="exemplar", choices=FILLS,
+                   help="hidden layer: copies from the far side at the best offsets, those refined to match the "
+                   "far side's deep-feature statistics on --model (slower, measured worse), OpenCV's Telea, or "
+                   "none (one stretched sheet)")
     p.add_argument("--steps", type=int, default=FILL_STEPS,
                    help="optimisation steps of the context-aware fill")
     p.add_argument("--band", type=int, default=None, help="width (px) of the hidden layer behind each depth "

@@ -25,7 +25,7 @@ from diffparam.errors import UserError, first_line
 from diffparam.io import AnimationWriter, ImageSource, check_writable, read_image, remove_empty, save_image
 from diffparam.models.base import Model
 from diffparam.models.registry import DEFAULT_MODEL, load_model
-from diffparam.recipes.photo3d_fill import FILL_STEPS, FILLS, context_fill, telea
+from diffparam.recipes.photo3d_fill import FILL_STEPS, FILLS, context_fill, exemplar, telea
 from diffparam.recipes.photo3d_page import PAGE, write_page
 from diffparam.render import resolve_device
 from diffparam.result import Result
@@ -120,7 +120,7 @@ def photo3d(
     disparity: bool = False,
     fov: float = FOV,
     size: int = SIZE,
-    fill: str = "context",
+    fill: str = "exemplar",
     steps: int = FILL_STEPS,
     band: int | None = None,
     model: Model | str = DEFAULT_MODEL,
@@ -136,8 +136,9 @@ def photo3d(
 ) -> Result:
     """A 3D photo of `image` with z-depth `depth` (or disparity, with `disparity`) seen with horizontal
     field of view `fov` degrees: the layered depth image, its hidden layer coloured by `fill`
-    (`FILLS`), as a `Result` whose images are the photo and the hidden colour and whose `mesh` is
-    the layered mesh. With `out`, it is saved there at once (see `save_3d_photo` for the rest).
+    (`FILLS`; `context` optimises `steps` steps on `model`), as a `Result` whose images are the photo
+    and the hidden colour and whose `mesh` is the layered mesh. With `out`, it is saved there at
+    once (see `save_3d_photo` for the other options).
     """
     fov = real("fov", fov, 1.0, 170.0, hint="(degrees, horizontal)")
     size = int_in("size", size, MIN_SIDE, 4096, " px")
@@ -158,6 +159,8 @@ def photo3d(
         layers = layers.with_color(color)
     elif fill == "telea":
         layers = layers.with_color(telea(layers))
+    elif fill == "exemplar":
+        layers = layers.with_color(exemplar(layers))
     mesh = layered_mesh(layers, fov, cut=fill != "none")
     result = Result(torch.stack([layers.image, layers.hidden_color]).cpu(), history=history,
                     objective=f"photo3d ({fill} fill)", seconds=time.perf_counter() - start,

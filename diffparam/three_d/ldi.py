@@ -39,7 +39,7 @@ def band_width(width: int) -> int:
 class Layers:
     """An LDI at one resolution: the photo (3,H,W) and its depth (H,W); the hidden layer's depth
     (H,W) and colour (3,H,W), meaningful where `band` (H,W) is True; `far` (H,W) marks the pixels
-    the hidden colour may be learnt from (the far side around the band)."""
+    the hidden colour may be learnt from (the far side around the band); `width` is the band's (px)."""
 
     image: Tensor
     depth: Tensor
@@ -47,13 +47,14 @@ class Layers:
     hidden_depth: Tensor
     hidden_color: Tensor
     far: Tensor
+    width: int
 
     def with_color(self, color: Tensor) -> Layers:
         """The same layers with the hidden colour `color` (3,H,W) (used inside the band only)."""
         shape("hidden colour", color, "3,H,W", H=self.image.shape[1], W=self.image.shape[2])
         keep = self.band.unsqueeze(0)
         return Layers(self.image, self.depth, self.band, self.hidden_depth,
-                      torch.where(keep, color.to(self.image), self.image), self.far)
+                      torch.where(keep, color.to(self.image), self.image), self.far, self.width)
 
 
 def _ratio(a: Tensor, b: Tensor) -> Tensor:
@@ -126,7 +127,7 @@ def build_layers(image: Tensor, depth: Tensor, band: int | None = None, ratio: f
     zone = _within(hidden, width)
     far = zone & ~hidden & (depth * ratio >= _max_filter(torch.where(far_edge, depth, 0.0), 2 * width + 1))
     hidden_depth = extend_depth(depth, hidden, far, 2 * width)
-    return Layers(image, depth, hidden, hidden_depth, image.clone(), far)
+    return Layers(image, depth, hidden, hidden_depth, image.clone(), far, width)
 
 
 def unproject(depth: Tensor, fov: float) -> Tensor:
