@@ -42,9 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--size", type=int, default=SIZE, help="width (px) of the layers and the outputs (at most "
                    "the photo's)")
     p.add_argument("--fill", default="exemplar", choices=FILLS,
-                   help="hidden layer: copies from the far side at the best offsets, those refined to match the "
-                   "far side's deep-feature statistics on --model (slower, measured worse), OpenCV's Telea, or "
-                   "none (one stretched sheet)")
+                   help="hidden layer: copies from the far side at the best offsets; those refined to match "
+                   "the far side's deep-feature statistics on --model (slower, measured worse); OpenCV's "
+                   "Telea; or none (one stretched sheet)")
     p.add_argument("--steps", type=int, default=FILL_STEPS,
                    help="optimisation steps of the context-aware fill")
     p.add_argument("--band", type=int, default=None, help="width (px) of the hidden layer behind each depth "
