@@ -89,6 +89,16 @@ def _within(mask: Tensor, radius: float) -> Tensor:
     return torch.from_numpy(dist <= radius).to(mask.device)
 
 
+def _nearest(mask: Tensor, values: Tensor) -> Tensor:
+    """At every pixel, `values` (H,W) at the nearest True pixel of `mask` (inf where it has none)."""
+    if not bool(mask.any()):
+        return torch.full_like(values, float("inf"))
+    _, labels = cv2.distanceTransformWithLabels((~mask).cpu().numpy().astype(np.uint8), cv2.DIST_L2, 3,
+                                                labelType=cv2.DIST_LABEL_PIXEL)
+    # Labels number the mask's pixels 1, 2, … in row-major order, as boolean indexing lists them.
+    return values[mask][torch.from_numpy(labels.astype(np.int64) - 1).to(values.device)]
+
+
 def extend_depth(depth: Tensor, band: Tensor, fixed: Tensor, iterations: int) -> Tensor:
     """Depth (H,W) with the `band` pixels replaced by a membrane over `band` ∪ `fixed` pixels: each band
     pixel the mean of its band and fixed 4-neighbours, the fixed ones held (Jacobi iterations)."""
@@ -120,30 +130,35 @@ def build_layers(image: Tensor, depth: Tensor, band: int | None = None, ratio: f
     width = band_width(image.shape[2]) if band is None else int(band)
     near_edge, far_edge = edge_sides(depth, ratio)
     # The band: near-side pixels within `width` of a near edge pixel, clearly nearer than the far
-    # side around them.
-    far_around = _max_filter(torch.where(far_edge, depth, 0.0), width + 1)
+    # side of the nearest edge.
+    far_around = _nearest(far_edge, depth)
     hidden = _within(near_edge, width) & (depth * ratio < far_around)
     # What the hidden layer continues: far-side pixels around the band (not nearer than the far edge).
     zone = _within(hidden, width)
-    far = zone & ~hidden & (depth * ratio >= _max_filter(torch.where(far_edge, depth, 0.0), 2 * width + 1))
+    far = zone & ~hidden & (depth * ratio >= far_around)
     hidden_depth = extend_depth(depth, hidden, far, 2 * width)
     return Layers(image, depth, hidden, hidden_depth, image.clone(), far, width)
 
 
-def unproject(depth: Tensor, fov: float) -> Tensor:
-    """Pixel centres at z-depth `depth` (H,W) → points (H·W,3) in the camera's frame (OpenGL: -z ahead);
-    the outermost rows and columns are moved out to the image's border, so the mesh covers it all."""
+def unproject(depth: Tensor, fov: float, margin: int = 0) -> Tensor:
+    """Pixel centres at z-depth `depth` (H,W) → points (H·W,3) in the camera's frame (OpenGL: -z ahead).
+
+    `depth` may be the photo's padded by `margin` px on every side (those pixels lie outside its
+    frame). The outermost rows and columns are moved out by half a pixel, to the border, so that the
+    mesh covers every pixel centre of the frame.
+    """
     h, w = depth.shape
 
     def centres(n: int) -> Tensor:
-        c = torch.arange(n, dtype=depth.dtype, device=depth.device) + 0.5
-        c[0], c[-1] = 0.0, float(n)
+        c = torch.arange(n, dtype=depth.dtype, device=depth.device) + 0.5 - margin
+        c[0], c[-1] = float(-margin), float(n - margin)
         return c
 
-    f = focal_pixels(w, fov)
+    width, height = w - 2 * margin, h - 2 * margin
+    f = focal_pixels(width, fov)
     ys, xs = torch.meshgrid(centres(h), centres(w), indexing="ij")
-    x = (xs - w / 2) / f * depth
-    y = -(ys - h / 2) / f * depth
+    x = (xs - width / 2) / f * depth
+    y = -(ys - height / 2) / f * depth
     return torch.stack([x, y, -depth], -1).reshape(-1, 3)
 
 
@@ -160,11 +175,28 @@ def _connected(tris: Tensor, depth: Tensor, ratio: float) -> Tensor:
     return z.max(1).values / z.min(1).values <= ratio
 
 
-def layered_mesh(layers: Layers, fov: float, ratio: float = EDGE_RATIO, cut: bool = True) -> Mesh:
+def _padded(layers: Layers, margin: int) -> Layers:
+    """The layers with their outermost pixels repeated `margin` px outward (no band out there)."""
+
+    def pad(x: Tensor, mode: str = "replicate") -> Tensor:
+        y = x.float()[None] if x.dim() == 3 else x.float()[None, None]
+        y = F.pad(y, (margin,) * 4, mode=mode)
+        return y[0] if x.dim() == 3 else y[0, 0].to(x.dtype)
+
+    return Layers(pad(layers.image), pad(layers.depth), pad(layers.band, "constant"),
+                  pad(layers.hidden_depth), pad(layers.hidden_color), pad(layers.far, "constant"),
+                  layers.width)
+
+
+def layered_mesh(layers: Layers, fov: float, ratio: float = EDGE_RATIO, cut: bool = True,
+                 margin: int | None = None) -> Mesh:
     """The LDI as one textured mesh in the photo camera's frame: the photo cut at its depth edges,
     and behind it the hidden band joined to the far side around it. The texture is the photo above
-    the hidden colour, (3, 2H, W). Without `cut`, the photo alone as one stretched sheet (the
-    "rubber sheet" baseline)."""
+    the hidden colour. Without `cut`, the photo alone as one stretched sheet (the "rubber sheet"
+    baseline). The photo's edge pixels are repeated `margin` px (default: the band's width) beyond
+    its frame, so that a moving camera sees them rather than nothing."""
+    margin = layers.width if margin is None else margin
+    layers = _padded(layers, margin) if margin else layers
     _, h, w = layers.image.shape
     dev = layers.depth.device
     tris = _grid_triangles(h, w, dev)
@@ -172,14 +204,14 @@ def layered_mesh(layers: Layers, fov: float, ratio: float = EDGE_RATIO, cut: boo
     ys, xs = torch.meshgrid(torch.arange(h, device=dev) + 0.5, torch.arange(w, device=dev) + 0.5,
                             indexing="ij")
     uv = torch.stack([xs / w, 1 - ys / (2 * h)], -1).reshape(-1, 2).float()
-    vertices, uvs, faces = [unproject(layers.depth, fov)], [uv], [front]
+    vertices, uvs, faces = [unproject(layers.depth, fov, margin)], [uv], [front]
     if cut and bool(layers.band.any()):
         members = layers.band | (_within(layers.band, 1.5) & layers.far)  # diagonals too
         back_depth = torch.where(layers.band, layers.hidden_depth, layers.depth)
         back = tris[members.reshape(-1)[tris].all(1)]
         back = back[_connected(back, back_depth, ratio)]
         used, back = torch.unique(back, return_inverse=True)  # only the band's vertices and their rim
-        vertices.append(unproject(back_depth, fov)[used])
+        vertices.append(unproject(back_depth, fov, margin)[used])
         uvs.append((uv - torch.tensor([0.0, 0.5], device=dev))[used])
         faces.append(back + h * w)
     texture = torch.cat([layers.image, layers.hidden_color], 1).float().clamp(0, 1)
