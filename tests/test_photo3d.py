@@ -174,3 +174,16 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, image, depth
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]
     assert not out.exists()
+
+
+def test_a_failure_while_saving_leaves_nothing(tmp_path, cards, monkeypatch) -> None:
+    _, truth = cards
+    result = photo3d(truth.images[0], truth.depth[0], fill="telea", progress=False)
+
+    def broken(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("diffparam.recipes.photo3d.export_glb", broken)
+    with pytest.raises(OSError, match="No space"):
+        result.save(tmp_path / "out" / "deeper", path="circle", frames=3, video="gif")
+    assert list(tmp_path.iterdir()) == []  # the videos written before the failure are gone, folders too

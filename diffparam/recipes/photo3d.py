@@ -193,8 +193,8 @@ def views_for(result: Result, path: str, frames: int) -> PinholeViews:
 def save_3d_photo(result: Result, out: Path, path: str = "all", frames: int = FRAMES, fps: float = FPS,
                   video: str = "mp4", cameras: str | os.PathLike | None = None) -> dict[str, Path]:
     """Write into folder `out`: a video per camera path (`path`, or all four) of `frames` frames, or
-    with `cameras` (a transforms.json-layout file) one PNG per view named after its `file_path`; and
-    `scene.glb` and `index.html`. Nothing stays behind when it fails."""
+    with `cameras` (a transforms.json-layout file) one PNG per view named after its `file_path`, all
+    at the layers' size; and `scene.glb` and `index.html`. Nothing stays behind when it fails."""
     _save_options(path, frames, fps, video, cameras)
     check_writable(out / SCENE)
     made = [out, *out.parents]
