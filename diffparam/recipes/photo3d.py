@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,15 @@ from torch import Tensor
 
 from diffparam.checks import choice, int_in, positive_int, real
 from diffparam.errors import UserError, first_line
-from diffparam.io import AnimationWriter, ImageSource, check_writable, read_image, remove_empty, save_image
+from diffparam.io import (
+    AnimationWriter,
+    ImageSource,
+    check_writable,
+    missing_folders,
+    read_image,
+    remove_empty,
+    save_image,
+)
 from diffparam.models.base import Model
 from diffparam.models.registry import DEFAULT_MODEL, load_model
 from diffparam.recipes.photo3d_fill import FILL_STEPS, FILLS, context_fill, exemplar, telea
@@ -161,10 +170,12 @@ def photo3d(
         layers = layers.with_color(telea(layers))
     elif fill == "exemplar":
         layers = layers.with_color(exemplar(layers))
+    else:  # one sheet: nothing hidden, in the mesh or on the page
+        layers = replace(layers, band=torch.zeros_like(layers.band))
     mesh = layered_mesh(layers, fov, cut=fill != "none")
     result = Result(torch.stack([layers.image, layers.hidden_color]).cpu(), history=history,
                     objective=f"photo3d ({fill} fill)", seconds=time.perf_counter() - start,
-                    metrics={"hidden_share": float(layers.band.float().mean()) if fill != "none" else 0.0},
+                    metrics={"hidden_share": float(layers.band.float().mean())},
                     extras={"layers": layers, "mesh": mesh, "fov": fov,
                             "reference_depth": float(z.median())},
                     writer=save_3d_photo)
@@ -197,8 +208,7 @@ def save_3d_photo(result: Result, out: Path, path: str = "all", frames: int = FR
     at the layers' size; and `scene.glb` and `index.html`. Nothing stays behind when it fails."""
     _save_options(path, frames, fps, video, cameras)
     check_writable(out / SCENE)
-    made = [out, *out.parents]
-    made = [d for d in made if not d.exists()]
+    made = missing_folders(out / SCENE)
     written: dict[str, Path] = {}
     mesh, (h, w) = result.mesh, result.images.shape[-2:]
     try:
