@@ -162,11 +162,14 @@ def timing(args: argparse.Namespace, device: torch.device) -> dict:
         for fill in args.timing_fills.split(","):
             if device.type == "cuda":
                 torch.cuda.synchronize()
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             result = photo3d(tmp / "photo.png", tmp / "depth.png", path="swing", frames=240, fill=fill,
                              device=str(device), model=model, progress=False, out=tmp / fill)
             total = time.perf_counter() - start
-            times[fill] = {"seconds_total": total, "seconds_layers_and_fill": result.seconds,
+            # CPU seconds of this process (all its threads): on a machine shared with other jobs,
+            # this over the thread count estimates the wall time the machine alone would take.
+            times[fill] = {"seconds_total": total, "cpu_seconds": time.process_time() - cpu,
+                           "threads": torch.get_num_threads(), "seconds_layers_and_fill": result.seconds,
                            "seconds_render_and_write": total - result.seconds,
                            "size": list(result.images.shape[-2:])}
             print(fill, json.dumps(times[fill]), flush=True)
