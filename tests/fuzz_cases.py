@@ -149,6 +149,19 @@ def all_files(folder: Path) -> None:
 
 LONG = "x" * 300 + ".png"
 
+
+def rgbd(folder: Path) -> None:
+    """A photo with good and bad depth maps, a 1x1 photo and a broken cameras file, for photo3d."""
+    photo(folder)
+    ramp = np.linspace(1.0, 3.0, 40 * 48).reshape(40, 48)
+    for name, depth in {"depth": ramp, "small": ramp[:30, :30], "flat": np.full((40, 48), 2.0),
+                        "nan": np.where(ramp > 2, np.nan, ramp), "negative": ramp - 2}.items():
+        np.save(folder / f"{name}.npy", depth)
+    _png(folder / "dot.png", np.full((1, 1, 3), 90, np.uint8))
+    np.save(folder / "dot.npy", np.ones((1, 1)))
+    (folder / "cams.json").write_text(json.dumps({"camera_angle_x": 0.8, "frames": [{"file_path": "a"}]}))
+
+
 CASES: list[Case] = [
     # -- render: numbers, devices, sizes ------------------------------------------------------
     *(
@@ -515,8 +528,24 @@ CASES: list[Case] = [
     Case(("gan", "paint", "nowhere", "photo.png", "--out", "p.png"), "not found", setup=photo),
     Case(("render", "blocks.2:3", *QUICK, "--param", "gan:nowhere", "--out", "o.png"), "not found"),
     Case(("render", "blocks.2:3", *QUICK, "--param", "gan:", "--out", "o.png"), "invalid choice"),
+    # -- photo3d: bad depth maps, sizes, options -------------------------------------------------
+    *(
+        Case(("photo3d", "photo.png", depth, *QUICK, "--out", "o"), message, setup=rgbd)
+        for depth, message in (("small.npy", "the depth is 30x30 px but the image 48x40"),
+                               ("flat.npy", "is all one value"), ("nan.npy", "NaN or infinite"),
+                               ("negative.npy", "negative values"), ("missing.npy", "depth not found"),
+                               ("photo.png", "must be one channel"))
+    ),
+    Case(("photo3d", "dot.png", "dot.npy", *QUICK, "--out", "o"), "at least 8 px a side", setup=rgbd),
+    Case(("photo3d", "photo.png", "depth.npy", *QUICK, "--cameras", "cams.json", "--out", "o"),
+         "transform_matrix", setup=rgbd),
+    Case(("photo3d", "photo.png", "depth.npy", *QUICK, "--fov", "0", "--out", "o"), "--fov must be",
+         setup=rgbd),
+    Case(("photo3d", "photo.png", "depth.npy", *QUICK, "--frames", "0", "--out", "o"), "--frames must be",
+         setup=rgbd),
+    Case(("photo3d", "photo.png", "depth.npy", *QUICK, "--out", "keep.png"), "is a file, not a folder",
+         setup=rgbd),
 ]
-
 
 def snapshot(folder: Path) -> dict[str, str]:
     """Every file and folder below `folder`, with a hash of each file's content."""

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from diffparam import deprecation
@@ -28,11 +29,16 @@ if TYPE_CHECKING:
     from diffparam.models.base import Model
 
 
-def gram(features: Tensor) -> Tensor:
-    """Gram matrices (B, C, C) of activations (B, C, H, W), divided by H·W (a mean over positions)."""
+def gram(features: Tensor, region: Tensor | None = None) -> Tensor:
+    """Gram matrices (B, C, C) of activations (B, C, H, W), divided by H·W (a mean over positions);
+    with `region` (an image's mask or weights (H', W') in [0, 1]), a weighted mean over the
+    positions it covers, the region resized to the activations' grid (area average)."""
     b, c, h, w = shape("the activations of a Gram matrix", features, "B,C,H,W").shape
     flat = features.reshape(b, c, h * w)
-    return torch.bmm(flat, flat.transpose(1, 2)) / (h * w)
+    if region is None:
+        return torch.bmm(flat, flat.transpose(1, 2)) / (h * w)
+    weight = F.interpolate(region[None, None].to(features), size=(h, w), mode="area").reshape(1, 1, h * w)
+    return torch.bmm(flat * weight, flat.transpose(1, 2)) / weight.sum().clamp_min(1e-6)
 
 
 def _layer_checks(layer: str, channels: int, what: str):
@@ -76,6 +82,7 @@ def style(
     targets: Mapping[str, Tensor],
     weights: Mapping[str, float] | None = None,
     moving_average: float | None = None,
+    region: Tensor | None = None,
 ) -> Objective:
     """Minus the weighted style loss: Σ_layer weight · mean |gram(acts) − target| / mean |target|.
 
@@ -83,7 +90,8 @@ def style(
     With `moving_average` (a momentum in [0, 1), e.g. 0.95) each layer's Gram matrix is a moving
     average over the steps seen (forward value from the average, gradient to the current batch):
     for a style spread over many views, as in texture rendering. That state persists: build a new
-    objective for each render.
+    objective for each render. With `region` (H, W) the Gram matrices count only the positions
+    under it (see `gram`): the style of one part of the image, as when filling a hole.
     """
     if not targets:
         raise UserError("style needs a target Gram matrix for at least one layer")
@@ -106,11 +114,12 @@ def style(
         consts[layer] = (Constant(t), w, scale)
         checks.append(_layer_checks(layer, t.shape[0], "style"))
     average = _GramAverage(moving_average) if moving_average is not None else None
+    where = None if region is None else Constant(shape("region", region, "H,W").detach().float().cpu())
 
     def fn(acts: Activations) -> Tensor:
         total = None
         for layer, (const, w, scale) in consts.items():
-            g = gram(acts[layer])
+            g = gram(acts[layer], None if where is None else where.on(acts[layer].device))
             if average is not None:
                 g = average(layer, g)
             t = const.on(g.device, g.dtype)
@@ -123,7 +132,7 @@ def style(
         return -total
 
     average_name = "" if moving_average is None else f"; moving average {moving_average:g}"
-    name = f"style({','.join(consts)}{average_name})"
+    name = f"style({','.join(consts)}{average_name}{'' if region is None else '; in a region'})"
     return Objective(fn, list(consts), name, checks)
 
 
@@ -154,8 +163,10 @@ def _as_batch(image: Tensor) -> Tensor:
     return shape("an RGB image in [0, 1]", image.unsqueeze(0) if image.dim() == 3 else image, "B,3,H,W")
 
 
-def style_targets(model: Model, image: Tensor, layers: list[str] | tuple[str, ...]) -> dict[str, Tensor]:
-    """Gram matrices (C, C) on the CPU of `image` (RGB in [0,1]) at `layers`; a batch is averaged."""
+def style_targets(model: Model, image: Tensor, layers: list[str] | tuple[str, ...],
+                  region: Tensor | None = None) -> dict[str, Tensor]:
+    """Gram matrices (C, C) on the CPU of `image` (RGB in [0,1]) at `layers`; a batch is averaged;
+    `region` (H, W) counts only the positions under it (see `gram`)."""
     img = _as_batch(image)
     if not layers:
         raise UserError("style needs at least one layer")
@@ -164,7 +175,8 @@ def style_targets(model: Model, image: Tensor, layers: list[str] | tuple[str, ..
     flat = [layer for layer in layers if acts[layer].dim() != 4]
     if flat:
         raise UserError(f"{', '.join(flat)} has no spatial grid: pick convolutional layers for style")
-    return {layer: gram(acts[layer].float()).mean(0).cpu() for layer in layers}
+    where = None if region is None else region.to(model.device)
+    return {layer: gram(acts[layer].float(), where).mean(0).cpu() for layer in layers}
 
 
 def content_target(model: Model, image: Tensor, layer: str) -> Tensor:
