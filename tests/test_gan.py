@@ -31,13 +31,16 @@ TINY = dict(scales=3, size=32, min_size=14, steps=40, width=16, lr=2e-3, device=
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    """A run trained on a 32 px crop of scikit-image's cat: the folder, the image, the result."""
+    """A run trained on a 32 px crop of scikit-image's cat: the folder, the image, the result (one thread:
+    tiny convolutions are fastest so; the session's setting is restored after this module)."""
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
     where = tmp_path_factory.mktemp("gan")
     image = sample_photos(32, ("chelsea",))
     save_image(image[0], where / "cat.png")
     result = train_gan(where / "cat.png", where / "run", **TINY)
-    return where, read_image(where / "cat.png"), result
+    yield where, read_image(where / "cat.png"), result
+    torch.set_num_threads(threads)
 
 
 def test_training_leaves_a_fresh_critic_little_advantage(run) -> None:

@@ -14,7 +14,7 @@ from PIL import Image
 
 from diffparam.cli import main
 from diffparam.errors import UserError
-from diffparam.io import read_frames, read_image, save_image
+from diffparam.io import read_frames, read_image, sample_photos, save_image
 from diffparam.recipes.photo3d import photo3d, read_depth
 from diffparam.recipes.photo3d_fill import context_fill, exemplar, telea
 from diffparam.three_d import ldi, rgbd_scenes
@@ -132,6 +132,15 @@ def test_command_writes_videos_glb_and_page(tmp_path, cards, capsys) -> None:
     assert vertices > 48 * 64  # the photo's sheet and the hidden band behind it
     page = (out / "index.html").read_text()
     assert "data:image/png;base64," in page and "http" not in page.replace("http-equiv", "")
+
+
+@pytest.mark.parametrize("fill", ["exemplar", "context"])
+def test_a_gentle_slope_without_depth_edges_has_nothing_hidden(fill, lite0) -> None:
+    photo = sample_photos(64, ("coffee",))[0, :, :32, :48]
+    ramp = torch.linspace(2.0, 2.5, 48).expand(32, 48).clone()  # a wall seen at an angle: no cut
+    result = photo3d(photo, ramp, fill=fill, steps=2, model=lite0, device="cpu", progress=False)
+    assert result.images.shape[-2:] == (32, 48)
+    assert torch.isfinite(result.images).all()
 
 
 def test_cameras_file_renders_named_views(tmp_path, cards) -> None:

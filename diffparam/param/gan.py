@@ -34,6 +34,8 @@ class GANImage(Parameterization):
                                                          generator_device(generator)))
 
     def forward(self) -> Tensor:
+        """The images the pyramid draws from the noise maps, each rescaled to unit RMS (the statistics
+        the GAN was trained on)."""
         unit = [z * z.square().mean((1, 2, 3), keepdim=True).add(1e-8).rsqrt() for z in self.noise]
         return to_image(self.pyramid(unit))
 

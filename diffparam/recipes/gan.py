@@ -103,7 +103,7 @@ def training_images(source: ImageSource, size: int = SIZE, min_size: int = MIN_S
     centre-cropped to the first one's shape). Longer side at most `size`: larger images are downscaled
     with a warning; an image under `min_size` px on its shorter side is refused."""
     if isinstance(source, Tensor):
-        img = source[None] if source.dim() == 3 else source
+        img = (source[None] if source.dim() == 3 else source).detach().cpu()
         if img.dim() != 4 or img.shape[1] != 3:
             raise UserError("a training image tensor must be (3, H, W) or (K, 3, H, W), got "
                             f"{tuple(source.shape)}")
@@ -223,8 +223,7 @@ def train_gan(
     folder = check_run_folder(out)
     reals_01 = training_images(images, size, min_size)
     dev = resolve_device(device)
-    settings = dict(images=str(images) if not isinstance(images, Tensor) else "tensor",
-                    fingerprint=_fingerprint(reals_01), scales=scales, size=size, min_size=min_size,
+    settings = dict(fingerprint=_fingerprint(reals_01), scales=scales, size=size, min_size=min_size,
                     steps=steps, lr=lr, width=width, critic_steps=critic_steps,
                     generator_steps=generator_steps, rec_weight=rec_weight, gp_weight=gp_weight,
                     amplitude=amplitude, batch=batch, seed=seed)
@@ -329,7 +328,7 @@ class _ScaleStep:
         for _ in range(self.counts[0]):
             with torch.no_grad():
                 fake = self._fake(up)
-            advantage = self.critic(self.real).mean() - self.critic(fake).mean()
+            advantage = self.critic(real).mean() - self.critic(fake).mean()
             loss = -advantage + gp_weight * _gradient_penalty(self.critic, real, fake, self.noise)
             self.d_opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -418,8 +417,9 @@ def gan_animation(run: str | os.PathLike, out: str | os.PathLike, frames: int = 
                   smoothness: float = 0.95, size: int | tuple[int, int] | None = None, seed: int = 0,
                   device: str = "auto") -> Result:
     """A GIF or MP4 at `out` of a random walk in a trained run's noise inputs: each frame's noise is
-    `smoothness` x the last one's plus fresh noise (keeping unit variance), starting from the noise that
-    reconstructs the training image. `result.images` holds the first frame."""
+    `smoothness` x the last one's plus fresh noise (keeping unit variance), starting at the coarsest
+    scale from the noise that reconstructs the training image (finer scales start from fresh noise).
+    `result.images` holds the first frame."""
     frames = int_in("frames", frames, 2, 100_000)
     a = real("smoothness", smoothness, 0.0, 0.999)
     dev = resolve_device(device)

@@ -1,7 +1,7 @@
 """3D photos from one RGB-D image (after Shih et al. 2020): a layered depth image cut at the depth
-edges, its hidden layer filled (the context-aware fill by default), then parallax videos along the
-paper's four camera paths, a GLB mesh, a mouse-parallax web page, or the views of a
-transforms.json file.
+edges, its hidden layer filled (by default copied from the far side; the context-aware fill on
+request), then parallax videos along the paper's four camera paths, a GLB mesh, a mouse-parallax web
+page, or the views of a transforms.json file.
 
 `photo3d(image, depth)` computes the layers and returns a `Result`; `result.save(DIR)` (or
 `out=DIR`) renders and writes the files, streaming video frames; a failure part-way removes what
@@ -94,7 +94,8 @@ def read_depth(source: DepthSource, disparity: bool = False) -> Tensor:
         finite = 1.0 / values[values > 0]
         values = torch.where(values > 0, 1.0 / values.clamp_min(1e-300), 2.0 * finite.max())
     elif bool((values == 0).any()):
-        raise UserError(f"{name} holds zeros: z-depth must be > 0 (inverse depth? pass `disparity`)")
+        raise UserError(f"{name} holds zeros: z-depth must be > 0 (0 often marks a missing measurement: fill "
+                        "those holes first; inverse depth? pass `disparity`)")
     if float(values.max()) <= float(values.min()) * (1 + 1e-6):
         raise UserError(f"{name} is all one value: a flat {what} map makes no parallax")
     return values.float()

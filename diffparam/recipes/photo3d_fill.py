@@ -56,10 +56,10 @@ def telea(layers: Layers) -> Tensor:
 
 def _box_sum(x: Tensor, radius: int) -> Tensor:
     """Sums of `x` (H,W) over (2·radius+1)² windows (zeros outside), through cumulative sums."""
-    padded = F.pad(x, (radius + 1, radius, radius + 1, radius))
+    padded = F.pad(x, (radius + 1, radius, radius + 1, radius)).double()  # float32 sums cancel at large sizes
     c = padded.cumsum(0).cumsum(1)
     k = 2 * radius + 1
-    return c[k:, k:] - c[:-k, k:] - c[k:, :-k] + c[:-k, :-k]
+    return (c[k:, k:] - c[:-k, k:] - c[k:, :-k] + c[:-k, :-k]).to(x.dtype)
 
 
 def _shift(x: Tensor, dy: int, dx: int, fill: float) -> Tensor:
@@ -78,6 +78,8 @@ def exemplar(layers: Layers, radius: int | None = None) -> Tensor:
     offset o is scored near every pixel by how well image(q + o) matches image(q) on the far-side
     ring q (an average over a window as wide as the band), and the band takes image(p + o) from
     its best offset whose source is visible far side. Stripes and edges continue in phase."""
+    if not bool(layers.band.any()) or not bool(layers.far.any()):
+        return telea(layers)  # no depth edge: nothing hidden to copy into
     width = layers.width
     radius = 2 * width if radius is None else radius
     step = max(1, round(radius / 12))  # at most 25x25 offsets
@@ -152,9 +154,9 @@ def context_fill(layers: Layers, model: Model, steps: int = FILL_STEPS, seed: in
                  lr: float = FILL_LR) -> tuple[Tensor, list[float]]:
     """The hidden colour (3,H,W) by the context-aware fill from the first guess `start` (default:
     `exemplar`), and the loss per step."""
-    start = exemplar(layers) if start is None else start
     if not bool(layers.band.any()) or not bool(layers.far.any()):
-        return start, []
+        return (exemplar(layers) if start is None else start), []
+    start = exemplar(layers) if start is None else start
     rows, cols = _crop(layers, margin=8)
     band, far = layers.band[rows, cols].cpu(), layers.far[rows, cols].cpu()
     image = torch.where(_unknown(layers), start, layers.image)[:, rows, cols][None].cpu()

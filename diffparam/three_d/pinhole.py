@@ -39,6 +39,7 @@ class PinholeViews:
     fov: Tensor
 
     def __len__(self) -> int:
+        """How many views."""
         return int(self.pose.shape[0])
 
     def __getitem__(self, index: slice) -> PinholeViews:

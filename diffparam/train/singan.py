@@ -52,6 +52,7 @@ class ScaleGenerator(nn.Module):
         self.net = _convs(channels, width, channels)
 
     def forward(self, noisy: Tensor, up: Tensor) -> Tensor:
+        """The scale's image: `up` (the scale below, upsampled) plus detail made from `noisy`."""
         return up + torch.tanh(self.net(noisy))
 
 
@@ -63,6 +64,7 @@ class Critic(nn.Module):
         self.net = _convs(channels, width, 1)
 
     def forward(self, x: Tensor) -> Tensor:
+        """Patch scores (B, 1, H, W) of images `x` in [-1, 1]."""
         return self.net(x)
 
 
@@ -90,6 +92,7 @@ class Pyramid(nn.Module):
 
     @property
     def scales(self) -> int:
+        """How many scales the pyramid has."""
         return len(self.generators)
 
     def shapes_for(self, height: int | None = None, width: int | None = None) -> list[tuple[int, int]]:
@@ -127,9 +130,11 @@ class RunFiles:
 
     @property
     def meta(self) -> Path:
+        """The run's settings and images."""
         return self.folder / "run.pt"
 
     def scale(self, n: int) -> Path:
+        """Scale `n`'s training checkpoint."""
         return self.folder / f"scale_{n}.pt"
 
 
