@@ -9,6 +9,8 @@ at the embedded model's style layers) and `content_distance` (relative feature d
 at its content layer).
 
 GPU:  python3 bench/style_net.py --device cuda --steps 1500 --out style_net.json
+CPU, the content-weight trade-off:  python bench/style_net.py --device cpu --steps 300 --size 128
+      --style-steps 100 --content-weights 1 3 10 --sizes --out style_net_cpu.json
 CPU speed only:  python bench/style_net.py --device cpu --speed-only --sizes 256 --out style_net_cpu.json
 """
 
@@ -61,6 +63,8 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--style-steps", type=int, default=256)
     parser.add_argument("--sizes", type=int, nargs="*", default=[512, 1024])
+    parser.add_argument("--content-weights", type=float, nargs="+", default=[1.0],
+                        help="train one network per content weight (the trade-off of style for content)")
     parser.add_argument("--speed-only", action="store_true")
     parser.add_argument("--out", type=Path, default=Path("style_net.json"))
     args = parser.parse_args()
@@ -71,30 +75,36 @@ def main() -> None:
     net = StyleNet()
     if not args.speed_only:
         style = swirl_pattern(args.size)
+        nets = {}
         with tempfile.TemporaryDirectory() as folder:
             names = [n for n in REFERENCE_PHOTOS if n not in HELD_OUT]
             for name, photo in zip(names, sample_photos(args.size * 2, tuple(names)), strict=True):
                 save_image(photo, Path(folder) / f"{name}.png")
             save_image(style[0], Path(folder) / "style.png")
-            start = time.perf_counter()
-            result = train_style_net(Path(folder) / "style.png", Path(folder) / "net.pt", images=folder,
-                                     steps=args.steps, size=args.size, device=args.device, progress=False)
-            report["train_seconds"] = time.perf_counter() - start
-            report["loss_first_last"] = [result.history[0], statistics.fmean(result.history[-50:])]
-        net = result.param
+            for weight in args.content_weights:
+                start = time.perf_counter()
+                result = train_style_net(Path(folder) / "style.png", Path(folder) / f"net{weight:g}.pt",
+                                         images=folder, steps=args.steps, size=args.size, device=args.device,
+                                         content_weight=weight, progress=False)
+                report[f"train_seconds content weight {weight:g}"] = time.perf_counter() - start
+                nets[f"network, content weight {weight:g}"] = result.param
+        net = next(iter(nets.values()))
         model = load_model().to(args.device)
         _, content_layer = style_layers_of(model, None, None)
         rows = []
         for name, photo in zip(HELD_OUT, sample_photos(args.size, HELD_OUT), strict=True):
             photo = photo[None].to(args.device)
+            made = {}
             with torch.no_grad():
-                fast = net.to(args.device)(photo)
-            slow = style_transfer(photo.cpu(), style, size=args.size, steps=args.style_steps,
-                                  device=args.device, progress=False).images.to(args.device)
+                for label, trained in nets.items():
+                    made[label] = trained.to(args.device)(photo)
+            made["optimised"] = style_transfer(photo.cpu(), style, size=args.size, steps=args.style_steps,
+                                               device=args.device, progress=False).images.to(args.device)
+            made["photo itself"] = photo
             row = {"photo": name}
-            for label, made in (("network", fast), ("optimised", slow), ("photo itself", photo)):
-                row[label] = {"style": float(style_distance(model, style, made)[0]),
-                              "content": float(content_distance(model, content_layer, made, photo)[0])}
+            for label, image in made.items():
+                row[label] = {"style": float(style_distance(model, style, image)[0]),
+                              "content": float(content_distance(model, content_layer, image, photo)[0])}
             rows.append(row)
             print(json.dumps(row), flush=True)
         report["quality"] = rows
@@ -106,11 +116,13 @@ def main() -> None:
             print(key, f"{report['speed'][key]:.1f} fps", flush=True)
     args.out.write_text(json.dumps(report, indent=1))
     if "quality" in report:
-        for label in ("network", "optimised", "photo itself"):
+        for label in [k for k in report["quality"][0] if k != "photo"]:
             s = statistics.fmean(r[label]["style"] for r in report["quality"])
             c = statistics.fmean(r[label]["content"] for r in report["quality"])
             print(f"{label}: style distance {s:.3f}, content distance {c:.3f}")
-        print(f"training {report['train_seconds']:.0f} s for {args.steps} steps")
+        for key, seconds in report.items():
+            if key.startswith("train_seconds"):
+                print(f"training ({key[14:]}) {seconds:.0f} s for {args.steps} steps")
 
 
 if __name__ == "__main__":

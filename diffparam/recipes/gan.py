@@ -175,7 +175,8 @@ def _tuned_convs(device: torch.device) -> Iterator[None]:
 
 
 def _gradient_penalty(critic: Critic, real: Tensor, fake: Tensor, generator: torch.Generator) -> Tensor:
-    """WGAN-GP's (|grad critic| - 1)^2 at random mixtures of real and fake images."""
+    """WGAN-GP's (|grad critic| - 1)^2 at random mixtures of real and fake images, the norm taken over
+    the whole image (SinGAN takes it per pixel: see BENCHMARKS.md, issue 16)."""
     t = torch.rand(len(fake), 1, 1, 1, generator=generator, device=fake.device)
     mix = (t * real + (1 - t) * fake).requires_grad_(True)
     grad, = torch.autograd.grad(critic(mix).sum(), mix, create_graph=True)
