@@ -155,10 +155,13 @@ def _settings(bound: float, resolutions: Sequence[int], features: int, hidden: i
             "samples": samples, "grid": grid, "rays": rays, "lr": lr, "background": background}
 
 
-def _field(settings: dict[str, Any]) -> RadianceField:
-    return RadianceField(bound=settings["bound"], resolutions=settings["resolutions"],
-                         features=settings["features"], hidden=settings["hidden"],
-                         samples=settings["samples"], grid=settings["grid"])
+def _field(settings: dict[str, Any], seed: int = 0) -> RadianceField:
+    """A field of these settings, initialised from `seed` (torch's own generators left as they were)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return RadianceField(bound=settings["bound"], resolutions=settings["resolutions"],
+                             features=settings["features"], hidden=settings["hidden"],
+                             samples=settings["samples"], grid=settings["grid"])
 
 
 def fit_nerf(data: str | os.PathLike, out: str | os.PathLike, steps: int = STEPS, rays: int = RAYS,
@@ -183,7 +186,7 @@ def fit_nerf(data: str | os.PathLike, out: str | os.PathLike, steps: int = STEPS
     views = load_views(data, "train")
     held_out = load_views(data, "test") or load_views(data, "val")
     assert views is not None and views.images is not None
-    field = _field(settings).to(dev)
+    field = _field(settings, seed).to(dev)
     origins, dirs = (r.reshape(-1, 3) for r in views.rays(dev))
     target = views.images.to(dev).permute(0, 2, 3, 1).reshape(-1, views.images.shape[1])
     if target.shape[1] == 3:
