@@ -17,9 +17,9 @@ from diffparam.errors import UserError
 from diffparam.param.radiance import RadianceField
 from diffparam.recipes import nerf
 from diffparam.three_d.cameras import turntable
+from diffparam.three_d.posed import load_posed, posed_from_cameras
 from diffparam.three_d.raster import rasterize
 from diffparam.three_d.shapes import sphere
-from diffparam.three_d.views import load_views, views_from_cameras
 
 TINY = {"rays": 512, "resolutions": (8, 16, 32), "features": 4, "hidden": 32, "samples": 32, "grid": 16,
         "device": "cpu", "progress": False}
@@ -43,25 +43,34 @@ def test_rays_meet_the_sphere_where_the_rasteriser_draws_it() -> None:
     unit sphere cover the pixels the rasteriser fills."""
     cams = turntable(3, elevation=35.0, distance=3.0, fov=50.0)
     drawn = rasterize(cams.project(sphere(48).vertices * 2), sphere(48).faces, 40).mask
-    origins, dirs = views_from_cameras(cams, 40, ["a", "b", "c"]).rays()
+    origins, dirs = posed_from_cameras(cams, 40, ["a", "b", "c"]).rays()
     b = (origins * dirs).sum(-1)
     hit = b * b - (origins * origins).sum(-1) + 1 > 0
-    assert torch.allclose(torch.linalg.inv(views_from_cameras(cams, 40, ["a"] * 3).c2w), cams.view, atol=1e-5)
+    assert torch.allclose(torch.linalg.inv(posed_from_cameras(cams, 40, ["a"] * 3).c2w), cams.view, atol=1e-5)
     assert float((hit == drawn).float().mean()) > 0.98 and 0.2 < float(drawn.float().mean()) < 0.8
 
 
+def test_a_field_is_a_parameterization_of_rgba_views() -> None:
+    torch.manual_seed(0)
+    field = RadianceField(size=12, batch=2, resolutions=(8,), features=2, hidden=8, samples=8, grid=4)
+    views = field()
+    views[:, :3].mean().backward()
+    assert views.shape == field.shape == (2, 4, 12, 12) and 0 <= float(views.min()) <= float(views.max()) <= 1
+    assert float(field.planes[0].grad.abs().sum()) > 0
+
+
 def test_blender_and_nerfstudio_files_give_the_same_cameras(scene, tmp_path) -> None:
-    blender = load_views(scene, "train")
+    blender = load_posed(scene, "train")
     meta = json.loads((scene / "transforms_train.json").read_text())
     f = 0.5 * 32 / math.tan(meta["camera_angle_x"] / 2)
     studio = {"fl_x": 2 * f, "fl_y": 2 * f, "cx": 32.0, "cy": 32.0, "w": 64, "h": 64,  # intrinsics at 2x
               "frames": [{"file_path": str(scene / fr["file_path"]) + ".png",
                           "transform_matrix": fr["transform_matrix"]} for fr in meta["frames"]]}
     (tmp_path / "transforms.json").write_text(json.dumps(studio))
-    other = load_views(tmp_path, "train")
+    other = load_posed(tmp_path, "train")
     assert torch.allclose(other.intrinsics, blender.intrinsics) and torch.equal(other.c2w, blender.c2w)
     assert other.images.shape == (16, 4, 32, 32) and torch.equal(other.images, blender.images)
-    assert load_views(tmp_path, "test") is None
+    assert load_posed(tmp_path, "test") is None
 
 
 def _broken(scene, tmp_path, fault: str):
@@ -89,7 +98,7 @@ def _broken(scene, tmp_path, fault: str):
     ("sizes", "mixed sizes"), ("focal", "no focal length")])
 def test_bad_data_is_one_line(scene, tmp_path, fault, message) -> None:
     with pytest.raises(UserError, match=message) as info:
-        load_views(_broken(scene, tmp_path, fault))
+        load_posed(_broken(scene, tmp_path, fault))
     assert "\n" not in str(info.value)
 
 

@@ -25,7 +25,7 @@ from diffparam.checks import int_in, positive_float, positive_int
 from diffparam.errors import UserError
 from diffparam.param.base import Parameterization
 from diffparam.three_d.cameras import turntable
-from diffparam.three_d.views import Views, views_from_cameras
+from diffparam.three_d.posed import PosedViews, posed_from_cameras
 
 PLANE_AXES = ((0, 1), (0, 2), (1, 2))
 LINE_AXES = (2, 1, 0)
@@ -72,10 +72,10 @@ class RadianceField(Parameterization):
     default_lr = 0.02
     graph_safe = False  # empty-space skipping compacts samples: a host synchronisation per batch
 
-    def __init__(self, views: Views | None = None, size: int = 64, batch: int = 4, bound: float = 1.5,
+    def __init__(self, views: PosedViews | None = None, size: int = 64, batch: int = 4, bound: float = 1.5,
                  resolutions: Sequence[int] = (64, 128, 256, 512), features: int = 8, hidden: int = 64,
                  samples: int = 256, grid: int = 128) -> None:
-        views = views or views_from_cameras(turntable(batch, distance=4.0), size,
+        views = views or posed_from_cameras(turntable(batch, distance=4.0), size,
                                             [f"view_{i}" for i in range(batch)])
         super().__init__(views.height, views.width, len(views), 4)
         self.views = views
@@ -175,13 +175,14 @@ class RadianceField(Parameterization):
         return color, weight.sum(1), (weight * t).sum(1)
 
     @torch.no_grad()
-    def render(self, views: Views, chunk: int = 1 << 16) -> tuple[Tensor, Tensor]:
+    def render(self, views: PosedViews, chunk: int | None = None) -> tuple[Tensor, Tensor]:
         """RGBA images (N,4,H,W) (straight colour, alpha the coverage) and depth (N,1,H,W) (along each
-        ray; 0 where nothing was hit) of `views`, on the field's device."""
+        ray; 0 where nothing was hit) of `views`, on the field's device, `chunk` rays at a time."""
         return self._render(views, chunk)
 
-    def _render(self, views: Views, chunk: int) -> tuple[Tensor, Tensor]:
+    def _render(self, views: PosedViews, chunk: int | None) -> tuple[Tensor, Tensor]:
         device = self.density_grid.device
+        chunk = chunk or (1 << 18 if device.type == "cuda" else 1 << 14)
         origins, dirs = views.rays(device)
         parts = [self.render_rays(o, d) for o, d in zip(origins.reshape(-1, 3).split(chunk),
                                                          dirs.reshape(-1, 3).split(chunk), strict=True)]
@@ -193,7 +194,7 @@ class RadianceField(Parameterization):
 
     def forward(self) -> Tensor:
         """RGBA views (B,4,H,W) of the field's own `views`, differentiably."""
-        return self._render(self.views, 1 << 16)[0]
+        return self._render(self.views, None)[0]
 
     def work_elements(self) -> int:
         """Samples per pixel times the features each holds, for the memory estimate."""

@@ -31,9 +31,9 @@ from diffparam.render import resolve_device
 from diffparam.result import Result
 from diffparam.three_d.cameras import Cameras, orbit
 from diffparam.three_d.mesh import Mesh, from_arrays
+from diffparam.three_d.posed import PosedViews, load_posed, posed_from_cameras, write_posed
 from diffparam.three_d.raster import render_mesh
 from diffparam.three_d.shapes import shape
-from diffparam.three_d.views import Views, load_views, views_from_cameras, write_views
 from diffparam.train import fit, load_checkpoint
 
 STEPS = 5000
@@ -114,9 +114,9 @@ def make_scene(out: str | os.PathLike, scene: str = "knot", size: int = 400, tra
         cams = Cameras(cams.view.float(), cams.fov.float())
         rgba = torch.cat([render_mesh(mesh, Cameras(cams.view[i:i + 8], cams.fov[i:i + 8]), size, texture,
                                       supersample=2) for i in range(0, n, 8)])
-        views = views_from_cameras(cams, size, [f"{split}/r_{i}" for i in range(n)])
-        views = Views(views.c2w, views.intrinsics, size, size, views.names, rgba)
-        files[split] = write_views(views, out, split)
+        views = posed_from_cameras(cams, size, [f"{split}/r_{i}" for i in range(n)])
+        views = PosedViews(views.c2w, views.intrinsics, size, size, views.names, rgba)
+        files[split] = write_posed(views, out, split)
         images = rgba if split == "train" else images
     return Result(images=images, files=files, extras={"scene": scene}, writer=_no_more_files)
 
@@ -183,8 +183,8 @@ def fit_nerf(data: str | os.PathLike, out: str | os.PathLike, steps: int = STEPS
     run = Path(out)
     checkpoint = check_writable(run / "checkpoint.pt")
     dev = resolve_device(device)
-    views = load_views(data, "train")
-    held_out = load_views(data, "test") or load_views(data, "val")
+    views = load_posed(data, "train")
+    held_out = load_posed(data, "test") or load_posed(data, "val")
     assert views is not None and views.images is not None
     field = _field(settings, seed).to(dev)
     origins, dirs = (r.reshape(-1, 3) for r in views.rays(dev))
@@ -238,7 +238,7 @@ def fit_nerf(data: str | os.PathLike, out: str | os.PathLike, steps: int = STEPS
             metrics["render_seconds_per_view"] = round(per_view, 4)
             made, truth = flatten(renders, background), flatten(held_out.images, background)
             mean = flatten(views.images, background).mean((0, 2, 3))[None, :, None, None]
-            metrics.update({"split": "test" if load_views(data, "test") is not None else "val",
+            metrics.update({"split": "test" if load_posed(data, "test") is not None else "val",
                             "views": len(held_out), "psnr": round(psnr(made, truth), 3),
                             "ssim": round(ssim(made, truth), 4),
                             "constant_color_psnr": round(psnr(mean.expand_as(truth), truth), 3)})
@@ -252,7 +252,7 @@ def fit_nerf(data: str | os.PathLike, out: str | os.PathLike, steps: int = STEPS
                   param=field, seconds=seconds, metrics=metrics, files=files, writer=_no_more_files)
 
 
-def _camera_of(views: Views) -> dict[str, float]:
+def _camera_of(views: PosedViews) -> dict[str, float]:
     """The training cameras' mean distance from the origin, elevation, field of view and image size:
     what a camera path around the scene is made from."""
     centres = views.c2w[:, :3, 3]
@@ -305,7 +305,7 @@ def render_cameras(run: str | os.PathLike, cameras: str | os.PathLike, depth: bo
     writes DIR/FILE_PATH.png for each frame (and FILE_PATH_depth.png with `depth`)."""
     field, state = load_nerf(run, device)
     size = int(state["camera"]["size"])
-    views = load_views(cameras, "train", images=False, size=(size, size))
+    views = load_posed(cameras, "train", images=False, size=(size, size))
     assert views is not None
     for name in views.names:
         _frame_file(Path("."), name)
@@ -352,7 +352,7 @@ def render_path(run: str | os.PathLike, out: str | os.PathLike, path: str = "orb
     field, state = load_nerf(run, device)
     size = int_in("size", size or int(state["camera"]["size"]), 8, 4096)
     cams = path_cameras(state["camera"], path, frames)
-    views = views_from_cameras(cams, size, [f"frame_{i:04d}" for i in range(len(cams))])
+    views = posed_from_cameras(cams, size, [f"frame_{i:04d}" for i in range(len(cams))])
     target = Path(out)
     writers = [AnimationWriter(target, fps)]
     if depth:
@@ -360,8 +360,7 @@ def render_path(run: str | os.PathLike, out: str | os.PathLike, path: str = "orb
     first, ok, start = None, False, time.perf_counter()
     try:
         for i in tqdm(range(len(views)), disable=not progress, desc="nerf render", leave=False):
-            one = Views(views.c2w[i:i + 1], views.intrinsics[i:i + 1], size, size, views.names[i:i + 1])
-            rgba, dist = field.render(one)
+            rgba, dist = field.render(views.part(i, i + 1))
             frame = flatten(rgba.cpu(), background)[0]
             first = frame if first is None else first
             writers[0].add(frame)

@@ -29,7 +29,7 @@ SPLITS = ("train", "val", "test")
 
 
 @dataclass(frozen=True)
-class Views:
+class PosedViews:
     """N posed pictures: camera-to-world matrices (N,4,4), intrinsics (N,4) as fx, fy, cx, cy in
     pixels, the image size, each frame's `file_path` as written, and the images (N,C,H,W) in [0,1]
     (C = 4 for RGBA, 3 for RGB; None for cameras without pictures)."""
@@ -44,6 +44,12 @@ class Views:
     def __len__(self) -> int:
         return int(self.c2w.shape[0])
 
+    def part(self, start: int, stop: int) -> PosedViews:
+        """PosedViews `start` to `stop` (exclusive), with their images."""
+        images = None if self.images is None else self.images[start:stop]
+        return PosedViews(self.c2w[start:stop], self.intrinsics[start:stop], self.height, self.width,
+                     self.names[start:stop], images)
+
     def rays(self, device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
         """Origins and unit directions (N,H,W,3) of the rays through every pixel centre."""
         c2w, k = self.c2w.to(device), self.intrinsics.to(device)
@@ -57,13 +63,13 @@ class Views:
         return c2w[:, None, None, :3, 3].expand_as(dirs), dirs
 
 
-def views_from_cameras(cameras: Cameras, size: int, names: list[str]) -> Views:
-    """`Views` (square, `size` px) of `Cameras`: their view matrices inverted, their vertical field of
+def posed_from_cameras(cameras: Cameras, size: int, names: list[str]) -> PosedViews:
+    """`PosedViews` (square, `size` px) of `Cameras`: their view matrices inverted, their vertical field of
     view as focal lengths."""
     c2w = torch.linalg.inv(cameras.view.double()).float()
     focal = size / (2 * torch.tan(torch.deg2rad(cameras.fov.double()) / 2))
     half = torch.full_like(focal, size / 2)
-    return Views(c2w, torch.stack([focal, focal, half, half], 1).float(), size, size, names)
+    return PosedViews(c2w, torch.stack([focal, focal, half, half], 1).float(), size, size, names)
 
 
 def _number(frame: dict, meta: dict, key: str) -> float | None:
@@ -159,8 +165,8 @@ def read_cameras(path: str | os.PathLike) -> tuple[dict, list[dict], Path]:
     return meta, frames, p
 
 
-def load_views(source: str | os.PathLike, split: str = "train", images: bool = True,
-               size: tuple[int, int] | None = None) -> Views | None:
+def load_posed(source: str | os.PathLike, split: str = "train", images: bool = True,
+               size: tuple[int, int] | None = None) -> PosedViews | None:
     """The frames of `split` from a scene folder or one transforms.json file (None when the folder has
     no file for that split). With `images`, the pictures are read and must all be one size; without,
     `size` (height, width) or the file's `w`, `h` give it."""
@@ -196,11 +202,11 @@ def load_views(source: str | os.PathLike, split: str = "train", images: bool = T
         stacked = torch.from_numpy(np.stack(pictures)).permute(0, 3, 1, 2).contiguous()
         if bool((stacked[:, 3] == 1).all()):
             stacked = stacked[:, :3].contiguous()  # no transparency anywhere: RGB
-    return Views(torch.tensor(c2w, dtype=torch.float32), torch.tensor(k, dtype=torch.float32),
+    return PosedViews(torch.tensor(c2w, dtype=torch.float32), torch.tensor(k, dtype=torch.float32),
                  int(height), int(width), names, stacked)
 
 
-def write_views(views: Views, folder: str | os.PathLike, split: str) -> Path:
+def write_posed(views: PosedViews, folder: str | os.PathLike, split: str) -> Path:
     """Write `views` (with images) as `folder/SPLIT/NAME.png` and `folder/transforms_SPLIT.json` in the
     Blender layout (file paths without extension), each file atomically, the JSON last."""
     if views.images is None:
