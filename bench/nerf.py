@@ -6,7 +6,8 @@ Per scene: the scene is rendered by the project's rasteriser (--size px, --train
 per step (past the occupancy grid's warm-up), and a fresh run then trains the steps that fit in
 --budget seconds (training time as the run records it, data loading and evaluation excluded); its
 metrics.json gives PSNR and SSIM on the held-out views over white, and one --render-size view is
-timed (median of 5, after a warm-up). The 3D Gaussian splatting comparison of the issue needs gsplat, which is not installed.
+timed (median of 5, after a warm-up). The 3D Gaussian splatting comparison of the issue needs
+gsplat, which is not installed.
 
 GPU:  python bench/nerf.py --device cuda --out nerf_gpu.json
 CPU (tiny):  python bench/nerf.py --device cpu --preset tiny --size 48 --train-views 20 --test 4 --budget 60 \
