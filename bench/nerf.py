@@ -69,10 +69,12 @@ def main() -> None:
     ap.add_argument("--budget", type=float, default=60.0, help="training seconds per scene")
     ap.add_argument("--calibration", type=int, default=300, help="steps of the run that times a step")
     ap.add_argument("--render-size", type=int, default=800)
+    ap.add_argument("--rays", type=int, default=None, help="rays per step (default: the preset's)")
+    ap.add_argument("--samples", type=int, default=None, help="samples per ray (default: the preset's)")
     ap.add_argument("--keep", default=None, help="folder to keep the scenes and runs in")
     ap.add_argument("--out", default="nerf_bench.json")
     args = ap.parse_args()
-    options = PRESETS[args.preset]
+    options = {**PRESETS[args.preset], **{k: v for k in ("rays", "samples") if (v := getattr(args, k))}}
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="nerf_bench_"))
     rows = []
     for scene in args.scenes.split(","):

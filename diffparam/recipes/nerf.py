@@ -184,7 +184,8 @@ def fit_nerf(data: str | os.PathLike, out: str | os.PathLike, steps: int = STEPS
     checkpoint = check_writable(run / "checkpoint.pt")
     dev = resolve_device(device)
     views = load_posed(data, "train")
-    held_out = load_posed(data, "test") or load_posed(data, "val")
+    split = "test" if load_posed(data, "test", images=False, size=(1, 1)) is not None else "val"
+    held_out = load_posed(data, split)
     assert views is not None and views.images is not None
     field = _field(settings, seed).to(dev)
     origins, dirs = (r.reshape(-1, 3) for r in views.rays(dev))
@@ -238,7 +239,7 @@ def fit_nerf(data: str | os.PathLike, out: str | os.PathLike, steps: int = STEPS
             metrics["render_seconds_per_view"] = round(per_view, 4)
             made, truth = flatten(renders, background), flatten(held_out.images, background)
             mean = flatten(views.images, background).mean((0, 2, 3))[None, :, None, None]
-            metrics.update({"split": "test" if load_posed(data, "test") is not None else "val",
+            metrics.update({"split": split,
                             "views": len(held_out), "psnr": round(psnr(made, truth), 3),
                             "ssim": round(ssim(made, truth), 4),
                             "constant_color_psnr": round(psnr(mean.expand_as(truth), truth), 3)})
@@ -301,8 +302,8 @@ def depth_image(depth: Tensor, alpha: Tensor) -> Tensor:
 def render_cameras(run: str | os.PathLike, cameras: str | os.PathLike, depth: bool = False,
                    background: float | None = None, device: str = "auto") -> Result:
     """The fitted field of `run` seen by every camera of a transforms.json file (at its `w`×`h`, else
-    the training size): RGBA images, composited over `background` when one is given; `result.save(DIR)`
-    writes DIR/FILE_PATH.png for each frame (and FILE_PATH_depth.png with `depth`)."""
+    the training images' size): RGBA images, composited over `background` when one is given;
+    `result.save(DIR)` writes DIR/FILE_PATH.png for each frame (and FILE_PATH_depth.png with `depth`)."""
     field, state = load_nerf(run, device)
     size = int(state["camera"]["size"])
     views = load_posed(cameras, "train", images=False, size=(size, size))

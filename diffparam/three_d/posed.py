@@ -169,7 +169,7 @@ def load_posed(source: str | os.PathLike, split: str = "train", images: bool = T
                size: tuple[int, int] | None = None) -> PosedViews | None:
     """The frames of `split` from a scene folder or one transforms.json file (None when the folder has
     no file for that split). With `images`, the pictures are read and must all be one size; without,
-    `size` (height, width) or the file's `w`, `h` give it."""
+    the file's `w`, `h` give it, else `size` (height, width)."""
     found = _transforms_file(Path(source), split)
     if found is None:
         return None
@@ -187,15 +187,15 @@ def load_posed(source: str | os.PathLike, split: str = "train", images: bool = T
                 raise UserError(f"{path}: the images have mixed sizes ({pictures[0].shape[1]}x"
                                 f"{pictures[0].shape[0]} and {pictures[-1].shape[1]}x{pictures[-1].shape[0]} "
                                 f"for {name}); give images of one size")
+    w, h = _number({}, meta, "w"), _number({}, meta, "h")
     if images:
         height, width = pictures[0].shape[:2]
+    elif w and h:
+        height, width = int(h), int(w)
     elif size is not None:
         height, width = size
     else:
-        w, h = _number({}, meta, "w"), _number({}, meta, "h")
-        if not w or not h:
-            raise UserError(f"{path} gives no image size (`w`, `h`): pass one")
-        height, width = int(h), int(w)
+        raise UserError(f"{path} gives no image size (`w`, `h`): pass one")
     k = [_intrinsics(f, meta, width, height) for f in frames]
     stacked = None
     if images:
