@@ -36,7 +36,8 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     result = fit_nerf(args.data, args.out, steps=args.steps, rays=args.rays, lr=args.lr, bound=args.bound,
                       resolutions=_resolutions(args.resolutions), features=args.features, hidden=args.hidden,
                       samples=args.samples, grid=args.grid, background=args.background, seed=args.seed,
-                      device=args.device, progress=not args.quiet, every=args.every)
+                      device=args.device, progress=not args.quiet, every=args.every,
+                      preview_frames=args.preview_frames)
     print_paths(list(result.files.values()))
     if not args.quiet and "psnr" in result.metrics:
         m = result.metrics
@@ -97,7 +98,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     f = verbs.add_parser("fit", help="fit a field to DATA into the run folder --out (resumes when run again)")
     f.add_argument("data", help="a scene folder (transforms_train.json or transforms.json) or one such file")
-    f.add_argument("--out", required=True, help="the run folder: checkpoint.pt, metrics.json, preview.png")
+    f.add_argument("--out", required=True, help="the run folder: checkpoint.pt, metrics.json, previews")
     f.add_argument("--steps", type=int, default=STEPS, help="optimiser steps in all (more: resumes, goes on)")
     f.add_argument("--rays", type=int, default=RAYS, help="rays per step")
     f.add_argument("--lr", type=float, default=LR, help="Adam's learning rate for the feature grids")
@@ -110,6 +111,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--background", type=float, default=1.0,
                    help="grey level RGBA pictures are composited over for the held-out metrics")
     f.add_argument("--every", type=int, default=500, help="steps between checkpoints")
+    f.add_argument("--preview-frames", type=int, default=24, help="frames of the orbit preview.gif (0: none)")
     f.add_argument("--seed", type=int, default=0)
     f.add_argument("--device", default="auto", help="auto, cpu or cuda")
     f.add_argument("--quiet", action="store_true", help="no progress bar or summary")

@@ -51,6 +51,8 @@ CAMERA_DISTANCE, CAMERA_FOV = 4.0, 40.0
 """Test scenes are seen as NeRF's Blender scenes are: from 4 units away, a 40° field of view, the
 object inside [-1, 1]³."""
 PATHS = ("orbit", "spiral")
+PREVIEW_SIZE = 160
+"""Largest side of the preview video's frames."""
 
 
 @contextlib.contextmanager
@@ -168,11 +170,13 @@ def fit_nerf(data: str | os.PathLike, out: str | os.PathLike, steps: int = STEPS
              lr: float = LR, bound: float = 1.5, resolutions: Sequence[int] = (64, 128, 256, 512),
              features: int = 8, hidden: int = 64, samples: int = 256, grid: int = 128,
              background: float = 1.0, seed: int = 0, device: str = "auto", progress: bool = True,
-             every: int = 500) -> Result:
+             every: int = 500, preview_frames: int = 24) -> Result:
     """Fit a `RadianceField` to the training views of the scene `data` (a folder or a transforms.json)
     into the run folder `out`, resuming from its checkpoint; then measure PSNR and SSIM on the test
-    split (else val), composited over `background`, and write `metrics.json` and `preview.png`."""
+    split (else val), composited over `background`, and write `metrics.json`, `preview.png` (held-out
+    views above the field's) and `preview.gif` (an orbit of `preview_frames` frames)."""
     steps = int_in("steps", steps, 1, 10_000_000)
+    preview_frames = int_in("preview_frames", preview_frames, 0, 1000)
     rays = int_in("rays", rays, 1, 1 << 22)
     lr = positive_float("lr", lr)
     background = real("background", background, 0.0, 1.0)
@@ -246,6 +250,10 @@ def fit_nerf(data: str | os.PathLike, out: str | os.PathLike, steps: int = STEPS
     with atomic_path(run / "metrics.json") as tmp:
         tmp.write_text(json.dumps(metrics, indent=1), encoding="utf-8")
     files = {"checkpoint": checkpoint, "metrics": run / "metrics.json"}
+    if preview_frames:
+        camera = _camera_of(views)
+        files["preview_video"] = film(field, camera, run / "preview.gif", "orbit", preview_frames,
+                                      min(PREVIEW_SIZE, camera["size"]), background=background)[1]["video"]
     if renders is not None:
         pairs = torch.cat([flatten(held_out.images[:4], background), flatten(renders[:4], background)])
         files["preview"] = save_image(make_grid(pairs, ncol=len(pairs) // 2), run / "preview.png")
@@ -352,14 +360,23 @@ def render_path(run: str | os.PathLike, out: str | os.PathLike, path: str = "orb
     background = real("background", background, 0.0, 1.0)
     field, state = load_nerf(run, device)
     size = int_in("size", size or int(state["camera"]["size"]), 8, 4096)
-    cams = path_cameras(state["camera"], path, frames)
-    views = posed_from_cameras(cams, size, [f"frame_{i:04d}" for i in range(len(cams))])
+    start = time.perf_counter()
+    first, files = film(field, state["camera"], out, path, frames, size, depth, fps, background, progress)
+    return Result(images=first[None], seconds=time.perf_counter() - start, files=files, writer=_no_more_files)
+
+
+def film(field: RadianceField, camera: dict[str, float], out: str | os.PathLike, path: str, frames: int,
+         size: int, depth: bool = False, fps: float = 24.0, background: float = 1.0, progress: bool = False
+         ) -> tuple[Tensor, dict[str, Path]]:
+    """Stream `field`'s views along a camera path (`path_cameras`) to the video `out` (and depth maps
+    to OUT_depth.SUFFIX); returns the first frame and the files."""
+    views = posed_from_cameras(path_cameras(camera, path, frames), size, [str(i) for i in range(frames)])
     target = Path(out)
-    writers = [AnimationWriter(target, fps)]
-    if depth:
-        writers.append(AnimationWriter(target.with_name(f"{target.stem}_depth{target.suffix}"), fps))
-    first, ok, start = None, False, time.perf_counter()
+    names = [target] + ([target.with_name(f"{target.stem}_depth{target.suffix}")] if depth else [])
+    writers: list[AnimationWriter] = []
+    first, ok = None, False
     try:
+        writers += [AnimationWriter(name, fps) for name in names]
         for i in tqdm(range(len(views)), disable=not progress, desc="nerf render", leave=False):
             rgba, dist = field.render(views.part(i, i + 1))
             frame = flatten(rgba.cpu(), background)[0]
@@ -370,8 +387,8 @@ def render_path(run: str | os.PathLike, out: str | os.PathLike, path: str = "orb
         ok = True
     finally:
         paths = [w.close(ok) for w in writers]
-    files = {"video": paths[0], **({"depth_video": paths[1]} if depth else {})}
-    return Result(images=first[None], seconds=time.perf_counter() - start, files=files, writer=_no_more_files)
+    assert first is not None
+    return first, {"video": paths[0], **({"depth_video": paths[1]} if depth else {})}
 
 
 def extract_mesh(field: RadianceField, resolution: int = 256, level: float | None = None,
