@@ -65,6 +65,25 @@ def box_intersection(origins: Tensor, dirs: Tensor, bound: float) -> tuple[Tenso
     return near, torch.maximum(far, near)
 
 
+VISIBLE = 1e-4
+"""Samples behind less transmittance than this add at most this much to a pixel: they are skipped."""
+
+
+def _scatter(values: Tensor, idx: Tensor, size: int) -> Tensor:
+    """`values` (K,…) placed at `idx` of a zero tensor of `size` rows (differentiable)."""
+    return values.new_zeros((size, *values.shape[1:])).index_put((idx,), values)
+
+
+def _alpha(sigma: Tensor, delta: Tensor) -> Tensor:
+    """Opacity (R,n) of samples of density `sigma` (R,n) spaced `delta` (R,) apart."""
+    return 1 - torch.exp(-sigma * delta[:, None])
+
+
+def _transmittance_of(alpha: Tensor) -> Tensor:
+    """The light left (R,n) in front of each sample: the product of (1 - alpha) before it."""
+    return torch.cumprod(torch.cat([torch.ones_like(alpha[:, :1]), 1 - alpha[:, :-1] + 1e-10], 1), 1)
+
+
 class RadianceField(Parameterization):
     """Density and colour in the cube [-bound, bound]³, rendered as RGBA views of `views` (default: a
     turntable of `batch` cameras at `size` px) by `forward()`; `render_rays` renders any rays."""
@@ -154,24 +173,28 @@ class RadianceField(Parameterization):
     def render_rays(self, origins: Tensor, dirs: Tensor, jitter: Tensor | None = None
                     ) -> tuple[Tensor, Tensor, Tensor]:
         """Premultiplied colour (R,3), coverage (R,) and depth (R,) along rays (origins and unit
-        directions (R,3)); `jitter` (R,) in [0, 1) shifts each ray's samples (stratified training)."""
+        directions (R,3)); `jitter` (R,) in [0, 1) shifts each ray's samples (stratified training).
+
+        Samples in empty cells of the occupancy grid are skipped; of the rest, a first pass without
+        gradients finds those hidden behind what is in front (transmittance under `VISIBLE`), and only
+        the visible ones are evaluated again, with colour and gradients.
+        """
         near, far = box_intersection(origins, dirs, self.bound)
         n = self.samples
         offset = torch.full_like(near, 0.5) if jitter is None else jitter
         steps = torch.arange(n, device=origins.device, dtype=origins.dtype)
         delta = (far - near) / n
         t = near[:, None] + (steps[None] + offset[:, None]) * delta[:, None]  # (R,n)
-        x = ((origins[:, None] + t[..., None] * dirs[:, None]) / self.bound).clamp(-1, 1)
-        keep = self.occupied[self.cells(x)] & (far > near)[:, None]
-        idx = keep.flatten().nonzero().squeeze(1)
-        flat_x = x.reshape(-1, 3)[idx]
-        sigma_k, rgb_k = self.query(flat_x, dirs[:, None].expand_as(x).reshape(-1, 3)[idx])
-        sigma = torch.zeros(x.shape[0] * n, device=x.device, dtype=sigma_k.dtype).index_put((idx,), sigma_k)
-        rgb = torch.zeros(x.shape[0] * n, 3, device=x.device, dtype=rgb_k.dtype).index_put((idx,), rgb_k)
-        alpha = 1 - torch.exp(-sigma.view(-1, n) * delta[:, None])
-        trans = torch.cumprod(torch.cat([torch.ones_like(alpha[:, :1]), 1 - alpha[:, :-1] + 1e-10], 1), 1)
-        weight = alpha * trans
-        color = (weight[..., None] * rgb.view(-1, n, 3)).sum(1)
+        x = ((origins[:, None] + t[..., None] * dirs[:, None]) / self.bound).clamp(-1, 1).reshape(-1, 3)
+        keep = self.occupied[self.cells(x)] & (far > near).repeat_interleave(n)
+        with torch.no_grad():
+            idx = keep.nonzero().squeeze(1)
+            trans = _transmittance_of(_alpha(_scatter(self.query(x[idx])[0], idx, len(x)).view(-1, n), delta))
+            idx = (keep & (trans.flatten() > VISIBLE)).nonzero().squeeze(1)
+        sigma, rgb = self.query(x[idx], dirs[idx // n])
+        alpha = _alpha(_scatter(sigma, idx, len(x)).view(-1, n), delta)
+        weight = alpha * _transmittance_of(alpha)
+        color = (weight[..., None] * _scatter(rgb, idx, len(x)).view(-1, n, 3)).sum(1)
         return color, weight.sum(1), (weight * t).sum(1)
 
     @torch.no_grad()
