@@ -26,14 +26,26 @@ TINY = {"rays": 512, "resolutions": (8, 16, 32), "features": 4, "hidden": 32, "s
 """A field small enough to fit a 32 px scene in seconds on the CPU."""
 
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
 @pytest.fixture(scope="module")
-def scene(tmp_path_factory):
+def module_thread():
+    """One intra-op thread for the module's shared fixtures too (they are made before `one_thread`)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory, module_thread):
     return nerf.make_scene(tmp_path_factory.mktemp("scene"), "sphere", size=32, train=16, test=4,
                            seed=1).files["train"].parent
 
 
 @pytest.fixture(scope="module")
-def fitted(scene, tmp_path_factory):
+def fitted(scene, tmp_path_factory, module_thread):
     run = tmp_path_factory.mktemp("run")
     return run, nerf.fit_nerf(scene, run, steps=300, **TINY)
 
