@@ -9,7 +9,9 @@ metrics.json gives PSNR and SSIM on the held-out views over white, and one --ren
 timed (median of 5, after a warm-up). The 3D Gaussian splatting comparison of the issue needs
 gsplat, which is not installed.
 
-GPU:  python bench/nerf.py --device cuda --out nerf_gpu.json
+GPU (two halves, each well under 10 minutes):
+  python bench/nerf.py --device cuda --scenes sphere,torus --keep nerf_bench --out nerf_gpu_1.json
+  python bench/nerf.py --device cuda --scenes knot,orrery --keep nerf_bench --out nerf_gpu_2.json
 CPU (tiny):  python bench/nerf.py --device cpu --preset tiny --size 48 --train-views 20 --test 4 --budget 60 \
              --calibration 160 --render-size 128 --out nerf_cpu.json
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shutil
 import statistics
 import tempfile
 import time
@@ -80,14 +83,18 @@ def main() -> None:
     for scene in args.scenes.split(","):
         data = work / scene / "data"
         if not (data / "transforms_train.json").is_file():
-            make_scene(data, scene, size=args.size, train=args.train_views, test=args.test)
+            make_scene(data, scene, size=args.size, train=args.train_views, test=args.test,
+                       device=args.device)
+        for old in ("calibration", "run"):  # runs of an earlier bench would resume
+            shutil.rmtree(work / scene / old, ignore_errors=True)
         # Steps past the warm-up (empty space skipped) are timed: half the calibration, then resumed.
         half = args.calibration // 2
         times = [fit_nerf(data, work / scene / "calibration", steps=n, device=args.device, progress=False,
-                          **options).metrics["train_seconds"] for n in (half, args.calibration)]
+                          preview_frames=0, **options).metrics["train_seconds"]
+                 for n in (half, args.calibration)]
         steps = max(1, int(args.budget * (args.calibration - half) / (times[1] - times[0])))
         m = fit_nerf(data, work / scene / "run", steps=steps, device=args.device, progress=False,
-                     **options).metrics
+                     preview_frames=0, **options).metrics
         seconds = render_seconds(work / scene / "run", args.render_size, args.device)
         row = {"scene": scene, "steps": steps, "train_seconds": m["train_seconds"], "psnr": m["psnr"],
                "ssim": m["ssim"], "constant_color_psnr": m["constant_color_psnr"],

@@ -22,7 +22,7 @@ def _cmd_scene(args: argparse.Namespace) -> int:
     from diffparam.recipes.nerf import make_scene
 
     result = make_scene(args.out, args.scene, size=args.size, train=args.train, test=args.test,
-                        val=args.val, seed=args.seed)
+                        val=args.val, seed=args.seed, device=args.device)
     print_paths(list(result.files.values()))
     return 0
 
@@ -94,6 +94,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--test", type=int, default=8, help="held-out test views")
     s.add_argument("--val", type=int, default=0, help="held-out validation views")
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--device", default="cpu", help="where to rasterise: cpu, cuda or auto")
     s.set_defaults(func=_cmd_scene)
 
     f = verbs.add_parser("fit", help="fit a field to DATA into the run folder --out (resumes when run again)")

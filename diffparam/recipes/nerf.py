@@ -93,10 +93,10 @@ def _ring_cameras(n: int, elevation: float) -> Cameras:
 
 
 def make_scene(out: str | os.PathLike, scene: str = "knot", size: int = 400, train: int = 50,
-               test: int = 8, val: int = 0, seed: int = 0) -> Result:
+               test: int = 8, val: int = 0, seed: int = 0, device: str = "cpu") -> Result:
     """Render a textured 360° test scene (`SCENES`) with the project's rasteriser into `out` in the
     Blender layout: `train` random views, `test` and `val` held-out views on rings, RGBA (transparent
-    background); returns the files written and the training images."""
+    background), rasterised on `device`; returns the files written and the training images."""
     scene = choice("scene", scene, SCENES)
     size = int_in("size", size, 8, 2048)
     counts = {"train": positive_int("train", train), "test": int_in("test", test, 0, 10_000),
@@ -104,7 +104,7 @@ def make_scene(out: str | os.PathLike, scene: str = "knot", size: int = 400, tra
     check_writable(Path(out) / "transforms_train.json")
     kind, photo = SCENES[scene]
     mesh = _scene_mesh(kind)
-    texture = sample_photos(512, (photo,))
+    texture = sample_photos(512, (photo,)).to(resolve_device(device))
     generator = torch.Generator().manual_seed(seed)
     files: dict[str, Path] = {}
     images = None
@@ -117,9 +117,9 @@ def make_scene(out: str | os.PathLike, scene: str = "knot", size: int = 400, tra
         rgba = torch.cat([render_mesh(mesh, Cameras(cams.view[i:i + 8], cams.fov[i:i + 8]), size, texture,
                                       supersample=2) for i in range(0, n, 8)])
         views = posed_from_cameras(cams, size, [f"{split}/r_{i}" for i in range(n)])
-        views = PosedViews(views.c2w, views.intrinsics, size, size, views.names, rgba)
+        views = PosedViews(views.c2w, views.intrinsics, size, size, views.names, rgba.cpu())
         files[split] = write_posed(views, out, split)
-        images = rgba if split == "train" else images
+        images = views.images if split == "train" else images
     return Result(images=images, files=files, extras={"scene": scene}, writer=_no_more_files)
 
 
