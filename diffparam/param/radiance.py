@@ -144,11 +144,10 @@ class RadianceField(Parameterization):
     def query(self, x: Tensor, dirs: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
         """Density (P,) at points (P,3) in box coordinates and, given view directions, colour (P,3)."""
         h = self.geometry_net(self.encode(x))
-        sigma = _TruncExp.apply(h[:, 0] - 1.0)
-        if dirs is None:
-            return sigma, None
-        rgb = torch.sigmoid(self.color_net(torch.cat([h[:, 1:], spherical_harmonics(dirs)], -1)))
-        return sigma, rgb
+        return _TruncExp.apply(h[:, 0] - 1.0), None if dirs is None else self._color(h, dirs)
+
+    def _color(self, h: Tensor, dirs: Tensor) -> Tensor:
+        return torch.sigmoid(self.color_net(torch.cat([h[:, 1:], spherical_harmonics(dirs)], -1)))
 
     def cells(self, x: Tensor) -> Tensor:
         """The occupancy-grid cell (flat index) of points in box coordinates."""
@@ -189,9 +188,13 @@ class RadianceField(Parameterization):
         keep = self.occupied[self.cells(x)] & (far > near).repeat_interleave(n)
         with torch.no_grad():
             idx = keep.nonzero().squeeze(1)
-            trans = _transmittance_of(_alpha(_scatter(self.query(x[idx])[0], idx, len(x)).view(-1, n), delta))
-            idx = (keep & (trans.flatten() > VISIBLE)).nonzero().squeeze(1)
-        sigma, rgb = self.query(x[idx], dirs[idx // n])
+            h = self.geometry_net(self.encode(x[idx]))
+            sigma = _scatter(_TruncExp.apply(h[:, 0] - 1.0), idx, len(x)).view(-1, n)
+            visible = (_transmittance_of(_alpha(sigma, delta)).flatten() > VISIBLE)[idx]
+        idx, h = idx[visible], h[visible]
+        if torch.is_grad_enabled():  # evaluated again, with gradients, where it counts
+            h = self.geometry_net(self.encode(x[idx]))
+        sigma, rgb = _TruncExp.apply(h[:, 0] - 1.0), self._color(h, dirs[idx // n])
         alpha = _alpha(_scatter(sigma, idx, len(x)).view(-1, n), delta)
         weight = alpha * _transmittance_of(alpha)
         color = (weight[..., None] * _scatter(rgb, idx, len(x)).view(-1, n, 3)).sum(1)
