@@ -16,7 +16,9 @@ from diffparam.cli import main
 from diffparam.errors import UserError
 from diffparam.param.radiance import RadianceField
 from diffparam.recipes import nerf
+from diffparam.three_d import shapes
 from diffparam.three_d.cameras import turntable
+from diffparam.three_d.export import export_obj
 from diffparam.three_d.posed import load_posed, posed_from_cameras
 from diffparam.three_d.raster import rasterize
 from diffparam.three_d.shapes import sphere
@@ -84,6 +86,17 @@ def test_blender_and_nerfstudio_files_give_the_same_cameras(scene, tmp_path) -> 
     assert torch.allclose(other.intrinsics, blender.intrinsics) and torch.equal(other.c2w, blender.c2w)
     assert other.images.shape == (16, 4, 32, 32) and torch.equal(other.images, blender.images)
     assert load_posed(tmp_path, "test") is None
+
+
+def test_a_mesh_file_with_its_texture_is_a_scene(tmp_path) -> None:
+    stripes = torch.zeros(3, 32, 32)
+    stripes[0, :, ::4] = 1  # red stripes on black
+    export_obj(shapes.torus(12), tmp_path / "ring.obj", texture=stripes)
+    made = nerf.make_scene(tmp_path / "scene", tmp_path / "ring.obj", size=24, train=3, test=0)
+    views = load_posed(tmp_path / "scene")
+    assert sorted(made.files) == ["train"] and views.images.shape == (3, 4, 24, 24)
+    seen = views.images[:, 3] > 0.5
+    assert 0.1 < float(seen.float().mean()) < 0.9 and float(views.images[:, 1][seen].max()) < 0.05
 
 
 def _broken(scene, tmp_path, fault: str):

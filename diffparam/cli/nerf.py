@@ -7,7 +7,7 @@ from pathlib import Path
 
 from diffparam.cli.common import print_paths
 from diffparam.errors import UserError
-from diffparam.io import ANIMATION_SUFFIXES, check_animation, check_writable
+from diffparam.io import ANIMATION_SUFFIXES, SAMPLE_PHOTOS, check_animation, check_writable
 
 
 def _resolutions(text: str) -> list[int]:
@@ -22,7 +22,7 @@ def _cmd_scene(args: argparse.Namespace) -> int:
     from diffparam.recipes.nerf import make_scene
 
     result = make_scene(args.out, args.scene, size=args.size, train=args.train, test=args.test,
-                        val=args.val, seed=args.seed, device=args.device)
+                        val=args.val, seed=args.seed, device=args.device, photo=args.photo)
     print_paths(list(result.files.values()))
     return 0
 
@@ -88,7 +88,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     verbs = p.add_subparsers(dest="verb", required=True, metavar="{scene,fit,render,export}")
     s = verbs.add_parser("scene", help="render a 360° test scene into --out (transforms.json layout)")
     s.add_argument("--out", required=True, help="the scene folder to write")
-    s.add_argument("--scene", default="knot", choices=list(SCENES), help="which mesh and texture")
+    s.add_argument("--scene", default="knot",
+                   help=f"{', '.join(SCENES)}, or a mesh file (OBJ, PLY, GLB/glTF) with its texture")
+    s.add_argument("--photo", default=None,
+                   help=f"texture: one of scikit-image's photos ({', '.join(SAMPLE_PHOTOS)}; default: the "
+                   "scene's own)")
     s.add_argument("--size", type=int, default=400, help="image side (px)")
     s.add_argument("--train", type=int, default=50, help="training views")
     s.add_argument("--test", type=int, default=8, help="held-out test views")

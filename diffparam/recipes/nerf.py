@@ -25,12 +25,20 @@ from tqdm import tqdm
 
 from diffparam.checks import choice, int_in, positive_float, positive_int, real
 from diffparam.errors import UserError
-from diffparam.io import AnimationWriter, atomic_path, check_writable, make_grid, sample_photos, save_image
+from diffparam.io import (
+    SAMPLE_PHOTOS,
+    AnimationWriter,
+    atomic_path,
+    check_writable,
+    make_grid,
+    sample_photos,
+    save_image,
+)
 from diffparam.param.radiance import RadianceField
 from diffparam.render import resolve_device
 from diffparam.result import Result
 from diffparam.three_d.cameras import Cameras, orbit
-from diffparam.three_d.mesh import Mesh, from_arrays
+from diffparam.three_d.mesh import Mesh, from_arrays, load_mesh
 from diffparam.three_d.posed import PosedViews, load_posed, posed_from_cameras, write_posed
 from diffparam.three_d.raster import render_mesh
 from diffparam.three_d.shapes import shape
@@ -92,19 +100,29 @@ def _ring_cameras(n: int, elevation: float) -> Cameras:
                  full * CAMERA_DISTANCE, full * CAMERA_FOV)
 
 
-def make_scene(out: str | os.PathLike, scene: str = "knot", size: int = 400, train: int = 50,
-               test: int = 8, val: int = 0, seed: int = 0, device: str = "cpu") -> Result:
-    """Render a textured 360° test scene (`SCENES`) with the project's rasteriser into `out` in the
-    Blender layout: `train` random views, `test` and `val` held-out views on rings, RGBA (transparent
-    background), rasterised on `device`; returns the files written and the training images."""
-    scene = choice("scene", scene, SCENES)
+def make_scene(out: str | os.PathLike, scene: str | os.PathLike = "knot", size: int = 400, train: int = 50,
+               test: int = 8, val: int = 0, seed: int = 0, device: str = "cpu", photo: str | None = None
+               ) -> Result:
+    """Render a textured 360° test scene — one of `SCENES`, or a mesh file with its own texture (else
+    `photo`, one of scikit-image's, default astronaut) — with the project's rasteriser into `out` in
+    the Blender layout: `train` random views, `test` and `val` held-out views on rings, RGBA
+    (transparent background), rasterised on `device`; returns the files written and the training
+    images."""
     size = int_in("size", size, 8, 2048)
     counts = {"train": positive_int("train", train), "test": int_in("test", test, 0, 10_000),
               "val": int_in("val", val, 0, 10_000)}
     check_writable(Path(out) / "transforms_train.json")
-    kind, photo = SCENES[scene]
-    mesh = _scene_mesh(kind)
-    texture = sample_photos(512, (photo,)).to(resolve_device(device))
+    if str(scene) in SCENES:
+        kind, default_photo = SCENES[str(scene)]
+        mesh = _scene_mesh(kind)
+    else:
+        loaded, default_photo = load_mesh(scene), "astronaut"
+        mesh = from_arrays(loaded.vertices * 2, loaded.faces, loaded.uv, loaded.texture, loaded.name, False)
+    if mesh.texture is not None and photo is None:
+        texture = mesh.texture[None]
+    else:
+        texture = sample_photos(512, (choice("photo", photo or default_photo, SAMPLE_PHOTOS),))
+    texture = texture.to(resolve_device(device))
     generator = torch.Generator().manual_seed(seed)
     files: dict[str, Path] = {}
     images = None
@@ -120,7 +138,7 @@ def make_scene(out: str | os.PathLike, scene: str = "knot", size: int = 400, tra
         views = PosedViews(views.c2w, views.intrinsics, size, size, views.names, rgba.cpu())
         files[split] = write_posed(views, out, split)
         images = views.images if split == "train" else images
-    return Result(images=images, files=files, extras={"scene": scene}, writer=_no_more_files)
+    return Result(images=images, files=files, extras={"scene": str(scene)}, writer=_no_more_files)
 
 
 def _no_more_files(result: Result, out: Path) -> dict[str, Path]:
