@@ -99,6 +99,21 @@ def test_a_mesh_file_with_its_texture_is_a_scene(tmp_path) -> None:
     assert 0.1 < float(seen.float().mean()) < 0.9 and float(views.images[:, 1][seen].max()) < 0.05
 
 
+def test_a_single_rgb_file_fits_without_held_out_metrics(scene, tmp_path) -> None:
+    meta = json.loads((scene / "transforms_train.json").read_text())
+    for n, frame in enumerate(meta["frames"][:6]):
+        rgba = np.asarray(Image.open(scene / f"{frame['file_path']}.png"), dtype=np.float32) / 255
+        rgb = rgba[..., :3] * rgba[..., 3:] + (1 - rgba[..., 3:])
+        Image.fromarray(np.round(rgb * 255).astype(np.uint8)).save(tmp_path / f"{n}.jpg")
+        frame["file_path"] = f"{n}.jpg"
+    meta["frames"] = meta["frames"][:6]
+    (tmp_path / "transforms.json").write_text(json.dumps(meta))
+    result = nerf.fit_nerf(tmp_path / "transforms.json", tmp_path / "run", steps=5, preview_frames=2, **TINY)
+    assert load_posed(tmp_path).images.shape == (6, 3, 32, 32)
+    assert "psnr" not in result.metrics and sorted(p.name for p in (tmp_path / "run").iterdir()) == [
+        "checkpoint.pt", "metrics.json", "preview.gif"]
+
+
 def _broken(scene, tmp_path, fault: str):
     meta = json.loads((scene / "transforms_train.json").read_text())
     frames = meta["frames"]

@@ -135,9 +135,9 @@ def _matrix(frame: dict, index: int, where: Path) -> list[list[float]]:
 
 def _transforms_file(source: Path, split: str) -> Path | None:
     """The file of `split` in a scene folder (transforms_SPLIT.json, else transforms.json for train),
-    or `source` itself when it is a file; None when the folder has no such split."""
+    or `source` itself, a file, for train; None when there is no such split."""
     if source.is_file():
-        return source
+        return source if split == "train" else None
     if not source.is_dir():
         raise UserError(f"scene not found: {source}")
     own = source / f"transforms_{split}.json"
