@@ -196,6 +196,12 @@ def test_render_names_files_after_file_path_and_exports_a_mesh(fitted, scene, tm
     assert mesh.visual.vertex_colors.shape == (len(mesh.vertices), 4)
 
 
+def test_a_fit_that_cannot_fit_in_memory_is_refused_before_it_starts(scene, tmp_path) -> None:
+    with pytest.raises(UserError, match=r"needs about .* GiB .* lower `rays` or `samples`"):
+        nerf.fit_nerf(scene, tmp_path / "run", steps=1, **{**TINY, "rays": 1 << 22, "samples": 4096})
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize("args", [
     ["nerf", "fit", "MISSING", "--out", "run", "--device", "cpu"],
     ["nerf", "fit", "scene", "--out", "run", "--resolutions", "8,x"],
