@@ -535,6 +535,8 @@ CASES: list[Case] = [
     Case(("nerf", "render", "norun", "--path", "orbit", "--out", "v.gif"), "not a fitted run"),
     Case(("nerf", "render", "norun", "--path", "orbit", "--out", "v.png"), "--out for a camera path"),
     Case(("nerf", "export", "norun", "--out", "mesh.obj"), "must end in .glb or .ply"),
+    Case(("nerf", "style", "norun", "keep.png", "--out", "styled"), "not a fitted run"),
+    Case(("nerf", "style", "norun", "keep.png", "--out", "keep.png"), "is a file"),
     Case(("nerf", "scene", "--scene", "cube", "--out", "s"), "mesh file not found: cube"),
     Case(("nerf", "scene", "--photo", "moon", "--out", "s"), "unknown --photo"),
 ]

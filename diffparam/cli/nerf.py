@@ -1,13 +1,13 @@
-"""`diffparam nerf scene|fit|render|export`: radiance fields fitted to posed photos (NeRF)."""
+"""`diffparam nerf scene|fit|render|style|export`: radiance fields fitted to posed photos (NeRF)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from diffparam.cli.common import print_paths
+from diffparam.cli.common import add_model_options, model_from_args, print_paths
 from diffparam.errors import UserError
-from diffparam.io import ANIMATION_SUFFIXES, SAMPLE_PHOTOS, check_animation, check_writable
+from diffparam.io import ANIMATION_SUFFIXES, SAMPLE_PHOTOS, check_animation, check_writable, load_image
 
 
 def _resolutions(text: str) -> list[int]:
@@ -77,15 +77,36 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_style(args: argparse.Namespace) -> int:
+    from diffparam.recipes.nerf import load_nerf, style_nerf
+
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise UserError(f"--out must be a run folder, and {args.out} is a file")
+    if Path(args.out).resolve() == Path(args.run).resolve():
+        raise UserError("--out must be another run folder: the fitted RUN stays as it is")
+    check_writable(Path(args.out) / "metrics.json")
+    load_nerf(args.run, "cpu")  # a bad run fails before the model loads
+    load_image(args.style, args.size, "the style image")
+    result = style_nerf(args.run, args.style, args.out, model=model_from_args(args), steps=args.steps,
+                        size=args.size, lr=args.lr, content_weight=args.content_weight, seed=args.seed,
+                        device=args.device, progress=not args.quiet)
+    print_paths(list(result.files.values()))
+    if not args.quiet:
+        m = result.metrics
+        print(f"style distance on 8 held-out views: {m['style_distance_before']:.3f} before, "
+              f"{m['style_distance']:.3f} after")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add `nerf scene`, `nerf fit`, `nerf render` and `nerf export`."""
-    from diffparam.recipes.nerf import LR, RAYS, SCENES, STEPS
+    """Add `nerf scene`, `nerf fit`, `nerf render`, `nerf style` and `nerf export`."""
+    from diffparam.recipes.nerf import LR, RAYS, SCENES, STEPS, STYLE_LR, STYLE_SIZE, STYLE_STEPS
 
     p = sub.add_parser("nerf", help="radiance fields: fit a scene from posed photos, render new views, "
                        "export a mesh", description="Fit a radiance field to photos with known cameras "
                        "(the transforms.json layout of NeRF's Blender scenes, instant-ngp and nerfstudio), "
                        "render it from new cameras and along camera paths, export a mesh.")
-    verbs = p.add_subparsers(dest="verb", required=True, metavar="{scene,fit,render,export}")
+    verbs = p.add_subparsers(dest="verb", required=True, metavar="{scene,fit,render,style,export}")
     s = verbs.add_parser("scene", help="render a 360° test scene into --out (transforms.json layout)")
     s.add_argument("--out", required=True, help="the scene folder to write")
     s.add_argument("--scene", default="knot",
@@ -135,6 +156,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--device", default="auto", help="auto, cpu or cuda")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=_cmd_render)
+
+    y = verbs.add_parser("style", help="restyle a fitted RUN after STYLE into the run folder --out "
+                         "(geometry kept; resumes when run again)")
+    y.add_argument("run", help="a run folder written by `nerf fit`")
+    y.add_argument("style", help="the style image")
+    y.add_argument("--out", required=True, help="the new run folder (render and export it like any run)")
+    add_model_options(y)
+    y.add_argument("--steps", type=int, default=STYLE_STEPS, help="optimiser steps (one random view each)")
+    y.add_argument("--size", type=int, default=STYLE_SIZE, help="side of the views rendered for the model")
+    y.add_argument("--lr", type=float, default=STYLE_LR, help="Adam's learning rate for the colour MLP")
+    y.add_argument("--content-weight", type=float, default=1.0, help="how close views stay to the original")
+    y.add_argument("--seed", type=int, default=0)
+    y.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    y.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    y.set_defaults(func=_cmd_style)
 
     e = verbs.add_parser("export", help="a mesh of a fitted RUN (marching cubes; .glb/.ply, vertex colours)")
     e.add_argument("run", help="a run folder written by `nerf fit`")

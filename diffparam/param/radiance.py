@@ -204,9 +204,10 @@ class RadianceField(Parameterization):
     def render(self, views: PosedViews, chunk: int | None = None) -> tuple[Tensor, Tensor]:
         """RGBA images (N,4,H,W) (straight colour, alpha the coverage) and depth (N,1,H,W) (along each
         ray; 0 where nothing was hit) of `views`, on the field's device, `chunk` rays at a time."""
-        return self._render(views, chunk)
+        return self.render_views(views, chunk)
 
-    def _render(self, views: PosedViews, chunk: int | None) -> tuple[Tensor, Tensor]:
+    def render_views(self, views: PosedViews, chunk: int | None = None) -> tuple[Tensor, Tensor]:
+        """What `render` gives, differentiably (for objectives on whole views)."""
         device = self.density_grid.device
         chunk = chunk or (1 << 18 if device.type == "cuda" else 1 << 14)
         origins, dirs = views.rays(device)
@@ -220,7 +221,7 @@ class RadianceField(Parameterization):
 
     def forward(self) -> Tensor:
         """RGBA views (B,4,H,W) of the field's own `views`, differentiably."""
-        return self._render(self.views, None)[0]
+        return self.render_views(self.views)[0]
 
     def work_elements(self) -> int:
         """Samples per pixel times the features each holds, for the memory estimate."""
