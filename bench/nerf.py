@@ -94,7 +94,7 @@ def main() -> None:
                  for n in (half, args.calibration)]
         steps = max(1, int(args.budget * (args.calibration - half) / (times[1] - times[0])))
         m = fit_nerf(data, work / scene / "run", steps=steps, device=args.device, progress=False,
-                     preview_frames=0, **options).metrics
+                     preview_frames=0, every=steps, **options).metrics  # no checkpoint until the end
         seconds = render_seconds(work / scene / "run", args.render_size, args.device)
         row = {"scene": scene, "steps": steps, "train_seconds": m["train_seconds"], "psnr": m["psnr"],
                "ssim": m["ssim"], "constant_color_psnr": m["constant_color_psnr"],

@@ -252,15 +252,20 @@ def fit_nerf(data: str | os.PathLike, out: str | os.PathLike, steps: int = STEPS
     before = float(load_checkpoint(checkpoint).get("seconds", 0.0)) if checkpoint.exists() else 0.0
     start = time.perf_counter()
 
+    trained = {"seconds": before}
+
     def elapsed() -> dict[str, Any]:
+        """What a checkpoint holds besides the weights: the training time so far (the final save's
+        own time is not training), and the cameras' placement for camera paths."""
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
-        return {"seconds": before + time.perf_counter() - start, "camera": _camera_of(views)}
+        trained["seconds"] = before + time.perf_counter() - start
+        return {"seconds": trained["seconds"], "camera": _camera_of(views)}
 
     with _tf32(dev):
         history = fit(step, {"field": field}, {"adam": opt}, steps, settings, checkpoint=checkpoint,
                       every=every, seed=seed, progress=progress, desc="nerf fit", extra=elapsed)
-        seconds = elapsed()["seconds"]
+        seconds = trained["seconds"]
         metrics: dict[str, Any] = {"steps": steps, "train_seconds": round(seconds, 2), "device": str(dev)}
         renders = None
         if held_out is not None and held_out.images is not None:
