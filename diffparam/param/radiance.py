@@ -94,8 +94,9 @@ class RadianceField(Parameterization):
     def __init__(self, views: PosedViews | None = None, size: int = 64, batch: int = 4, bound: float = 1.5,
                  resolutions: Sequence[int] = (64, 128, 256, 512), features: int = 8, hidden: int = 64,
                  samples: int = 256, grid: int = 128) -> None:
-        views = views or posed_from_cameras(turntable(batch, distance=4.0), size,
-                                            [f"view_{i}" for i in range(batch)])
+        if views is None:
+            names = [f"view_{i}" for i in range(batch)]
+            views = posed_from_cameras(turntable(batch, distance=4.0), size, names)
         super().__init__(views.height, views.width, len(views), 4)
         self.views = views
         self.bound = positive_float("bound", bound)
@@ -118,7 +119,7 @@ class RadianceField(Parameterization):
 
     @property
     def step_size(self) -> float:
-        """The spacing of samples along the box's diagonal, the shortest there is."""
+        """The spacing of samples along the box's diagonal, the largest there is."""
         return 2 * self.bound * math.sqrt(3) / self.samples
 
     def grid_parameters(self) -> list[nn.Parameter]:
