@@ -1,5 +1,6 @@
 """Radiance fields from posed photos (NeRF's task): make test scenes, fit a field to a scene in the
-`transforms.json` layout, render it from new cameras and along camera paths, export a mesh.
+`transforms.json` layout, render it from new cameras and along camera paths, export a mesh, and
+restyle it after a style image.
 
 Fitting trains on random batches of rays from all training views (not on whole images), so it
 runs in the shared training loop `train.fit` (seed, progress, checkpoints, resume); the run folder
