@@ -15,7 +15,7 @@ from PIL import Image
 from diffparam.cli import main
 from diffparam.errors import UserError
 from diffparam.param.radiance import RadianceField
-from diffparam.recipes import nerf
+from diffparam.recipes import nerf, nerf_style
 from diffparam.three_d import shapes
 from diffparam.three_d.cameras import turntable
 from diffparam.three_d.export import export_obj
@@ -206,9 +206,9 @@ def test_restyling_lowers_the_style_distance_and_keeps_the_geometry(fitted, tmp_
     run, _ = fitted
     stripes = torch.zeros(3, 32, 32)
     stripes[2, ::4] = 1  # blue stripes on black
-    result = nerf.style_nerf(run, stripes, tmp_path / "styled", model=tiny, steps=80, size=32, lr=0.03,
-                             content_weight=0.1, style_layers=["conv2", "conv3"], content_layer="conv3",
-                             device="cpu", progress=False)
+    result = nerf_style.style_nerf(run, stripes, tmp_path / "styled", model=tiny, steps=80, size=32,
+                                   lr=0.03, content_weight=0.1, style_layers=["conv2", "conv3"],
+                                   content_layer="conv3", device="cpu", progress=False)
     m = result.metrics
     assert m["style_distance"] < 0.9 * m["style_distance_before"], m  # 0.88: the background stays white
     styled, _ = nerf.load_nerf(tmp_path / "styled", "cpu")

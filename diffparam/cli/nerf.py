@@ -78,7 +78,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_style(args: argparse.Namespace) -> int:
-    from diffparam.recipes.nerf import load_nerf, style_nerf
+    from diffparam.recipes.nerf import load_nerf
+    from diffparam.recipes.nerf_style import style_nerf
 
     if Path(args.out).exists() and not Path(args.out).is_dir():
         raise UserError(f"--out must be a run folder, and {args.out} is a file")
@@ -100,7 +101,8 @@ def _cmd_style(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add `nerf scene`, `nerf fit`, `nerf render`, `nerf style` and `nerf export`."""
-    from diffparam.recipes.nerf import LR, RAYS, SCENES, STEPS, STYLE_LR, STYLE_SIZE, STYLE_STEPS
+    from diffparam.recipes.nerf import LR, RAYS, SCENES, STEPS
+    from diffparam.recipes.nerf_style import STYLE_LR, STYLE_SIZE, STYLE_STEPS
 
     p = sub.add_parser("nerf", help="radiance fields: fit a scene from posed photos, render new views, "
                        "export a mesh", description="Fit a radiance field to photos with known cameras "
