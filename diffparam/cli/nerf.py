@@ -107,7 +107,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("nerf", help="radiance fields: fit a scene from posed photos, render new views, "
                        "export a mesh", description="Fit a radiance field to photos with known cameras "
                        "(the transforms.json layout of NeRF's Blender scenes, instant-ngp and nerfstudio), "
-                       "render it from new cameras and along camera paths, export a mesh.")
+                       "render it from new cameras and along camera paths, export a mesh, restyle it.")
     verbs = p.add_subparsers(dest="verb", required=True, metavar="{scene,fit,render,style,export}")
     s = verbs.add_parser("scene", help="render a 360° test scene into --out (transforms.json layout)")
     s.add_argument("--out", required=True, help="the scene folder to write")
