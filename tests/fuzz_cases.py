@@ -147,6 +147,24 @@ def all_files(folder: Path) -> None:
         make(folder)
 
 
+def nerf_scenes(folder: Path) -> None:
+    """Scenes in the transforms.json layout, each with one fault: a missing image, a NaN pose, a
+    3x3 matrix, images of two sizes, a file that is not JSON."""
+    eye = [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 4], [0, 0, 0, 1]]
+    faults = {"missing": ("gone", eye), "nanpose": ("a", [[float("nan")] * 4] * 4),
+              "badmatrix": ("a", [[1, 0, 0], [0, 1, 0], [0, 0, 1]]), "sizes": ("small", eye)}
+    for name, (second, matrix) in faults.items():
+        scene = folder / name
+        scene.mkdir()
+        _png(scene / "a.png", np.full((16, 16, 4), 128, np.uint8))
+        _png(scene / "small.png", np.full((8, 8, 4), 128, np.uint8))
+        frames = [{"file_path": "a", "transform_matrix": eye},
+                  {"file_path": second, "transform_matrix": matrix}]
+        (scene / "transforms.json").write_text(json.dumps({"camera_angle_x": 0.7, "frames": frames}))
+    (folder / "notjson").mkdir()
+    (folder / "notjson" / "transforms.json").write_text("{ not json")
+
+
 LONG = "x" * 300 + ".png"
 
 
@@ -545,6 +563,22 @@ CASES: list[Case] = [
          setup=rgbd),
     Case(("photo3d", "photo.png", "depth.npy", *QUICK, "--out", "keep.png"), "is a file, not a folder",
          setup=rgbd),
+    # -- nerf: scenes in the transforms.json layout ------------------------------------------
+    *(
+        Case(("nerf", "fit", scene, "--out", "run", "--steps", "1", "--device", "cpu", "--quiet"), message,
+             setup=nerf_scenes)
+        for scene, message in (("missing", "image not found"), ("nanpose", "NaN or infinite"),
+                               ("badmatrix", "must be a 4x4"), ("sizes", "mixed sizes"),
+                               ("notjson", "not a JSON file"), ("nowhere", "scene not found"))
+    ),
+    Case(("nerf", "fit", "missing", "--out", "keep.png", "--device", "cpu"), "is a file", setup=nerf_scenes),
+    Case(("nerf", "render", "norun", "--path", "orbit", "--out", "v.gif"), "not a fitted run"),
+    Case(("nerf", "render", "norun", "--path", "orbit", "--out", "v.png"), "--out for a camera path"),
+    Case(("nerf", "export", "norun", "--out", "mesh.obj"), "must end in .glb or .ply"),
+    Case(("nerf", "style", "norun", "keep.png", "--out", "styled"), "not a fitted run"),
+    Case(("nerf", "style", "norun", "keep.png", "--out", "keep.png"), "is a file"),
+    Case(("nerf", "scene", "--scene", "cube", "--out", "s"), "mesh file not found: cube"),
+    Case(("nerf", "scene", "--photo", "moon", "--out", "s"), "unknown --photo"),
 ]
 
 def snapshot(folder: Path) -> dict[str, str]:

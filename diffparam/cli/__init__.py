@@ -39,14 +39,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _options(parser: argparse.ArgumentParser, args: argparse.Namespace | None) -> set[str]:
-    """The names (dests) of the options, not positional arguments, of the command that ran (of its verb,
-    for a command with verbs: `gan sample`)."""
+    """The names (dests) of the options, not positional arguments, of the command that ran (of its
+    verb, for a command with verbs such as `nerf fit`)."""
     for action in parser._actions:
-        chosen = getattr(args, action.dest, None)
-        if isinstance(action, argparse._SubParsersAction) and chosen in action.choices:
-            sub = action.choices[chosen]
-            return {a.dest for a in sub._actions if a.option_strings} | _options(sub, args)
-    return set()
+        if isinstance(action, argparse._SubParsersAction):
+            chosen = getattr(args, action.dest, None)
+            if chosen in action.choices:
+                return _options(action.choices[chosen], args)
+    return {a.dest for a in parser._actions if a.option_strings} if args is not None else set()
 
 
 def _as_flags(message: str, known: set[str]) -> str:

@@ -14,6 +14,7 @@ from diffparam.param.fourier import FourierImage
 from diffparam.param.kinds import KINDS, Kind, kinds, make_param
 from diffparam.param.maco import MacoImage, natural_spectrum
 from diffparam.param.pixel import PixelImage
+from diffparam.param.radiance import RadianceField
 from diffparam.param.rgba import RGBAImage
 from diffparam.param.shared import SharedImage
 from diffparam.param.surface import SolidField
@@ -27,6 +28,7 @@ __all__ = [
     "MacoImage",
     "Parameterization",
     "PixelImage",
+    "RadianceField",
     "RGBAImage",
     "SharedImage",
     "SolidField",

@@ -93,17 +93,21 @@ def fit(step: Step, modules: Mapping[str, nn.Module], optimizers: Mapping[str, t
     bar = tqdm(total=steps, initial=start, disable=not progress or not sys.stderr.isatty(), desc=desc,
                unit="step", leave=False)
     done = start
+    before = None
     try:
         for i in range(start, steps):
+            before = generator.get_state()  # a step cut short is redone from its own draws on resume
             loss = step(i, generator)
             history.append(loss.detach() if isinstance(loss, torch.Tensor) else float(loss))
-            done = i + 1
+            done, before = i + 1, None
             bar.update(1)
             if not isinstance(loss, torch.Tensor):
                 bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
             if done % every == 0 and done < steps:
                 save(done)
     except KeyboardInterrupt:
+        if before is not None:
+            generator.set_state(before)
         save(done)
         raise
     finally:
