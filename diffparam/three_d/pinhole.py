@@ -8,7 +8,6 @@ photo's own view); `fov` is the horizontal field of view in degrees.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from torch import Tensor
 
 from diffparam.checks import choice, positive_int, real
 from diffparam.errors import UserError
+from diffparam.three_d.posed import load_posed
 
 PATHS = ("zoom-in", "dolly-zoom-in", "circle", "swing")
 """The camera paths of the 3D-photo videos, as the paper names them."""
@@ -99,28 +99,18 @@ def camera_path(name: str, frames: int, depth: float, fov: float) -> PinholeView
 
 
 def read_transforms(path: str | os.PathLike) -> tuple[PinholeViews, list[str]]:
-    """The views and frame names of a transforms.json-layout file (`camera_angle_x` in radians,
-    `frames` with `file_path` and a 4x4 camera-to-world `transform_matrix`)."""
+    """The views and frame names of a transforms.json-layout file (read by `posed.load_posed`: the
+    Blender keys or instant-ngp's), each view's horizontal field of view from its focal length."""
     p = Path(path)
     if not p.is_file():
         raise UserError(f"cameras file not found: {p}")
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-        angle = float(data["camera_angle_x"])
-        frames = data["frames"]
-        names = [str(f["file_path"]) for f in frames]
-        poses = torch.tensor([f["transform_matrix"] for f in frames], dtype=torch.float64)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UserError(f"cannot read cameras file {p}: not a JSON file") from exc
-    except (KeyError, TypeError, ValueError) as exc:
-        raise UserError(f"cameras file {p} needs camera_angle_x and frames, each with file_path and a 4x4 "
-                        "transform_matrix") from exc
-    if not names or poses.shape != (len(names), 4, 4) or not bool(torch.isfinite(poses).all()):
-        raise UserError(f"cameras file {p} needs at least one frame, each with a finite 4x4 transform_matrix")
-    fov = math.degrees(angle)
-    if not 1.0 <= fov <= 170.0:
-        raise UserError(f"cameras file {p}: camera_angle_x must be in radians, between 1 and 170 degrees")
-    for name in names:
-        if not name or Path(name).is_absolute() or ".." in Path(name).parts:
+    views = load_posed(p, images=False, size=(1, 1))
+    assert views is not None  # a file is always its own training split
+    fov = torch.rad2deg(2 * torch.atan(views.width / (2 * views.intrinsics[:, 0].double()))).float()
+    if not bool(((fov >= 1.0) & (fov <= 170.0)).all()):
+        raise UserError(f"cameras file {p}: the field of view must be between 1 and 170 degrees "
+                        "(camera_angle_x is in radians)")
+    for name in views.names:
+        if Path(name).is_absolute() or ".." in Path(name).parts:
             raise UserError(f"cameras file {p}: file_path {name!r} must be a relative path inside the output")
-    return PinholeViews(poses.float(), torch.full((len(names),), fov)), names
+    return PinholeViews(views.c2w, fov), views.names
