@@ -130,8 +130,8 @@ def make_data(out: str | os.PathLike, meshes: Sequence[Mesh | str | os.PathLike]
               elevation: tuple[float, float] = RANGES["elevation"],
               light: tuple[float, float] = RANGES["light"], varies: Sequence[str] = VARIES) -> Result:
     """Render `batches` mini-batches of `batch` images into the new folder `out`: in each, one of `varies`
-    (in turn; default all of VARIES) varies over its range and the rest is drawn once. `meshes`: files, "shape:NAME" or `Mesh`es
-    (default the sample shapes), each textured with its own texture or with each of `textures` (TEXTURES).
+    (in turn; default all of VARIES) varies over its range and the rest is drawn once. `meshes`: files,
+    "shape:NAME" or `Mesh`es (default the sample shapes), each with its own texture or each of `textures`.
     The folder appears whole or not at all. `result.images` is the first batch of each kind."""
     size = int_in("size", size, 16, 256)
     if size % 8:
@@ -145,7 +145,7 @@ def make_data(out: str | os.PathLike, meshes: Sequence[Mesh | str | os.PathLike]
               "elevation": range_pair("elevation", elevation, -80.0, 80.0),
               "light": range_pair("light", light, -90.0, 90.0)}
     for name in textures:
-        choice("texture", name, TEXTURES)
+        choice("textures", name, TEXTURES)
     folder = _empty_out(out)
     objects = _objects(meshes, textures)
     generator = torch.Generator().manual_seed(seed)
@@ -153,6 +153,9 @@ def make_data(out: str | os.PathLike, meshes: Sequence[Mesh | str | os.PathLike]
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
+        umask = os.umask(0o022)
+        os.umask(umask)
+        tmp.chmod(0o777 & ~umask)  # mkdtemp's 0700 would make the finished folder private
         index, firsts = [], []
         for k in range(batches):
             vary = kinds[k % len(kinds)]

@@ -17,9 +17,9 @@ from diffparam.three_d.raster import interpolate, rasterize, sample, uv_grid
 
 
 def vertex_normals(vertices: Tensor, faces: Tensor) -> Tensor:
-    """Unit normals (V,3): the area-weighted mean of the faces around each position, so that vertices
-    split at a UV seam (same position, other UV) get one normal and the seam does not show in the light."""
-    _, position = torch.unique(vertices, dim=0, return_inverse=True)
+    """Unit normals (V,3): the area-weighted mean of the faces around each position (to 1e-5), so that
+    vertices split at a UV seam (same position, other UV) get one normal and the seam does not show."""
+    _, position = torch.unique(torch.round(vertices * 1e5), dim=0, return_inverse=True)
     p = vertices[faces]
     face_normal = torch.linalg.cross(p[:, 1] - p[:, 0], p[:, 2] - p[:, 0])  # length: twice the area
     summed = torch.zeros(int(position.max()) + 1, 3, dtype=vertices.dtype, device=vertices.device)
