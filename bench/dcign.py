@@ -86,9 +86,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--size", type=int, default=16)
-    ap.add_argument("--steps", type=int, default=1500)
+    ap.add_argument("--steps", type=int, default=6000)
     ap.add_argument("--width", type=int, default=8)
     ap.add_argument("--groups", type=int, default=2)
+    ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--batches", type=int, default=96)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="bench/dcign.json")
@@ -96,7 +97,7 @@ def main() -> None:
                     "turning its first image to those azimuths")
     args = ap.parse_args()
     if args.device == "cpu":
-        torch.set_num_threads(2)
+        torch.set_num_threads(1)  # the 2-core CPU is shared with other jobs
     common = dict(size=args.size, textures=("checker", "hue"), azimuth=(-45.0, 45.0), elevation=(-20.0, 30.0))
     report: dict = {"device": args.device if args.device == "cpu" else torch.cuda.get_device_name(),
                     "cpu": platform.processor() or platform.machine(), "date": datetime.now(UTC).isoformat(),
@@ -110,7 +111,8 @@ def main() -> None:
         for plain in (False, True):
             name = "plain VAE" if plain else "DC-IGN"
             result = train_dcign(train, Path(tmp) / name, steps=args.steps, plain=plain, groups=args.groups,
-                                 width=args.width, free=5, seed=args.seed, device=args.device, progress=False)
+                                 lr=args.lr, width=args.width, free=5, seed=args.seed, device=args.device,
+                                 progress=False)
             net = result.param.to(args.device)
             codes, true = encode_all(net, train.images.flatten(0, 1)), train.factors.flatten(0, 1)
             units = own_units(codes, true, named=not plain)

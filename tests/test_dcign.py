@@ -98,8 +98,9 @@ def test_a_users_folder_is_read_and_a_bad_one_refused(tmp_path) -> None:
 
 def test_clamping_puts_azimuth_in_its_unit_better_than_a_plain_vae(runs) -> None:
     dcign, plain = runs[False].metrics["r2"]["azimuth"], runs[True].metrics["r2"]["azimuth"]
-    # The same unit of the same network: R² of azimuth from it. (At this size the plain VAE spreads azimuth
-    # over several units, and its best single unit can match the DC-IGN's: see BENCHMARKS.md.)
+    # The same unit of the same network: R² of azimuth from it. Measured in this setting on seeds 0, 1, 2:
+    # DC-IGN 0.60, 0.23, 0.36; plain VAE 0.30, 0.08, 0.00 (at 400 steps seed 2 failed: 0.002 against 0.007).
+    # The plain VAE's best single unit reached 0.59, 0.35, 0.09: at this size it can match the DC-IGN's.
     assert dcign[0] > plain[0] + 0.1
 
 

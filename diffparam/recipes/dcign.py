@@ -87,19 +87,14 @@ def disentanglement(codes: Tensor, factors: Tensor) -> dict[str, dict[str, float
 
 
 def _units(net: DCIGN, data: DcignData) -> dict[str, Any]:
-    """What `units.json` holds: each unit's range on the data and, with true factors, the R² table and each
-    graphics unit's linear calibration (unit value = slope × degrees + offset)."""
+    """What `units.json` holds: each unit's range on the data (what `sweep` moves across) and, with true
+    factors, the R² of each factor from each unit."""
     images = data.images.flatten(0, 1)
     codes = encode_all(net, images)
     out: dict[str, Any] = {"low": codes.quantile(0.02, 0).tolist(), "high": codes.quantile(0.98, 0).tolist()}
     if data.factors is not None:
         true = data.factors.flatten(0, 1)
         out["r2"] = unit_table(codes, true)
-        out["calibration"] = {}
-        for j, f in enumerate(FACTORS):
-            a = torch.stack([true[:, j].double(), torch.ones(len(true), dtype=torch.float64)], 1)
-            slope, offset = torch.linalg.lstsq(a, codes[:, j:j + 1].double()).solution[:, 0].tolist()
-            out["calibration"][f] = [slope, offset]
     return out
 
 
