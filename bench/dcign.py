@@ -1,12 +1,12 @@
 """DC-IGN (issue 18) against the same network trained as a plain VAE, on renders made here.
 
 Data: the sample sphere and knot, each with the `checker` and `hue` textures, in mini-batches where
-azimuth, elevation, light or the object varies; held out: the torus (a mesh never seen) with the same
-textures, at freshly drawn angles.
+azimuth, elevation, light or the object varies. Two test sets: the same objects at freshly drawn angles
+(new angles), and the torus (a mesh never seen) with the same textures (held-out object).
 Disentanglement: per true factor, R² of a linear fit from its own graphics unit, and from all the other
 units together (for the plain VAE, "its own" is the single unit that fits it best on the training data).
-Manipulation: in each held-out azimuth batch, image 0 is encoded, its azimuth unit set to the value the
-training data's linear fit gives for image j's azimuth, decoded and compared with the true render j
+Manipulation: in each azimuth batch of a test set, image 0 is encoded, its azimuth unit set to the value
+the training data's linear fit gives for image j's azimuth, decoded and compared with the true render j
 (PSNR, SSIM); against the reconstruction of j itself (the network's ceiling) and image 0 decoded
 unchanged (no turn at all: the floor).
 Time: training wall time on the device.
@@ -61,19 +61,20 @@ def disentanglement(codes: torch.Tensor, true: torch.Tensor, units: list[int]) -
 
 def manipulation(net, data, unit: int, slope: float, offset: float, dev: str,
                  shown: list) -> dict[str, float]:
-    """Scores over the held-out azimuth batches; appends the first batch's turned images to `shown`."""
+    """Scores over the azimuth batches of `data`; appends to `shown` the first batch's true images (if it is
+    empty) and its turned ones."""
     scores = {k: [] for k in ("turned_psnr", "turned_ssim", "ceiling_psnr", "ceiling_ssim", "floor_psnr",
                               "floor_ssim")}
     with torch.no_grad():
-        for k in (data.varies == VARIES.index("azimuth")).nonzero().flatten().tolist():
+        for i, k in enumerate((data.varies == VARIES.index("azimuth")).nonzero().flatten().tolist()):
             x, az = data.images[k].to(dev), data.factors[k, :, 0]
             mean = net.encode(x)[0]
             turned = mean[:1].repeat(len(x), 1)
             turned[:, unit] = (slope * az + offset).to(dev)
             made = {"turned": net.decode(turned).cpu(), "ceiling": net.decode(mean).cpu(),
                     "floor": net.decode(mean[:1]).cpu().expand(len(x), -1, -1, -1)}
-            if not shown or len(shown) == 1:
-                shown += [x.cpu()] if not shown else []
+            if i == 0:
+                shown += [] if shown else [x.cpu()]
                 shown.append(made["turned"])
             for j in range(1, len(x)):
                 for name, img in made.items():
@@ -93,8 +94,8 @@ def main() -> None:
     ap.add_argument("--batches", type=int, default=96)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="bench/dcign.json")
-    ap.add_argument("--figure", default=None, help="a PNG: a held-out azimuth batch, then each method "
-                    "turning its first image to those azimuths")
+    ap.add_argument("--figure", default=None, help="a PNG: for new angles, then for the held-out object, an "
+                    "azimuth batch and each method turning its first image to those azimuths")
     args = ap.parse_args()
     if args.device == "cpu":
         torch.set_num_threads(1)  # the 2-core CPU is shared with other jobs
@@ -105,9 +106,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         make_data(Path(tmp) / "train", meshes=["shape:sphere", "shape:knot"], batches=args.batches, seed=1,
                   **common)
-        make_data(Path(tmp) / "held", meshes=["shape:torus"], batches=24, seed=2, **common)
-        train, held = load_data(Path(tmp) / "train"), load_data(Path(tmp) / "held")
-        shown: list[torch.Tensor] = []  # the true held-out azimuth batch, then each method's turn of image 0
+        make_data(Path(tmp) / "angles", meshes=["shape:sphere", "shape:knot"], batches=24, seed=2, **common)
+        make_data(Path(tmp) / "held", meshes=["shape:torus"], batches=24, seed=3, **common)
+        train, angles, held = (load_data(Path(tmp) / n) for n in ("train", "angles", "held"))
+        shown: dict[str, list[torch.Tensor]] = {"angles": [], "held": []}  # true batch, each method's turn
         for plain in (False, True):
             name = "plain VAE" if plain else "DC-IGN"
             result = train_dcign(train, Path(tmp) / name, steps=args.steps, plain=plain, groups=args.groups,
@@ -124,12 +126,15 @@ def main() -> None:
                 "train_seconds": round(result.seconds, 1), "units": units,
                 "disentanglement_train": disentanglement(codes, true, units),
                 "disentanglement_held_out": disentanglement(held_codes, held.factors.flatten(0, 1), units),
-                "manipulation_held_out": manipulation(net, held, units[0], slope, offset, args.device, shown)}
+                "manipulation_new_angles": manipulation(net, angles, units[0], slope, offset, args.device,
+                                                        shown["angles"]),
+                "manipulation_held_out": manipulation(net, held, units[0], slope, offset, args.device,
+                                                      shown["held"])}
             print(name, json.dumps(report["methods"][name]))
     if args.figure:
-        rows = torch.cat(shown)  # true renders; DC-IGN; plain VAE
-        save_image(F.interpolate(make_grid(rows, ncol=len(shown[0]), pad=1), scale_factor=4, mode="nearest"),
-                   args.figure)
+        rows = torch.cat(shown["angles"] + shown["held"])  # each: true renders; DC-IGN; plain VAE
+        grid = make_grid(rows, ncol=len(shown["held"][0]), pad=1)
+        save_image(F.interpolate(grid[None], scale_factor=4, mode="nearest")[0], args.figure)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=1))
     print(f"wrote {args.out}")
