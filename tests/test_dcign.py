@@ -13,6 +13,7 @@ from diffparam.errors import UserError
 from diffparam.io import read_frames, save_image
 from diffparam.recipes.dcign import load_dcign, r2, sweep, train_dcign, vary
 from diffparam.recipes.dcign_data import FACTORS, VARIES, load_data, make_data, render_views, texture
+from diffparam.three_d.export import export_glb
 from diffparam.three_d.shading import vertex_normals
 from diffparam.three_d.shapes import sphere
 from diffparam.train.dcign import clamp_batch
@@ -79,6 +80,15 @@ def test_data_files_have_the_mini_batch_structure(data_dir) -> None:
     # The PNG strips hold exactly what was rendered, to 8 bits.
     again = render_views(sphere(32), texture("checker"), data.factors[0], 16)
     assert float((again - data.images[0]).abs().max()) <= 1 / 255 + 1e-6
+
+
+def test_a_users_textured_mesh_renders_grey_batches(tmp_path) -> None:
+    path = export_glb(sphere(8), tmp_path / "ball.glb", texture("checker")[0])
+    result = make_data(tmp_path / "data", meshes=[path], size=16, batches=4, batch=3, grey=True)
+    data = load_data(tmp_path / "data")
+    assert data.images.shape == (4, 3, 1, 16, 16) and result.metrics["objects"] == 1  # its own texture only
+    assert {name for batch in data.objects for name in batch} == {"ball"}
+    assert float(data.images.std()) > 0.05
 
 
 def test_a_users_folder_is_read_and_a_bad_one_refused(tmp_path) -> None:
