@@ -546,6 +546,13 @@ CASES: list[Case] = [
     Case(("gan", "paint", "nowhere", "photo.png", "--out", "p.png"), "not found", setup=photo),
     Case(("render", "blocks.2:3", *QUICK, "--param", "gan:nowhere", "--out", "o.png"), "not found"),
     Case(("render", "blocks.2:3", *QUICK, "--param", "gan:", "--out", "o.png"), "invalid choice"),
+    # -- dcign (issue 18) -----------------------------------------------------------------------
+    Case(("dcign", "data", "--size", "20", "--out", "d"), "--size must be a multiple of 8"),
+    Case(("dcign", "data", "--textures", "plaid", "--out", "d"), "unknown --textures 'plaid'"),
+    Case(("dcign", "data", "--out", "keep.png"), "is a file"),
+    Case(("dcign", "train", "nowhere", "--out", "r"), "not found"),
+    Case(("dcign", "train", ".", "--steps", "0", "--out", "r"), "--steps must be"),
+    Case(("dcign", "vary", ".", "keep.png", "--factor", "light", "--out", "v.gif"), "no finished DC-IGN"),
     # -- photo3d: bad depth maps, sizes, options -------------------------------------------------
     *(
         Case(("photo3d", "photo.png", depth, *QUICK, "--out", "o"), message, setup=rgbd)

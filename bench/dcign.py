@@ -1,0 +1,144 @@
+"""DC-IGN (issue 18) against the same network trained as a plain VAE, on renders made here.
+
+Data: the sample sphere and knot, each with the `checker` and `hue` textures, in mini-batches where
+azimuth, elevation, light or the object varies. Two test sets: the same objects at freshly drawn angles
+(new angles), and the torus (a mesh never seen) with the same textures (held-out object).
+Disentanglement: per true factor, R² of a linear fit from its own graphics unit, and from all the other
+units together (for the plain VAE, "its own" is the single unit that fits it best on the training data).
+Manipulation: in each azimuth batch of a test set, image 0 is encoded, its azimuth unit set to the value
+the training data's linear fit gives for image j's azimuth, decoded and compared with the true render j
+(PSNR, SSIM); against the reconstruction of j itself (the network's ceiling) and image 0 decoded
+unchanged (no turn at all: the floor).
+Time: training wall time on the device.
+
+    PYTHONPATH=. python bench/dcign.py --device cpu
+    PYTHONPATH=. python bench/dcign.py --device cuda --size 64 --steps 20000 --width 64
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from skimage.metrics import structural_similarity
+
+from diffparam.io import make_grid, save_image
+from diffparam.recipes.dcign import encode_all, r2, train_dcign
+from diffparam.recipes.dcign_data import FACTORS, VARIES, load_data, make_data
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(10 * torch.log10(1 / (a - b).pow(2).mean().clamp_min(1e-10)))
+
+
+def ssim(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(structural_similarity(a.permute(1, 2, 0).numpy(), b.permute(1, 2, 0).numpy(), channel_axis=2,
+                                       data_range=1.0, win_size=7))
+
+
+def own_units(codes: torch.Tensor, true: torch.Tensor, named: bool) -> list[int]:
+    """Each factor's unit: its named one, or (plain VAE) the single unit that fits it best."""
+    if named:
+        return list(range(len(FACTORS)))
+    return [max(range(codes.shape[1]), key=lambda u, j=j: r2(codes[:, [u]], true[:, j])) for j in range(3)]
+
+
+def disentanglement(codes: torch.Tensor, true: torch.Tensor, units: list[int]) -> dict[str, dict[str, float]]:
+    out = {}
+    for j, f in enumerate(FACTORS):
+        rest = [u for u in range(codes.shape[1]) if u != units[j]]
+        out[f] = {"own": round(r2(codes[:, [units[j]]], true[:, j]), 3),
+                  "others": round(r2(codes[:, rest], true[:, j]), 3)}
+    return out
+
+
+def manipulation(net, data, unit: int, slope: float, offset: float, dev: str,
+                 shown: list) -> dict[str, float]:
+    """Scores over the azimuth batches of `data`; appends to `shown` the first batch's true images (if it is
+    empty) and its turned ones."""
+    scores = {k: [] for k in ("turned_psnr", "turned_ssim", "ceiling_psnr", "ceiling_ssim", "floor_psnr",
+                              "floor_ssim")}
+    with torch.no_grad():
+        for i, k in enumerate((data.varies == VARIES.index("azimuth")).nonzero().flatten().tolist()):
+            x, az = data.images[k].to(dev), data.factors[k, :, 0]
+            mean = net.encode(x)[0]
+            turned = mean[:1].repeat(len(x), 1)
+            turned[:, unit] = (slope * az + offset).to(dev)
+            made = {"turned": net.decode(turned).cpu(), "ceiling": net.decode(mean).cpu(),
+                    "floor": net.decode(mean[:1]).cpu().expand(len(x), -1, -1, -1)}
+            if i == 0:
+                shown += [] if shown else [x.cpu()]
+                shown.append(made["turned"])
+            for j in range(1, len(x)):
+                for name, img in made.items():
+                    scores[f"{name}_psnr"].append(psnr(img[j], x[j].cpu()))
+                    scores[f"{name}_ssim"].append(ssim(img[j], x[j].cpu()))
+    return {k: round(float(np.mean(v)), 3) for k, v in scores.items()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--size", type=int, default=16)
+    ap.add_argument("--steps", type=int, default=6000)
+    ap.add_argument("--width", type=int, default=8)
+    ap.add_argument("--groups", type=int, default=2)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--batches", type=int, default=96)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default="bench/dcign.json")
+    ap.add_argument("--figure", default=None, help="a PNG: for new angles, then for the held-out object, an "
+                    "azimuth batch and each method turning its first image to those azimuths")
+    args = ap.parse_args()
+    if args.device == "cpu":
+        torch.set_num_threads(1)  # the 2-core CPU is shared with other jobs
+    common = dict(size=args.size, textures=("checker", "hue"), azimuth=(-45.0, 45.0), elevation=(-20.0, 30.0))
+    report: dict = {"device": args.device if args.device == "cpu" else torch.cuda.get_device_name(),
+                    "cpu": platform.processor() or platform.machine(), "date": datetime.now(UTC).isoformat(),
+                    "settings": vars(args), "methods": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        make_data(Path(tmp) / "train", meshes=["shape:sphere", "shape:knot"], batches=args.batches, seed=1,
+                  **common)
+        make_data(Path(tmp) / "angles", meshes=["shape:sphere", "shape:knot"], batches=24, seed=2, **common)
+        make_data(Path(tmp) / "held", meshes=["shape:torus"], batches=24, seed=3, **common)
+        train, angles, held = (load_data(Path(tmp) / n) for n in ("train", "angles", "held"))
+        shown: dict[str, list[torch.Tensor]] = {"angles": [], "held": []}  # true batch, each method's turn
+        for plain in (False, True):
+            name = "plain VAE" if plain else "DC-IGN"
+            result = train_dcign(train, Path(tmp) / name, steps=args.steps, plain=plain, groups=args.groups,
+                                 lr=args.lr, width=args.width, free=5, seed=args.seed, device=args.device,
+                                 progress=False)
+            net = result.param.to(args.device)
+            codes, true = encode_all(net, train.images.flatten(0, 1)), train.factors.flatten(0, 1)
+            units = own_units(codes, true, named=not plain)
+            a = torch.stack([true[:, 0].double(), torch.ones(len(true), dtype=torch.float64)], 1)
+            fitted = torch.linalg.lstsq(a, codes[:, units[0]:units[0] + 1].double()).solution
+            slope, offset = fitted[:, 0].tolist()
+            held_codes = encode_all(net, held.images.flatten(0, 1))
+            report["methods"][name] = {
+                "train_seconds": round(result.seconds, 1), "units": units,
+                "disentanglement_train": disentanglement(codes, true, units),
+                "disentanglement_held_out": disentanglement(held_codes, held.factors.flatten(0, 1), units),
+                "manipulation_new_angles": manipulation(net, angles, units[0], slope, offset, args.device,
+                                                        shown["angles"]),
+                "manipulation_held_out": manipulation(net, held, units[0], slope, offset, args.device,
+                                                      shown["held"])}
+            print(name, json.dumps(report["methods"][name]))
+    if args.figure:
+        rows = torch.cat(shown["angles"] + shown["held"])  # each: true renders; DC-IGN; plain VAE
+        grid = make_grid(rows, ncol=len(shown["held"][0]), pad=1)
+        save_image(F.interpolate(grid[None], scale_factor=4, mode="nearest")[0], args.figure)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=1))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
