@@ -93,7 +93,7 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--batches", type=int, default=96)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", default="bench/dcign.json")
+    ap.add_argument("--out", default="dcign.json")
     ap.add_argument("--figure", default=None, help="a PNG: for new angles, then for the held-out object, an "
                     "azimuth batch and each method turning its first image to those azimuths")
     args = ap.parse_args()
