@@ -99,7 +99,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--grey", action="store_true", help="grey images instead of RGB")
     for f in FACTORS:
         d.add_argument(f"--{f}", type=degrees_range, default=RANGES[f], metavar="LOW,HIGH",
-                       help=f"{f} range, degrees (default {RANGES[f][0]:g},{RANGES[f][1]:g})")
+                       help=f"{f} range, degrees (default {RANGES[f][0]:g},{RANGES[f][1]:g}; a negative "
+                       f"start needs the = form: --{f}=-60,60)")
     d.add_argument("--seed", type=int, default=0)
     d.set_defaults(func=_cmd_data)
     t = verbs.add_parser("train", help="train on DATA into --out (resumes when run again)")

@@ -12,6 +12,7 @@ from torch import Tensor
 from diffparam import deprecation
 from diffparam.checks import non_negative_float, positive_float, positive_int, shape
 from diffparam.constant import Constant
+from diffparam.errors import UserError
 from diffparam.objectives.core import INPUT, Activations, Objective, _layer_check
 
 
@@ -42,7 +43,7 @@ def temporal(target: Tensor, mask: Tensor, weight: float = 1.0) -> Objective:
     m = shape("the temporal mask", mask.detach().float().cpu(), "1,1,H,W")
     w = non_negative_float("temporal_weight", weight)
     if t.shape[-2:] != m.shape[-2:]:
-        raise ValueError(f"the temporal target is {tuple(t.shape[-2:])} but its mask {tuple(m.shape[-2:])}")
+        raise UserError(f"the temporal target is {tuple(t.shape[-2:])} but its mask {tuple(m.shape[-2:])}")
     const_t, const_m = Constant(t), Constant(m)
 
     def fn(acts: Activations) -> Tensor:

@@ -205,6 +205,7 @@ def fit_nerf(data: str | os.PathLike, out: str | os.PathLike, steps: int = STEPS
                          positive_int("features", features), positive_int("hidden", hidden),
                          int_in("samples", samples, 2, 4096), int_in("grid", grid, 2, 1024), rays, lr,
                          background)
+    settings["seed"] = seed  # another seed is another run, not a resume
     run = Path(out)
     checkpoint = check_writable(run / "checkpoint.pt")
     dev = resolve_device(device)

@@ -109,13 +109,12 @@ def style_video(
     fps = animation_fps(content_video)
     start = time.perf_counter()
     first: Tensor | None = None
-    bar = tqdm(disable=not progress or not sys.stderr.isatty(), desc="style video", unit="frame", leave=False)
-    with AnimationWriter(out, fps) as writer:
+    with tqdm(disable=not progress or not sys.stderr.isatty(), desc="style video", unit="frame",
+              leave=False) as bar, AnimationWriter(out, fps) as writer:
         for made in style_frames(read_frames(content_video), style_image, model, **options):
             writer.add(made)
             first = made[None] if first is None else first
             bar.update(1)
-    bar.close()
     assert first is not None
     return Result(first, seconds=time.perf_counter() - start,
                   metrics={"frames": writer.count, "fps": fps}, files={"video": writer.path})

@@ -18,7 +18,7 @@ from torch import Tensor
 
 from diffparam.checks import choice, positive_int, real
 from diffparam.errors import UserError
-from diffparam.three_d.posed import load_posed
+from diffparam.three_d.posed import load_posed, read_cameras
 
 PATHS = ("zoom-in", "dolly-zoom-in", "circle", "swing")
 """The camera paths of the 3D-photo videos, as the paper names them."""
@@ -104,6 +104,10 @@ def read_transforms(path: str | os.PathLike) -> tuple[PinholeViews, list[str]]:
     p = Path(path)
     if not p.is_file():
         raise UserError(f"cameras file not found: {p}")
+    meta, frames, _ = read_cameras(p)
+    if not all({"camera_angle_x", "w"} & (set(f) | set(meta)) for f in frames):
+        raise UserError(f"cameras file {p}: give camera_angle_x, or w and h with fl_x (a focal length in "
+                        "pixels needs the width it refers to)")
     views = load_posed(p, images=False, size=(1, 1))
     assert views is not None  # a file is always its own training split
     fov = torch.rad2deg(2 * torch.atan(views.width / (2 * views.intrinsics[:, 0].double()))).float()

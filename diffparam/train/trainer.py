@@ -8,6 +8,7 @@ on from where it stopped and ends as an uninterrupted run would; other settings 
 
 from __future__ import annotations
 
+import math
 import os
 import pickle
 import sys
@@ -20,7 +21,7 @@ from torch import nn
 from tqdm import tqdm
 
 from diffparam.checks import positive_int
-from diffparam.errors import UserError, first_line
+from diffparam.errors import NonFiniteLossError, UserError, first_line
 from diffparam.io import atomic_path
 
 Step = Callable[[int, torch.Generator], float | torch.Tensor]
@@ -31,7 +32,7 @@ back to the host only when a checkpoint is written and at the end, so GPU steps 
 def _floats(history: list[float | torch.Tensor]) -> list[float]:
     """The losses as floats, the tensors among them read back to the host in one transfer."""
     tensors = [x for x in history if isinstance(x, torch.Tensor)]
-    read = iter(torch.stack(tensors).float().tolist() if tensors else [])
+    read = iter(torch.stack([t.reshape(()) for t in tensors]).float().tolist() if tensors else [])
     return [next(read) if isinstance(x, torch.Tensor) else x for x in history]
 
 
@@ -79,6 +80,10 @@ def fit(step: Step, modules: Mapping[str, nn.Module], optimizers: Mapping[str, t
 
     def save(done: int) -> None:
         history[:] = _floats(history)
+        bad = next((n for n, x in enumerate(history) if not math.isfinite(x)), None)
+        if bad is not None:
+            raise NonFiniteLossError(f"training diverged: the loss of step {bad + 1} is {history[bad]}; "
+                                     "nothing was saved (a lower learning rate may help)")
         if history:
             bar.set_postfix(loss=f"{history[-1]:.4g}", refresh=False)
         if checkpoint is None:
