@@ -63,6 +63,30 @@ def remove_empty(folders: list[Path]) -> None:
 
 
 @contextmanager
+def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary folder beside `path` (a new or empty folder); on success it becomes `path`,
+    else it is removed with the folders made for it: a folder of many files appears whole or not at
+    all."""
+    folder = Path(path)
+    made = missing_folders(folder / "_")
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    except OSError as exc:
+        raise UserError(f"cannot write {folder}: {exc.strerror or exc}") from exc
+    try:
+        tmp.chmod(0o777 & ~_umask())  # mkdtemp's 0700 would make the finished folder private
+        yield tmp
+        if folder.exists():
+            folder.rmdir()
+        tmp.rename(folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        remove_empty(made)
+        raise
+
+
+@contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success rename it to `path`, else delete it (and
     the folders made for it, when they stay empty).

@@ -236,3 +236,28 @@ def test_cli_bad_input_exits_2_and_writes_nothing(fitted, scene, tmp_path, monke
     assert err.startswith("diffparam: error:") and err.count("\n") == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["RUN", "scene"]
     assert sorted(fitted[0].iterdir()) == before
+
+
+@pytest.mark.parametrize("up", [(0.0, 1.0, 0.0), (0.0, 0.0, 1.0), (0.0, -0.6, 0.8)])
+def test_camera_paths_circle_the_scenes_own_up_axis(up) -> None:
+    """NeRF's Blender scenes have z up, the project's y: paths follow the training cameras' up."""
+    from diffparam.recipes.nerf import _camera_of, path_cameras, upright
+    from diffparam.three_d.cameras import Cameras, orbit
+    from diffparam.three_d.posed import posed_from_cameras
+
+    g = torch.Generator().manual_seed(0)
+    n = 10
+    elevation = 10 + 50 * torch.rand(n, generator=g, dtype=torch.float64)
+    cams = orbit(360 * torch.rand(n, generator=g, dtype=torch.float64), elevation,
+                 torch.full((n,), 4.0, dtype=torch.float64), torch.full((n,), 40.0, dtype=torch.float64))
+    views = posed_from_cameras(upright(Cameras(cams.view.float(), cams.fov.float()), up), 32,
+                               [str(i) for i in range(n)])
+    camera = _camera_of(views)
+    axis = torch.nn.functional.normalize(torch.tensor(up, dtype=torch.float64), dim=0)
+    assert torch.allclose(torch.tensor(camera["up"], dtype=torch.float64), axis, atol=1e-4)
+    assert camera["elevation"] == pytest.approx(float(elevation.mean()), abs=0.05)
+    c2w = torch.linalg.inv(path_cameras(camera, "orbit", 8).view.double())
+    centres = c2w[:, :3, 3]
+    heights = torch.rad2deg(torch.asin(centres @ axis / centres.norm(dim=1)))
+    assert torch.allclose(heights, torch.full_like(heights, camera["elevation"]), atol=0.05)
+    assert bool((c2w[:, :3, 1] @ axis > 0).all())  # the paths' cameras are upright in the scene

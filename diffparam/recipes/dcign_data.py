@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +20,7 @@ from torch import Tensor
 
 from diffparam.checks import choice, int_in, range_pair
 from diffparam.errors import UserError, first_line
-from diffparam.io import missing_folders, read_image, remove_empty, sample_photos, save_image
+from diffparam.io import atomic_folder, read_image, sample_photos, save_image
 from diffparam.result import Result
 from diffparam.three_d.cameras import orbit
 from diffparam.three_d.mesh import Mesh
@@ -149,13 +147,7 @@ def make_data(out: str | os.PathLike, meshes: Sequence[Mesh | str | os.PathLike]
     folder = _empty_out(out)
     objects = _objects(meshes, textures)
     generator = torch.Generator().manual_seed(seed)
-    made = missing_folders(folder / INDEX)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
-        umask = os.umask(0o022)
-        os.umask(umask)
-        tmp.chmod(0o777 & ~umask)  # mkdtemp's 0700 would make the finished folder private
+    with atomic_folder(folder) as tmp:
         index, firsts = [], []
         for k in range(batches):
             vary = kinds[k % len(kinds)]
@@ -181,13 +173,6 @@ def make_data(out: str | os.PathLike, meshes: Sequence[Mesh | str | os.PathLike]
         meta = {"format": FORMAT, "size": size, "batch": batch, "channels": 1 if grey else 3,
                 "factors": list(FACTORS), "batches": index}
         (tmp / INDEX).write_text(json.dumps(meta, indent=1))
-        if folder.exists():
-            folder.rmdir()
-        tmp.rename(folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        remove_empty(made)
-        raise
     return Result(torch.cat(firsts), metrics={"batches": batches, "objects": len(objects)},
                   files={"data": folder})
 

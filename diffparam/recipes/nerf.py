@@ -29,6 +29,7 @@ from diffparam.errors import UserError
 from diffparam.io import (
     SAMPLE_PHOTOS,
     AnimationWriter,
+    atomic_folder,
     atomic_path,
     check_writable,
     make_grid,
@@ -114,6 +115,9 @@ def make_scene(out: str | os.PathLike, scene: str | os.PathLike = "knot", size: 
     counts = {"train": positive_int("train", train), "test": int_in("test", test, 0, 10_000),
               "val": int_in("val", val, 0, 10_000)}
     check_writable(Path(out) / "transforms_train.json")
+    folder = Path(out)
+    if folder.is_dir() and any(folder.iterdir()):
+        raise UserError(f"--out {folder} is not empty: give a new or empty folder for the scene")
     if str(scene) in SCENES:
         kind, default_photo = SCENES[str(scene)]
         mesh = _scene_mesh(kind)
@@ -128,18 +132,19 @@ def make_scene(out: str | os.PathLike, scene: str | os.PathLike = "knot", size: 
     generator = torch.Generator().manual_seed(seed)
     files: dict[str, Path] = {}
     images = None
-    for split, n in counts.items():
-        if n == 0:
-            continue
-        cams = _random_cameras(n, generator) if split == "train" else _ring_cameras(n, 30 if split == "test"
-                                                                                   else 15)
-        cams = Cameras(cams.view.float(), cams.fov.float())
-        rgba = torch.cat([render_mesh(mesh, Cameras(cams.view[i:i + 8], cams.fov[i:i + 8]), size, texture,
-                                      supersample=2) for i in range(0, n, 8)])
-        views = posed_from_cameras(cams, size, [f"{split}/r_{i}" for i in range(n)])
-        views = PosedViews(views.c2w, views.intrinsics, size, size, views.names, rgba.cpu())
-        files[split] = write_posed(views, out, split)
-        images = views.images if split == "train" else images
+    with atomic_folder(folder) as tmp:  # the scene appears whole or not at all
+        for split, n in counts.items():
+            if n == 0:
+                continue
+            ring = 30 if split == "test" else 15
+            cams = _random_cameras(n, generator) if split == "train" else _ring_cameras(n, ring)
+            cams = Cameras(cams.view.float(), cams.fov.float())
+            rgba = torch.cat([render_mesh(mesh, Cameras(cams.view[i:i + 8], cams.fov[i:i + 8]), size, texture,
+                                          supersample=2) for i in range(0, n, 8)])
+            views = posed_from_cameras(cams, size, [f"{split}/r_{i}" for i in range(n)])
+            views = PosedViews(views.c2w, views.intrinsics, size, size, views.names, rgba.cpu())
+            files[split] = folder / write_posed(views, tmp, split).name
+            images = views.images if split == "train" else images
     return Result(images=images, files=files, extras={"scene": str(scene)}, writer=no_more_files)
 
 
@@ -229,9 +234,6 @@ def fit_nerf(data: str | os.PathLike, out: str | os.PathLike, steps: int = STEPS
     def step(i: int, generator: torch.Generator) -> Tensor:
         for group in opt.param_groups:
             group["lr"] = group["base_lr"] * 0.1 ** (i / steps)
-        if i >= WARMUP and i % OCCUPANCY_EVERY == 0:
-            device_generator.manual_seed(int(torch.randint(1 << 62, (1,), generator=generator)))
-            field.update_occupancy(device_generator)
         pick = torch.randint(len(target), (rays,), generator=generator).to(dev, non_blocking=True)
         jitter = torch.rand(rays, generator=generator).to(dev, non_blocking=True)
         bg = (torch.rand(rays, 3, generator=generator) if transparent
@@ -243,6 +245,9 @@ def fit_nerf(data: str | os.PathLike, out: str | os.PathLike, steps: int = STEPS
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if i + 1 >= WARMUP and (i + 1) % OCCUPANCY_EVERY == 0:  # last: a step cut short leaves the grid alone
+            device_generator.manual_seed(int(torch.randint(1 << 62, (1,), generator=generator)))
+            field.update_occupancy(device_generator)
         return loss.detach()
 
     before = float(load_checkpoint(checkpoint).get("seconds", 0.0)) if checkpoint.exists() else 0.0
@@ -311,15 +316,37 @@ def check_memory(views: PosedViews, field: RadianceField, rays: int, device: tor
                         f"step) but {free / 2**30:.1f} GiB is free on {device}: lower `rays` or `samples`")
 
 
-def _camera_of(views: PosedViews) -> dict[str, float]:
-    """The training cameras' mean distance from the origin, elevation, field of view and image size:
-    what a camera path around the scene is made from."""
+def _camera_of(views: PosedViews) -> dict[str, Any]:
+    """The training cameras' mean distance from the origin, elevation, field of view, image size and
+    up direction (the one normal to every camera's x axis, which a camera without roll keeps level:
+    y in the project's scenes, z in NeRF's Blender scenes): what a camera path around the scene is
+    made from."""
     centres = views.c2w[:, :3, 3]
+    right = views.c2w[:, :3, 0].double()  # level cameras' x axes are horizontal: up is normal to them all
+    up = torch.linalg.eigh(right.T @ right).eigenvectors[:, 0]
+    up = up if float(up @ views.c2w[:, :3, 1].double().sum(0)) >= 0 else -up
     distance = centres.norm(dim=1)
-    elevation = torch.rad2deg(torch.asin((centres[:, 1] / distance.clamp_min(1e-9)).clamp(-1, 1)))
+    height = centres.double() @ up
+    elevation = torch.rad2deg(torch.asin((height / distance.double().clamp_min(1e-9)).clamp(-1, 1)))
     fov = math.degrees(2 * math.atan(0.5 * views.height / float(views.intrinsics[:, 1].mean())))
     return {"distance": float(distance.mean()), "elevation": float(elevation.mean()), "fov": fov,
-            "size": min(views.height, views.width)}
+            "size": min(views.height, views.width), "up": up.tolist()}
+
+
+def upright(cams: Cameras, up: Sequence[float]) -> Cameras:
+    """`cams`, made around the y axis, turned so that y becomes `up` (a unit vector, world space)."""
+    y = torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64)
+    u = torch.nn.functional.normalize(torch.tensor(up, dtype=torch.float64), dim=0)
+    axis, cos = torch.linalg.cross(y, u), float(y @ u)
+    if 1 + cos < 1e-6:  # up is -y: a half turn about x (Rodrigues' formula divides by 1 + cos)
+        rot = torch.diag(torch.tensor([1.0, -1.0, -1.0], dtype=torch.float64))
+    else:
+        k = torch.tensor([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]],
+                         dtype=torch.float64)
+        rot = torch.eye(3, dtype=torch.float64) + k + k @ k / (1 + cos)  # Rodrigues: y onto u
+    turn = torch.eye(4, dtype=torch.float64)
+    turn[:3, :3] = rot
+    return Cameras((cams.view.double() @ turn.T).float(), cams.fov.float())
 
 
 def load_nerf(run: str | os.PathLike, device: str = "auto") -> tuple[RadianceField, dict[str, Any]]:
@@ -387,9 +414,10 @@ def _write_frames(result: Result, out: Path) -> dict[str, Path]:
     return files
 
 
-def path_cameras(camera: dict[str, float], path: str, frames: int) -> Cameras:
-    """`frames` cameras circling the scene once at the training cameras' mean distance and field of
-    view: at their mean elevation ("orbit"), or rising and falling between -15° and 60° ("spiral")."""
+def path_cameras(camera: dict[str, Any], path: str, frames: int) -> Cameras:
+    """`frames` cameras circling the scene's up axis once at the training cameras' mean distance and
+    field of view: at their mean elevation ("orbit"), or rising and falling between -15° and 60°
+    ("spiral")."""
     path = choice("path", path, PATHS)
     frames = int_in("frames", frames, 1, 100_000)
     az = torch.arange(frames, dtype=torch.float64) * (360 / frames)
@@ -399,7 +427,7 @@ def path_cameras(camera: dict[str, float], path: str, frames: int) -> Cameras:
     else:
         elevation = 22.5 + 37.5 * torch.sin(az * (2 * math.pi / 360))
     cams = orbit(az, elevation, full * camera["distance"], full * camera["fov"])
-    return Cameras(cams.view.float(), cams.fov.float())
+    return upright(cams, camera.get("up", (0.0, 1.0, 0.0)))
 
 
 def render_path(run: str | os.PathLike, out: str | os.PathLike, path: str = "orbit", frames: int = 60,

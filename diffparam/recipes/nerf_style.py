@@ -22,11 +22,11 @@ from diffparam.models.base import Model
 from diffparam.models.registry import DEFAULT_MODEL, load_model
 from diffparam.objectives import Activations, content, style, style_targets
 from diffparam.param.radiance import RadianceField
-from diffparam.recipes.nerf import flatten, load_nerf, no_more_files
+from diffparam.recipes.nerf import flatten, load_nerf, no_more_files, upright
 from diffparam.recipes.style import style_layers_of
 from diffparam.render import resolve_device
 from diffparam.result import Result
-from diffparam.three_d.cameras import Cameras, orbit
+from diffparam.three_d.cameras import orbit
 from diffparam.three_d.posed import PosedViews, posed_from_cameras
 from diffparam.train import fit
 
@@ -40,7 +40,8 @@ def _style_cameras(camera: dict[str, Any], n: int, size: int, generator: torch.G
     u = torch.rand(n, 2, generator=generator, dtype=torch.float64)
     full = torch.ones(n, dtype=torch.float64)
     cams = orbit(360 * u[:, 0], -15 + 75 * u[:, 1], full * camera["distance"], full * camera["fov"])
-    return posed_from_cameras(Cameras(cams.view.float(), cams.fov.float()), size, [str(i) for i in range(n)])
+    turned = upright(cams, camera.get("up", (0.0, 1.0, 0.0)))
+    return posed_from_cameras(turned, size, [str(i) for i in range(n)])
 
 
 def style_nerf(run: str | os.PathLike, style_image: ImageSource, out: str | os.PathLike,
