@@ -107,6 +107,10 @@ def test_a_users_folder_is_read_and_a_bad_one_refused(tmp_path) -> None:
     (tmp_path / "batches.json").write_text(json.dumps(index))
     with pytest.raises(UserError, match="`varies`"):
         load_data(tmp_path)
+    index["batches"][0].update(varies="light", factors=[["a", "b", "c"]] * 3)
+    (tmp_path / "batches.json").write_text(json.dumps(index))
+    with pytest.raises(UserError, match="`factors` must list"):
+        load_data(tmp_path)
     with pytest.raises(UserError, match="holds no batches.json"):
         load_data(tmp_path / "..")
 

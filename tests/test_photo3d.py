@@ -154,6 +154,10 @@ def test_cameras_file_renders_named_views(tmp_path, cards) -> None:
     (tmp_path / "transforms.json").write_text(json.dumps(layout))
     views, names = read_transforms(tmp_path / "transforms.json")
     assert names == ["./views/r_0", "./views/r_1"] and torch.allclose(views.fov, torch.full((2,), FOV))
+    twice = {"camera_angle_x": math.radians(FOV), "frames": [frames[0], frames[0]]}
+    (tmp_path / "twice.json").write_text(json.dumps(twice))
+    with pytest.raises(UserError, match="share a file_path"):
+        read_transforms(tmp_path / "twice.json")
     result = photo3d(tmp_path / "photo.png", tmp_path / "depth.npy", fill="telea", progress=False,
                      out=tmp_path / "out", cameras=tmp_path / "transforms.json")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["index.html", "scene.glb", "views"]

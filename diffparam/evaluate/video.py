@@ -19,6 +19,8 @@ from diffparam.three_d.raster import interpolate, rasterize, uv_grid
 from diffparam.three_d.shapes import torus
 
 MOTIONS = ("pan", "zoom", "turntable")
+PAN_FRAMES = 42
+"""The longest pan that stays inside the photo (beyond it, reflection would make the motion untrue)."""
 TURN = 4.0
 """Degrees the turntable turns per frame."""
 OUTSIDE = 2.0
@@ -39,7 +41,7 @@ def known_motion_video(photo: Tensor, motion: str = "pan", frames: int = 16,
     darkened photo. grids[t] samples frame t at the positions of frame t+1's pixels (for
     `F.grid_sample`); pixels whose source was hidden or out of view get coordinates outside [-1, 1]."""
     choice("motion", motion, MOTIONS)
-    frames = int_in("frames", frames, 2, 10_000)
+    frames = int_in("frames", frames, 2, PAN_FRAMES if motion == "pan" else 10_000)
     if motion == "turntable":
         return _turntable(photo, frames, size)
     scales, shifts = [], []

@@ -208,7 +208,10 @@ def load_data(folder: str | os.PathLike) -> DcignData:
         raise UserError(f"{index}: every batch must hold the same number of images, at least 2")
     true = None
     if all(f is not None for f in factors):
-        true = torch.tensor(factors, dtype=torch.float32)
+        try:
+            true = torch.tensor(factors, dtype=torch.float32)
+        except (TypeError, ValueError):
+            true = torch.zeros(0)
         if true.shape != (len(images), len(images[0]), len(FACTORS)):
             raise UserError(f"{index}: `factors` must list {', '.join(FACTORS)} for every image of a batch")
     return DcignData(torch.stack(images), torch.tensor(varies), true, objects)

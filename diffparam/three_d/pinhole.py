@@ -114,6 +114,8 @@ def read_transforms(path: str | os.PathLike) -> tuple[PinholeViews, list[str]]:
     if not bool(((fov >= 1.0) & (fov <= 170.0)).all()):
         raise UserError(f"cameras file {p}: the field of view must be between 1 and 170 degrees "
                         "(camera_angle_x is in radians)")
+    if len(set(views.names)) != len(views.names):
+        raise UserError(f"cameras file {p}: two frames share a file_path; each view needs its own name")
     for name in views.names:
         if Path(name).is_absolute() or ".." in Path(name).parts:
             raise UserError(f"cameras file {p}: file_path {name!r} must be a relative path inside the output")
