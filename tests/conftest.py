@@ -1,11 +1,18 @@
-"""Shared fixtures: a tiny CNN (fast) and the embedded model (loaded once per session)."""
+"""Shared fixtures: a tiny CNN (fast), the embedded model (loaded once per session), and headless Chromium
+with a local HTTP server for the browser tests."""
 
 from __future__ import annotations
 
 import atexit
+import functools
 import os
 import shutil
 import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 # Idle OpenMP threads sleep instead of spinning: on a busy 2-core machine spinning made torch 50x slower.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -56,3 +63,37 @@ def lite0() -> Model:
     from diffparam.models.registry import efficientnet_lite0
 
     return efficientnet_lite0()
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Debian Chromium through playwright; the test skips where either is missing."""
+    if not CHROMIUM.is_file():
+        pytest.skip(f"Chromium is not installed at {CHROMIUM} (`make test` installs it with apt-get)")
+    sync_api = pytest.importorskip("playwright.sync_api",
+                                   reason="playwright is not installed (pip install -e '.[dev]')")
+    with sync_api.sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        yield chromium
+        chromium.close()
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+
+@contextmanager
+def serve_folder(folder: Path) -> Iterator[str]:
+    """`folder` served over HTTP on 127.0.0.1 (a free port) while the block runs; yields its URL."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(folder)))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

@@ -7,34 +7,19 @@ saying why, where Chromium or Playwright is missing (`make test` installs Chromi
 
 from __future__ import annotations
 
-import functools
-import threading
 from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import serve_folder
 
 from diffparam.atlas.page import build_page
 from diffparam.models.base import Model
 
-CHROMIUM = Path("/usr/bin/chromium")
 ALL_IMAGES_LOADED = "Array.from(document.images).every(i => i.complete)"
 BROKEN_IMAGES = ("Array.from(document.images).filter(i => !(i.naturalWidth > 0))"
                  ".map(i => i.getAttribute('src'))")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.is_file():
-        pytest.skip(f"Chromium is not installed at {CHROMIUM} (`make test` installs it with apt-get)")
-    sync_api = pytest.importorskip("playwright.sync_api",
-                                   reason="playwright is not installed (pip install -e '.[dev]')")
-    with sync_api.sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture(scope="module")
@@ -51,16 +36,8 @@ def atlas_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(atlas_dir: Path) -> Iterator[str]:
-    class Quiet(SimpleHTTPRequestHandler):
-        def log_message(self, *args) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(atlas_dir)))
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with serve_folder(atlas_dir) as url:
+        yield url
 
 
 def _open(browser, url: str):

@@ -6,20 +6,17 @@ why, where Chromium or Playwright is missing (`make test` installs Chromium with
 
 from __future__ import annotations
 
-import functools
-import threading
 from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import serve_folder
 
 from diffparam.recipes.photo3d_page import write_page
 from diffparam.three_d import ldi, rgbd_scenes
 from diffparam.three_d.pinhole import PinholeViews
 
-CHROMIUM = Path("/usr/bin/chromium")
 H, W = 48, 64
 CANVAS = """() => { const c = document.getElementById('photo');
   return Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data); }"""
@@ -27,18 +24,6 @@ CANVAS = """() => { const c = document.getElementById('photo');
 SHOWS_RED = """() => { const c = document.getElementById('photo');
   const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
   return d.some((v, i) => i % 4 == 0 && v > 250 && d[i + 1] < 10 && d[i + 2] < 10); }"""
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.is_file():
-        pytest.skip(f"Chromium is not installed at {CHROMIUM} (`make test` installs it with apt-get)")
-    sync_api = pytest.importorskip("playwright.sync_api",
-                                   reason="playwright is not installed (pip install -e '.[dev]')")
-    with sync_api.sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture(scope="module")
@@ -55,16 +40,8 @@ def scene(tmp_path_factory) -> tuple[Path, torch.Tensor]:
 
 @pytest.fixture(scope="module")
 def server(scene) -> Iterator[str]:
-    class Quiet(SimpleHTTPRequestHandler):
-        def log_message(self, *args) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(scene[0])))
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with serve_folder(scene[0]) as url:
+        yield url
 
 
 def _canvas(page) -> torch.Tensor:
