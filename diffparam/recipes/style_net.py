@@ -263,13 +263,12 @@ def stylise_video(net: StyleNet | str | os.PathLike, video: str | os.PathLike, o
     fps = animation_fps(video)
     start = time.perf_counter()
     first: Tensor | None = None
-    bar = tqdm(disable=not progress or not sys.stderr.isatty(), desc="style-net", unit="frame", leave=False)
-    with AnimationWriter(out, fps) as writer:
+    with tqdm(disable=not progress or not sys.stderr.isatty(), desc="style-net", unit="frame",
+              leave=False) as bar, AnimationWriter(out, fps) as writer:
         for made in stylise_frames(model, read_frames(video), stable, device, size, blend):
             writer.add(made)
             first = made[None] if first is None else first
             bar.update(1)
-    bar.close()
     assert first is not None
     return Result(first, seconds=time.perf_counter() - start, param=model,
                   metrics={"frames": writer.count, "fps": fps}, files={"video": writer.path})
