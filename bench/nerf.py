@@ -6,8 +6,8 @@ Per scene: the scene is rendered by the project's rasteriser (--size px, --train
 per step (past the occupancy grid's warm-up), and a fresh run then trains the steps that fit in
 --budget seconds (training time as the run records it, data loading and evaluation excluded); its
 metrics.json gives PSNR and SSIM on the held-out views over white, and one --render-size view is
-timed (median of 5, after a warm-up). The 3D Gaussian splatting comparison of the issue needs
-gsplat, which is not installed.
+timed (median of 5, after a warm-up). bench/gsplat_nerf.py trains 3D Gaussian splatting on the same
+scene folders.
 
 GPU (two halves, each well under 10 minutes):
   python bench/nerf.py --device cuda --scenes sphere,torus --keep nerf_bench --out nerf_gpu_1.json
