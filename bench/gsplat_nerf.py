@@ -70,18 +70,25 @@ def knn_scale(points: torch.Tensor, k: int = 3, chunk: int = 8192) -> torch.Tens
     return torch.cat(out)
 
 
-def init_splats(n: int, scene_scale: float, device: str, seed: int) -> tuple[torch.nn.ParameterDict, dict]:
-    """gsplat's random initialisation (simple_trainer's `init_type="random"`: `n` points in a cube of
-    half side 3 × the scene scale, random colours, sizes from their nearest neighbours, opacity 0.1),
-    with the learning rates of gsplat's trainer."""
+INITS = {"gsplat": "gsplat's simple_trainer (`init_type=\"random\"`): a cube of half side 3 x the scene "
+                   "scale, random colours",
+         "kerbl": "Kerbl et al.'s synthetic scenes: a cube of half side 1.3, grey"}
+
+
+def init_splats(n: int, scene_scale: float, device: str, seed: int, init: str = "gsplat"
+                ) -> tuple[torch.nn.ParameterDict, dict]:
+    """`n` random Gaussians placed and coloured as `INITS[init]` says, sized by their nearest neighbours,
+    opacity 0.1, with the learning rates of gsplat's trainer."""
     g = torch.Generator().manual_seed(seed)
-    means = ((torch.rand(n, 3, generator=g) * 2 - 1) * 3 * scene_scale).to(device)
+    half = 3 * scene_scale if init == "gsplat" else 1.3
+    means = ((torch.rand(n, 3, generator=g) * 2 - 1) * half).to(device)
+    colours = torch.rand(n, 1, 3, generator=g) if init == "gsplat" else torch.full((n, 1, 3), 0.5)
     params = torch.nn.ParameterDict({
         "means": torch.nn.Parameter(means),
         "scales": torch.nn.Parameter(torch.log(knn_scale(means))[:, None].repeat(1, 3)),
         "quats": torch.nn.Parameter(torch.rand(n, 4, generator=g).to(device)),
         "opacities": torch.nn.Parameter(torch.logit(torch.full((n,), 0.1, device=device))),
-        "sh0": torch.nn.Parameter(((torch.rand(n, 1, 3, generator=g) - 0.5) / 0.28209479).to(device)),
+        "sh0": torch.nn.Parameter(((colours - 0.5) / 0.28209479).to(device)),
         "shN": torch.nn.Parameter(torch.zeros(n, 15, 3, device=device)),
     })
     lrs = {"means": 1.6e-4 * scene_scale, "scales": 5e-3, "quats": 1e-3, "opacities": 5e-2,
@@ -102,7 +109,7 @@ def render(params: torch.nn.ParameterDict, w2c: torch.Tensor, k: torch.Tensor, w
     return (image + (1 - alpha)).permute(0, 3, 1, 2).clamp(0, 1), info
 
 
-def train(data: Path, steps: int, device: str, points: int, seed: int
+def train(data: Path, steps: int, device: str, points: int, seed: int, init: str = "gsplat"
           ) -> tuple[torch.nn.ParameterDict, float]:
     """Train Gaussians for `steps` on the scene's training views; returns them and the training time."""
     torch.manual_seed(seed)
@@ -111,7 +118,7 @@ def train(data: Path, steps: int, device: str, points: int, seed: int
     w2c, k = viewmats(views, device)
     centres = views.c2w[:, :3, 3]
     scene_scale = float((centres - centres.mean(0)).norm(dim=1).max()) * 1.1
-    params, optimizers = init_splats(points, scene_scale, device, seed)
+    params, optimizers = init_splats(points, scene_scale, device, seed, init)
     strategy = DefaultStrategy(refine_start_iter=min(500, steps // 4), refine_stop_iter=steps // 2,
                                reset_every=3000, refine_every=100, verbose=False)
     strategy.check_sanity(params, optimizers)
@@ -173,6 +180,7 @@ def main() -> None:
     ap.add_argument("--points", type=int, default=100_000)
     ap.add_argument("--render-size", type=int, default=800)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--init", default="gsplat", choices=list(INITS), help="where the Gaussians start")
     ap.add_argument("--out", default="gsplat_bench.json")
     args = ap.parse_args()
     device = "cuda"
@@ -181,10 +189,10 @@ def main() -> None:
         data = Path(args.work) / scene / "data"
         if not (data / "transforms_train.json").is_file():
             make_scene(data, scene, size=args.size, train=args.train_views, test=args.test, device=device)
-        _, seconds = train(data, args.calibration, device, args.points, args.seed)
+        _, seconds = train(data, args.calibration, device, args.points, args.seed, args.init)
         # Later steps are slower (more Gaussians): a 0.8 margin keeps the run inside the budget.
         steps = int(0.8 * args.budget * args.calibration / seconds)
-        params, seconds = train(data, steps, device, args.points, args.seed)
+        params, seconds = train(data, steps, device, args.points, args.seed, args.init)
         row = {"scene": scene, "steps": steps, "train_seconds": round(seconds, 1),
                **evaluate(params, data, device, args.render_size)}
         rows.append(row)
