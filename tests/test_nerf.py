@@ -14,10 +14,13 @@ from PIL import Image
 
 from diffparam.cli import main
 from diffparam.errors import UserError
+from diffparam.evaluate.multiview import multiview_error
+from diffparam.objectives import Activations, style, style_targets
 from diffparam.param.radiance import RadianceField
 from diffparam.recipes import nerf, nerf_style
+from diffparam.recipes.style import style_transfer
 from diffparam.three_d import shapes
-from diffparam.three_d.cameras import turntable
+from diffparam.three_d.cameras import orbit, turntable
 from diffparam.three_d.export import export_obj
 from diffparam.three_d.posed import load_posed, posed_from_cameras
 from diffparam.three_d.raster import rasterize
@@ -202,20 +205,48 @@ def test_a_fit_that_cannot_fit_in_memory_is_refused_before_it_starts(scene, tmp_
     assert not (tmp_path / "run").exists()
 
 
-def test_restyling_lowers_the_style_distance_and_keeps_the_geometry(fitted, tmp_path, tiny) -> None:
+def test_restyling_comes_near_per_view_style_transfer_and_stays_consistent(fitted, tmp_path, tiny) -> None:
+    """Issue 14's restyling target on the tiny network: on four held-out views (two pairs 10° apart) the
+    restyled field moves every view toward the style, ends within 25% of the style distance that 2D
+    style transfer of each view reaches with the same objective and steps (measured 0.99–1.11 over
+    network and camera seeds), and its neighbouring views agree far better than those painted one by
+    one (multi-view error 0.1–0.27 of theirs); the density is the fitted one, bit for bit. The
+    background stays white, so the style distance falls by only ~12%."""
     run, _ = fitted
     stripes = torch.zeros(3, 32, 32)
     stripes[2, ::4] = 1  # blue stripes on black
-    result = nerf_style.style_nerf(run, stripes, tmp_path / "styled", model=tiny, steps=80, size=32,
-                                   lr=0.03, content_weight=0.1, style_layers=["conv2", "conv3"],
-                                   content_layer="conv3", device="cpu", progress=False)
+    settings = {"model": tiny, "steps": 80, "style_layers": ["conv2", "conv3"], "content_layer": "conv3",
+                "content_weight": 0.1, "device": "cpu", "progress": False}
+    result = nerf_style.style_nerf(run, stripes, tmp_path / "styled", size=32, lr=0.03, **settings)
     m = result.metrics
-    assert m["style_distance"] < 0.9 * m["style_distance_before"], m  # 0.88: the background stays white
+    assert m["style_distance"] < m["style_distance_before"] and 0.2 < m["multiview_valid"] <= 1, m
     styled, _ = nerf.load_nerf(tmp_path / "styled", "cpu")
-    field, _ = nerf.load_nerf(run, "cpu")
+    field, state = nerf.load_nerf(run, "cpu")
     x = torch.rand(500, 3) * 2 - 1
     assert torch.equal(styled.query(x)[0], field.query(x)[0])  # the same density everywhere
     assert (tmp_path / "styled" / "preview.png").is_file()
+
+    full = torch.ones(4, dtype=torch.float64)
+    cams = orbit(torch.tensor([20.0, 30.0, 200.0, 210.0], dtype=torch.float64), 25 * full,
+                 state["camera"]["distance"] * full, state["camera"]["fov"] * full)
+    views = posed_from_cameras(cams, 32, ["a", "b", "c", "d"])
+    rgba, depth = field.render(views)
+    before, restyled = nerf.flatten(rgba, 1.0), nerf.flatten(styled.render(views)[0], 1.0)
+    painted = torch.cat([style_transfer(before[i:i + 1], stripes, size=32, **settings).images
+                         for i in range(4)])  # each view stylised on its own
+    objective = style(style_targets(tiny, stripes[None], ["conv2", "conv3"]))
+
+    def distance(images: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return -objective(Activations(tiny.activations(images, ["conv2", "conv3"]), tiny))
+
+    assert bool((distance(restyled) < distance(before)).all())  # every view nearer the style
+    assert float(distance(restyled).mean()) < 1.25 * float(distance(painted).mean())
+
+    def error(images: torch.Tensor) -> float:
+        return multiview_error(images, depth, views, [(0, 1), (2, 3)], rgba[:, 3:])["error"]
+
+    assert error(restyled) < 0.5 * error(painted), (error(restyled), error(painted))
 
 
 @pytest.mark.parametrize("args", [

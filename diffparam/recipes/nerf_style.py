@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from diffparam.checks import int_in, non_negative_float, positive_float
+from diffparam.evaluate.multiview import multiview_error
 from diffparam.io import ImageSource, atomic_path, check_writable, load_image, make_grid, save_image
 from diffparam.models.base import Model
 from diffparam.models.registry import DEFAULT_MODEL, load_model
@@ -33,15 +34,22 @@ from diffparam.train import fit
 STYLE_STEPS = 300
 STYLE_SIZE = 128
 STYLE_LR = 1e-3
+HELD_OUT = 8
+NEIGHBOUR = 10.0
+"""Degrees of azimuth between a held-out view and the neighbour its multi-view consistency is measured on."""
 
 
-def _style_cameras(camera: dict[str, Any], n: int, size: int, generator: torch.Generator) -> PosedViews:
-    """`n` random cameras around a fitted scene (elevation -15°..60°) at its distance and field of view."""
+def _style_cameras(camera: dict[str, Any], n: int, size: int, generator: torch.Generator,
+                   turns: Sequence[float] = (0.0,)) -> PosedViews:
+    """`n` random cameras around a fitted scene (elevation -15°..60°) at its distance and field of view;
+    all `n` again turned about the scene's up axis by each further angle of `turns` (degrees)."""
     u = torch.rand(n, 2, generator=generator, dtype=torch.float64)
-    full = torch.ones(n, dtype=torch.float64)
-    cams = orbit(360 * u[:, 0], -15 + 75 * u[:, 1], full * camera["distance"], full * camera["fov"])
+    full = torch.ones(n * len(turns), dtype=torch.float64)
+    azimuth = torch.cat([360 * u[:, 0] + turn for turn in turns])
+    elevation = (-15 + 75 * u[:, 1]).repeat(len(turns))
+    cams = orbit(azimuth, elevation, full * camera["distance"], full * camera["fov"])
     turned = upright(cams, camera.get("up", (0.0, 1.0, 0.0)))
-    return posed_from_cameras(turned, size, [str(i) for i in range(n)])
+    return posed_from_cameras(turned, size, [str(i) for i in range(len(full))])
 
 
 def style_nerf(run: str | os.PathLike, style_image: ImageSource, out: str | os.PathLike,
@@ -53,7 +61,8 @@ def style_nerf(run: str | os.PathLike, style_image: ImageSource, out: str | os.P
     exists): only the colour MLP is trained, so the geometry, and with it the agreement between views,
     stays the field's; each step renders a random view at `size` px and lowers the style loss on
     `model` while its content stays close to the original field's view. Reports the style distance of
-    eight held-out views before and after."""
+    eight held-out views before and after, and their multi-view consistency: the mean colour change
+    from each to a neighbour NEIGHBOUR degrees round (`evaluate.multiview`), before and after."""
     steps = int_in("steps", steps, 1, 1_000_000)
     size = int_in("size", size, 16, 1024)
     lr = positive_float("lr", lr)
@@ -91,9 +100,15 @@ def style_nerf(run: str | os.PathLike, style_image: ImageSource, out: str | os.P
         with torch.no_grad():
             return -float(objective(Activations(net.activations(images, layers), net)).mean())
 
-    held_out = _style_cameras(camera, 8, size, torch.Generator().manual_seed(10_000 + seed))
+    # the held-out views, then each one's neighbour: the pairs whose agreement is measured
+    held_out = _style_cameras(camera, HELD_OUT, size, torch.Generator().manual_seed(10_000 + seed),
+                              (0.0, NEIGHBOUR))
+    pairs = [(i, i + HELD_OUT) for i in range(HELD_OUT)]
     with torch.no_grad():
-        before = distance(view(original, held_out))
+        rgba, depth = original.render_views(held_out)
+        shown = flatten(rgba, 1.0)
+        before = distance(shown[:HELD_OUT])
+        consistent_before = multiview_error(shown, depth, held_out, pairs, rgba[:, 3:])
     settings = {**state["settings"], "style": str(style_image) if not isinstance(style_image, Tensor)
                 else "tensor", "style_model": net.name, "style_size": size, "style_lr": lr,
                 "content_weight": content_weight, "style_layers": list(layers), "content_layer": layer}
@@ -101,11 +116,16 @@ def style_nerf(run: str | os.PathLike, style_image: ImageSource, out: str | os.P
     history = fit(step, {"field": field}, {"adam": opt}, steps, settings,
                   checkpoint=Path(out) / "checkpoint.pt", every=100, seed=seed, progress=progress,
                   desc="nerf style", extra=lambda: {"camera": camera, "seconds": time.perf_counter() - start})
+    seconds = time.perf_counter() - start
     with torch.no_grad():
-        views = view(field, held_out)
+        both = view(field, held_out)
+    views = both[:HELD_OUT]
+    consistent = multiview_error(both, depth, held_out, pairs, rgba[:, 3:])
     metrics = {"steps": steps, "style_distance_before": round(before, 4),
                "style_distance": round(distance(views), 4),
-               "seconds": round(time.perf_counter() - start, 2)}
+               "multiview_error_before": round(consistent_before["error"], 4),
+               "multiview_error": round(consistent["error"], 4),
+               "multiview_valid": round(consistent["valid"], 3), "seconds": round(seconds, 2)}
     with atomic_path(Path(out) / "metrics.json") as tmp:
         tmp.write_text(json.dumps(metrics, indent=1), encoding="utf-8")
     files = {"checkpoint": Path(out) / "checkpoint.pt", "metrics": Path(out) / "metrics.json",
