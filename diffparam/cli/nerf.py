@@ -95,7 +95,8 @@ def _cmd_style(args: argparse.Namespace) -> int:
     if not args.quiet:
         m = result.metrics
         print(f"style distance on 8 held-out views: {m['style_distance_before']:.3f} before, "
-              f"{m['style_distance']:.3f} after")
+              f"{m['style_distance']:.3f} after; multi-view error to views 10° round: "
+              f"{m['multiview_error_before']:.4f} before, {m['multiview_error']:.4f} after")
     return 0
 
 
