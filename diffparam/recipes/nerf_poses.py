@@ -15,14 +15,19 @@ Blender scenes: the object then lies in the radiance field's box (`nerf fit --bo
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import faulthandler
+import importlib.util
 import json
+import multiprocessing as mp
 import os
 import shutil
+import signal
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -52,16 +57,15 @@ BOUND = 1.5
 """`nerf fit`'s default box, [-BOUND, BOUND]³: the report counts the sparse points inside it."""
 CHUNK = 8
 """Photos per feature-extraction call: the progress bar moves after each."""
+PR_SET_PDEATHSIG = 1
+"""prctl's option: the signal a process gets when its parent dies (Linux)."""
 
 
-def _pycolmap() -> Any:
-    """The `pycolmap` module, or a one-line error that says how to install it."""
-    try:
-        import pycolmap
-    except ImportError:
+def check_installed() -> None:
+    """A one-line error that says how to install `pycolmap` where it is missing."""
+    if importlib.util.find_spec("pycolmap") is None:
         raise UserError(f"`nerf poses` needs COLMAP's Python bindings (pycolmap), which are not installed: "
-                        f"{INSTALL}") from None
-    return pycolmap
+                        f"{INSTALL}")
 
 
 def list_photos(folder: str | os.PathLike) -> list[Path]:
@@ -90,100 +94,133 @@ def list_photos(folder: str | os.PathLike) -> list[Path]:
     return photos
 
 
-@contextlib.contextmanager
-def _quiet(pycolmap: Any) -> Iterator[None]:
-    """COLMAP's log silenced (errors become one line here), restored afterwards."""
-    before = pycolmap.logging.minloglevel
-    pycolmap.logging.minloglevel = 3
-    try:
-        yield
-    finally:
-        pycolmap.logging.minloglevel = before
-
-
-def _call(pycolmap: Any, fn: Callable[..., Any], *args: Any, tick: Callable[[], None] | None = None,
-          **kwargs: Any) -> Any:
-    """`fn(*args, **kwargs)`, a COLMAP call, run in a thread, so that Ctrl-C and SIGTERM (which reach
-    Python only between its calls) cancel it and wait for it to stop; `tick` runs while it works."""
-    token = pycolmap.CancellationToken()
-    box: dict[str, Any] = {}
-
-    def work() -> None:
-        try:
-            box["value"] = fn(*args, cancellation_token=token, **kwargs)
-        except BaseException as exc:  # handed to the caller's thread
-            box["error"] = exc
-
-    thread = threading.Thread(target=work, name="colmap", daemon=True)
-    thread.start()
-    try:
-        while thread.is_alive():
-            thread.join(0.1)
-            if tick is not None:
-                tick()
-    except BaseException:
-        token.cancel()
-        thread.join()
-        raise
-    if "error" in box:
-        raise box["error"]
-    return box.get("value")
-
-
-def _reconstruct(pycolmap: Any, photos: list[Path], work: Path, matching: str, camera_model: str, seed: int,
-                 progress: bool) -> Any:
-    """COLMAP's largest reconstruction of `photos` (features, matches and mapping in `work`)."""
-    db, names = work / "database.db", [p.name for p in photos]
+def _reconstruct(pycolmap: Any, folder: Path, names: list[str], work: Path, matching: str, camera_model: str,
+                 seed: int, say: Callable[..., None]) -> Any:
+    """COLMAP's largest reconstruction of the photos `names` in `folder` (features, matches and mapping in
+    `work`), telling `say` each stage and step."""
+    db = work / "database.db"
     reader = pycolmap.ImageReaderOptions()
     reader.camera_model = camera_model.upper()
-    show = progress and sys.stderr.isatty()
-    with tqdm(total=len(names), desc="poses: features", unit="photo", disable=not show, leave=False) as bar:
-        for i in range(0, len(names), CHUNK):
-            _call(pycolmap, pycolmap.extract_features, db, photos[0].parent, image_names=names[i:i + CHUNK],
-                  camera_mode=pycolmap.CameraMode.SINGLE, reader_options=reader, tick=bar.refresh)
-            if reader.existing_camera_id < 0:  # later chunks share the first chunk's camera
-                database = pycolmap.Database.open(db)
-                reader.existing_camera_id = database.read_all_cameras()[0].camera_id
-                database.close()
-            bar.update(len(names[i:i + CHUNK]))
-    with tqdm(desc=f"poses: {matching} matching", disable=not show, leave=False,
-              bar_format="{desc} {elapsed}") as bar:
-        match = pycolmap.match_exhaustive if matching == "exhaustive" else pycolmap.match_sequential
-        _call(pycolmap, match, db, tick=bar.refresh)
+    say("stage", "features", len(names))
+    for i in range(0, len(names), CHUNK):
+        pycolmap.extract_features(db, folder, image_names=names[i:i + CHUNK],
+                                  camera_mode=pycolmap.CameraMode.SINGLE, reader_options=reader)
+        if reader.existing_camera_id < 0:  # later chunks share the first chunk's camera
+            database = pycolmap.Database.open(db)
+            reader.existing_camera_id = database.read_all_cameras()[0].camera_id
+            database.close()
+        say("step", len(names[i:i + CHUNK]))
+    say("stage", f"{matching} matching", None)
+    (pycolmap.match_exhaustive if matching == "exhaustive" else pycolmap.match_sequential)(db)
     options = pycolmap.IncrementalPipelineOptions()
     options.min_model_size = MIN_PHOTOS
     options.random_seed = options.mapper.random_seed = options.triangulation.random_seed = seed
     (work / "sparse").mkdir()
-    with tqdm(total=len(names), desc="poses: mapping", unit="photo", disable=not show, leave=False) as bar:
-        seen = [0]
-
-        def registered() -> None:
-            seen[0] += 1
-
-        def tick() -> None:
-            bar.update(min(seen[0], len(names)) - bar.n)
-
-        models = _call(pycolmap, pycolmap.incremental_mapping, db, photos[0].parent, work / "sparse", options,
-                       next_image_callback=registered, tick=tick)
+    say("stage", "mapping", len(names))
+    models = pycolmap.incremental_mapping(db, folder, work / "sparse", options,
+                                          next_image_callback=lambda: say("step", 1))
     if not models:
         raise UserError(f"COLMAP found no camera poses for the {len(names)} photos: they must overlap, show "
                         "a textured, still scene and differ in viewpoint (not only by turning the camera)")
     return max(models.values(), key=lambda r: r.num_reg_images())
 
 
-def _views(rec: Any) -> tuple[PosedViews, Tensor]:
-    """The registered images of a COLMAP reconstruction (a pinhole camera) as `PosedViews` by name,
-    without pictures, and its sparse points (P,3)."""
+def _solve(folder: Path, names: list[str], work: Path, matching: str, camera_model: str, seed: int,
+           say: Callable[..., None]) -> dict[str, Any]:
+    """The registered photos of COLMAP's reconstruction in plain arrays: names (sorted), world-to-camera
+    matrices (N,3,4, OpenCV's convention), pinhole intrinsics (N,4: fx, fy, cx, cy), the size, the sparse
+    points (P,3), the radial distortion, the reprojection error, and the folder of the pictures these
+    describe (the photos undistorted into `work` with `simple_radial`)."""
+    import pycolmap
+
+    pycolmap.logging.minloglevel = 3  # silent: failures are told as one line by the parent
+    rec = _reconstruct(pycolmap, folder, names, work, matching, camera_model, seed, say)
+    cam = rec.cameras[next(iter(rec.cameras))]
+    k1 = float(cam.params[3]) if camera_model == "simple_radial" else 0.0
+    error = float(rec.compute_mean_reprojection_error())
+    source = folder
+    if camera_model == "simple_radial":  # pictures and cameras without the distortion
+        say("stage", "undistorting", None)
+        (work / "model").mkdir()
+        rec.write(work / "model")
+        pycolmap.undistort_images(work / "undistorted", work / "model", folder)
+        rec = pycolmap.Reconstruction(work / "undistorted" / "sparse")
+        source = work / "undistorted" / "images"
     images = sorted((rec.images[i] for i in rec.reg_image_ids()), key=lambda im: im.name)
-    w2c = torch.tensor(np.stack([im.cam_from_world().matrix() for im in images]))
-    k = []
-    for im in images:
-        cam = rec.cameras[im.camera_id]
-        k.append([cam.focal_length_x, cam.focal_length_y, cam.principal_point_x, cam.principal_point_y])
-    cam = rec.cameras[images[0].camera_id]
-    points = torch.tensor(np.array([p.xyz for p in rec.points3D.values()]).reshape(-1, 3))
-    return PosedViews(c2w_from_opencv(w2c), torch.tensor(k, dtype=torch.float64), int(cam.height),
-                      int(cam.width), [im.name for im in images]), points
+    cams = [rec.cameras[im.camera_id] for im in images]
+    return {"names": [im.name for im in images],
+            "w2c": np.stack([im.cam_from_world().matrix() for im in images]),
+            "intrinsics": np.array([[c.focal_length_x, c.focal_length_y, c.principal_point_x,
+                                     c.principal_point_y] for c in cams]),
+            "height": int(cams[0].height), "width": int(cams[0].width),
+            "points": np.array([p.xyz for p in rec.points3D.values()]).reshape(-1, 3),
+            "k1": k1, "error": error, "source": str(source)}
+
+
+def _die_with_parent(parent: int) -> None:
+    """Linux: have the kernel kill this process when its parent dies (even by kill -9)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(137)
+
+
+def _child(conn: Connection, parent: int, *args: Any) -> None:
+    """`_solve` in a process of its own, its messages and outcome sent through `conn`."""
+    _die_with_parent(parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent ends this one
+    faulthandler.disable()  # a crash is the parent's one-line error, not a stack dump
+    try:
+        conn.send(("done", _solve(*args, say=lambda *message: conn.send(message))))
+    except UserError as exc:
+        conn.send(("error", str(exc)))
+    except Exception as exc:
+        conn.send(("error", f"COLMAP failed: {type(exc).__name__}: {first_line(exc)}"))
+    conn.close()
+
+
+def _run(folder: Path, names: list[str], work: Path, matching: str, camera_model: str, seed: int,
+         progress: bool) -> dict[str, Any]:
+    """`_solve` in a child process, with a progress bar per stage: COLMAP's calls cannot be interrupted
+    cleanly (a cancelled call leaves threads that abort the program), so Ctrl-C and SIGTERM kill the
+    child, and a crash in it becomes a one-line error."""
+    context = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+    receive, send = context.Pipe(duplex=False)
+    child = context.Process(target=_child, daemon=True,
+                            args=(send, os.getpid(), folder, names, work, matching, camera_model, seed))
+    show = progress and sys.stderr.isatty()
+    bar = None
+    child.start()
+    send.close()
+    try:
+        while True:
+            if not receive.poll(0.2):
+                if bar is not None:
+                    bar.refresh()  # the clock of a stage without steps moves
+                continue
+            message = receive.recv()
+            if message[0] == "stage":
+                if bar is not None:
+                    bar.close()
+                bar = tqdm(total=message[2], desc=f"poses: {message[1]}", unit="photo", disable=not show,
+                           leave=False, bar_format=None if message[2] else "{desc} {elapsed}")
+            elif message[0] == "step":
+                bar.update(min(message[1], bar.total - bar.n))
+            elif message[0] == "error":
+                raise UserError(message[1])
+            else:
+                return message[1]
+    except EOFError:
+        child.join()
+        raise UserError(f"COLMAP stopped unexpectedly (exit {child.exitcode}) on the photos in {folder}"
+                        ) from None
+    finally:
+        if bar is not None:
+            bar.close()
+        if child.is_alive():
+            child.kill()
+        child.join()
+        receive.close()
 
 
 def look_at_point(c2w: Tensor) -> Tensor | None:
@@ -217,6 +254,29 @@ def held_out(n: int, test: int) -> list[int]:
     return sorted({round(i) for i in np.linspace(0, n - 1, test + 2)[1:-1]}) if test else []
 
 
+def _write_scene(folder: Path, views: PosedViews, source: Path, test_ids: list[int], report: dict[str, Any]
+                 ) -> dict[str, Path]:
+    """The scene folder, whole or not at all: the pictures of `views` (from `source`) in images/, their
+    cameras in transforms.json (and the train/test splits), and `report` as poses.json."""
+    written = {}
+    with atomic_folder(folder) as tmp:
+        (tmp / "images").mkdir()
+        for name in views.names:
+            shutil.copyfile(source / Path(name).name, tmp / name)
+        extra = {"camera_model": "PINHOLE"}
+        written["transforms"] = write_cameras(views, tmp / "transforms.json", extra)
+        if test_ids:
+            train = [i for i in range(len(views)) if i not in test_ids]
+            for split, ids in (("train", train), ("test", test_ids)):
+                part = PosedViews(views.c2w[ids], views.intrinsics[ids], views.height, views.width,
+                                  [views.names[i] for i in ids])
+                written[split] = write_cameras(part, tmp / f"transforms_{split}.json", extra)
+        with atomic_path(tmp / "poses.json") as path:
+            path.write_text(json.dumps(report, indent=1), encoding="utf-8")
+        written["report"] = path
+    return {key: folder / path.name for key, path in written.items()}
+
+
 def estimate_poses(photos: str | os.PathLike, out: str | os.PathLike, matching: str = "exhaustive",
                    camera_model: str = "simple_radial", test: int = 0, distance: float = CAMERA_DISTANCE,
                    seed: int = 0, progress: bool = True) -> Result:
@@ -224,7 +284,7 @@ def estimate_poses(photos: str | os.PathLike, out: str | os.PathLike, matching: 
     `out`: `images/` (the registered photos, undistorted with `simple_radial`), `transforms.json` (all
     of them), with `test` > 0 also `transforms_train.json` and `transforms_test.json` (every k-th photo
     held out), and `poses.json` (what was registered, what was not, the centre and scale applied)."""
-    pycolmap = _pycolmap()
+    check_installed()
     matching = choice("matching", matching, MATCHING)
     camera_model = choice("camera_model", camera_model, CAMERA_MODELS)
     test = int_in("test", test, 0, 100_000)
@@ -236,53 +296,29 @@ def estimate_poses(photos: str | os.PathLike, out: str | os.PathLike, matching: 
         raise UserError(f"--out {folder} is not empty: give a new or empty folder for the scene")
     files = list_photos(photos)
     start = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="diffparam-poses-") as tmp, _quiet(pycolmap):
-        work = Path(tmp)
-        rec = _reconstruct(pycolmap, files, work, matching, camera_model, seed, progress)
-        k1 = float(rec.cameras[next(iter(rec.cameras))].params[3]) if camera_model == "simple_radial" else 0.0
-        error = float(rec.compute_mean_reprojection_error())
-        source = files[0].parent
-        if camera_model == "simple_radial":  # pictures and cameras without the distortion
-            (work / "model").mkdir()
-            rec.write(work / "model")
-            _call(pycolmap, pycolmap.undistort_images, work / "undistorted", work / "model", source)
-            rec = pycolmap.Reconstruction(work / "undistorted" / "sparse")
-            source = work / "undistorted" / "images"
-        views, points = _views(rec)
-        c2w, centre, scale = normalise(views.c2w, points, distance)
-        views = PosedViews(c2w.float(), views.intrinsics.float(), views.height, views.width,
-                           [f"images/{name}" for name in views.names])
-        registered = {Path(name).name for name in views.names}
-        missing = [p.name for p in files if p.name not in registered]
+    with tempfile.TemporaryDirectory(prefix="diffparam-poses-") as tmp:
+        found = _run(files[0].parent, [p.name for p in files], Path(tmp), matching, camera_model, seed,
+                     progress)
+        if len(found["names"]) < MIN_PHOTOS:
+            raise UserError(f"COLMAP placed only {len(found['names'])} of the {len(files)} photos: they must "
+                            "overlap more, show a textured, still scene and differ in viewpoint")
+        points = torch.from_numpy(found["points"])
+        c2w, centre, scale = normalise(c2w_from_opencv(torch.from_numpy(found["w2c"])), points, distance)
+        views = PosedViews(c2w.float(), torch.from_numpy(found["intrinsics"]).float(), found["height"],
+                           found["width"], [f"images/{name}" for name in found["names"]])
         test_ids = held_out(len(views), test)
-        if test and len(test_ids) != test:
+        if test and (len(test_ids) != test or test >= len(views)):
             raise UserError(f"`test` {test} leaves too few of the {len(views)} registered photos to train "
                             "on: hold out fewer")
-        report = {"photos": len(files), "registered": len(views), "unregistered": missing,
-                  "matching": matching, "camera_model": camera_model, "radial_distortion_k1": k1,
-                  "mean_reprojection_error_px": round(error, 4),
-                  "points": len(points),
-                  "points_in_box": round(float(((points - centre) * scale).abs().max(1).values.le(BOUND)
-                                               .double().mean()) if len(points) else 0.0, 4),
-                  "centre": centre.tolist(), "scale": scale, "test": [views.names[i] for i in test_ids],
+        inside = ((points - centre) * scale).abs().amax(1).le(BOUND).double()  # points in the field's box
+        report = {"photos": len(files), "registered": len(views),
+                  "unregistered": [p.name for p in files if p.name not in found["names"]],
+                  "matching": matching, "camera_model": camera_model, "radial_distortion_k1": found["k1"],
+                  "mean_reprojection_error_px": round(found["error"], 4), "points": len(points),
+                  "points_in_box": round(float(inside.mean()), 4), "centre": centre.tolist(), "scale": scale,
+                  "test": [views.names[i] for i in test_ids],
                   "seconds": round(time.perf_counter() - start, 2)}
-        written = {}
-        with atomic_folder(folder) as tmp_out:
-            (tmp_out / "images").mkdir()
-            for name in views.names:
-                shutil.copyfile(source / Path(name).name, tmp_out / name)
-            extra = {"camera_model": "PINHOLE"}
-            written["transforms"] = write_cameras(views, tmp_out / "transforms.json", extra)
-            if test_ids:
-                train = [i for i in range(len(views)) if i not in test_ids]
-                for split, ids in (("train", train), ("test", test_ids)):
-                    part = PosedViews(views.c2w[ids], views.intrinsics[ids], views.height, views.width,
-                                      [views.names[i] for i in ids])
-                    written[split] = write_cameras(part, tmp_out / f"transforms_{split}.json", extra)
-            with atomic_path(tmp_out / "poses.json") as path:
-                path.write_text(json.dumps(report, indent=1), encoding="utf-8")
-            written["report"] = tmp_out / "poses.json"
-    files_out = {key: folder / path.name for key, path in written.items()}
+        files_out = _write_scene(folder, views, Path(found["source"]), test_ids, report)
     return Result(images=torch.zeros(0, 3, 1, 1), seconds=report["seconds"], metrics=report, files=files_out,
                   extras={"views": views}, writer=no_more_files)
 
