@@ -86,6 +86,8 @@ def test_the_scene_folder_loads_with_its_splits(estimated) -> None:
     assert train is not None and test is not None and (len(train), len(test)) == (22, 2)
     assert sorted(train.names + test.names) == sorted(result.extras["views"].names)
     assert test.names == result.metrics["test"] and train.images.shape[1:] == (3, train.height, train.width)
+    assert all(path.is_file() and path.parent == out for path in result.files.values())
+    assert sorted(result.files) == ["report", "test", "train", "transforms"]
     assert len(load_posed(out / "transforms.json")) == 24
     report = json.loads((out / "poses.json").read_text())
     assert report["registered"] == 24 and report["unregistered"] == ["zz_unrelated.png"]

@@ -271,9 +271,9 @@ def _write_scene(folder: Path, views: PosedViews, source: Path, test_ids: list[i
                 part = PosedViews(views.c2w[ids], views.intrinsics[ids], views.height, views.width,
                                   [views.names[i] for i in ids])
                 written[split] = write_cameras(part, tmp / f"transforms_{split}.json", extra)
-        with atomic_path(tmp / "poses.json") as path:
+        written["report"] = tmp / "poses.json"
+        with atomic_path(written["report"]) as path:
             path.write_text(json.dumps(report, indent=1), encoding="utf-8")
-        written["report"] = path
     return {key: folder / path.name for key, path in written.items()}
 
 
