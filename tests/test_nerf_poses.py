@@ -28,14 +28,15 @@ def estimated(tmp_path_factory):
     poses` with two held-out test photos; with the true cameras."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
-    photos = tmp_path_factory.mktemp("photos")
-    true = nerf_poses.make_photos(photos, views=24, size=200)
-    noise = (np.random.default_rng(0).random((200, 200, 3)) * 255).astype(np.uint8)
-    Image.fromarray(noise).save(photos / "zz_unrelated.png")
-    out = tmp_path_factory.mktemp("data") / "scene"
-    result = nerf_poses.estimate_poses(photos, out, test=2, progress=False)
-    torch.set_num_threads(before)
-    return true, result, out
+    try:
+        photos = tmp_path_factory.mktemp("photos")
+        true = nerf_poses.make_photos(photos, views=24, size=200)
+        noise = (np.random.default_rng(0).random((200, 200, 3)) * 255).astype(np.uint8)
+        Image.fromarray(noise).save(photos / "zz_unrelated.png")
+        out = tmp_path_factory.mktemp("data") / "scene"
+        return true, nerf_poses.estimate_poses(photos, out, test=2, progress=False), out
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_estimated_poses_match_the_true_cameras(estimated) -> None:
