@@ -52,10 +52,12 @@ def test_estimated_poses_match_the_true_cameras(estimated) -> None:
     assert centre_error.median() < 0.01 * 4.0 and centre_error.max() < 0.03 * 4.0, centre_error
     assert angle.median() < 1.0 and angle.max() < 3.0, angle
     assert abs(float(views.intrinsics[0, 0]) / float(true.intrinsics[0, 0]) - 1) < 0.02, views.intrinsics[0]
-    # recentred on what the cameras look at (the true origin) and scaled to stand 4 units away from it
+    # recentred on what the cameras look at (the true origin), scaled to stand 4 units away from it, and
+    # upright: the true scene's +y (its floor's normal) is the estimated one's, up to a turn about it
     assert abs(float(views.c2w[:, :3, 3].norm(dim=1).mean()) - 4.0) < 1e-4
-    scale, _, shift = nerf_poses.similarity(views.c2w[:, :3, 3], true.c2w[:, :3, 3])
+    scale, rot, shift = nerf_poses.similarity(views.c2w[:, :3, 3], true.c2w[:, :3, 3])
     assert abs(scale - 1) < 0.02 and float(shift.norm()) < 0.1, (scale, shift)
+    assert float(rot[1, 1]) > math.cos(math.radians(1)), rot
 
 
 def test_similarity_recovers_a_known_transform() -> None:
@@ -131,9 +133,26 @@ def test_recentring_finds_what_the_cameras_look_at() -> None:
     parallel = torch.eye(4, dtype=torch.float64).repeat(5, 1, 1)
     parallel[:, 0, 3] = torch.arange(5.0)
     assert nerf_poses.look_at_point(parallel) is None
-    moved, centre, scale = nerf_poses.normalise(parallel, torch.tensor([[2.0, 0.0, -3.0]] * 3), 4.0)
-    assert centre.tolist() == [2.0, 0.0, -3.0]
+    moved, world = nerf_poses.normalise(parallel, torch.tensor([[2.0, 0.0, -3.0]] * 3), 4.0)
+    assert torch.allclose(world @ torch.tensor([2.0, 0.0, -3.0, 1.0], dtype=torch.float64),
+                          torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=torch.float64), atol=1e-9)
     assert math.isclose(float(moved[:, :3, 3].norm(dim=1).mean()), 4.0)
+    rotations = moved[:, :3, :3]
+    assert torch.allclose(rotations.transpose(1, 2) @ rotations, torch.eye(3, dtype=torch.float64))
+
+
+def test_the_scene_is_turned_upright() -> None:
+    """Level cameras around a tilted scene come out with the scene's up along +y and their own y axes
+    leaning up: the ring lies in a horizontal plane."""
+    full = torch.ones(10)
+    c2w = torch.linalg.inv(orbit(torch.arange(10.0) * 36, full * 25, full * 3, full * 40).view.double())
+    c, s = math.cos(0.5), math.sin(0.5)
+    tilt = torch.eye(4, dtype=torch.float64)
+    tilt[:3, :3] = torch.tensor([[1, 0, 0], [0, c, -s], [0, s, c]], dtype=torch.float64)
+    moved, _ = nerf_poses.normalise(tilt @ c2w, torch.zeros(0, 3), 4.0)
+    heights = moved[:, 1, 3]
+    assert float(heights.std()) < 1e-5 and float(heights.mean()) > 0  # one ring, above the centre
+    assert bool((moved[:, 1, 1] > 0).all())
 
 
 def test_missing_pycolmap_names_the_install(tmp_path, monkeypatch) -> None:

@@ -40,7 +40,7 @@ from tqdm import tqdm
 from diffparam.checks import choice, int_in, positive_float
 from diffparam.errors import UserError, first_line
 from diffparam.io import atomic_folder, atomic_path, check_writable, save_image
-from diffparam.recipes.nerf import CAMERA_DISTANCE, CAMERA_FOV, flatten, no_more_files
+from diffparam.recipes.nerf import CAMERA_DISTANCE, CAMERA_FOV, flatten, no_more_files, up_direction
 from diffparam.result import Result
 from diffparam.three_d.cameras import Cameras, orbit
 from diffparam.three_d.mesh import from_arrays
@@ -235,18 +235,25 @@ def look_at_point(c2w: Tensor) -> Tensor | None:
     return torch.linalg.solve(a, b)
 
 
-def normalise(c2w: Tensor, points: Tensor, distance: float) -> tuple[Tensor, Tensor, float]:
+def normalise(c2w: Tensor, points: Tensor, distance: float) -> tuple[Tensor, Tensor]:
     """Camera-to-world matrices moved so that the point the cameras look at (else the sparse points'
-    median) is the origin and scaled so that they stand `distance` from it on average; with the centre
-    and the scale applied."""
+    median) is the origin, turned so that the scene's up (`nerf.up_direction`) is +y and the first
+    camera's x axis lies in the x-y plane, and scaled so that they stand `distance` from the origin on
+    average; with the transform (4,4) applied to the world (a similarity). Upright, a floor or a table
+    lies along the axes of a radiance field's grids."""
     c2w = c2w.double()
     centre = look_at_point(c2w)
     if centre is None:
-        centre = points.median(0).values if len(points) else c2w[:, :3, 3].mean(0)
+        centre = points.double().median(0).values if len(points) else c2w[:, :3, 3].mean(0)
     scale = distance / max(float((c2w[:, :3, 3] - centre).norm(dim=1).mean()), 1e-12)
-    out = c2w.clone()
-    out[:, :3, 3] = (c2w[:, :3, 3] - centre) * scale
-    return out, centre, scale
+    up = up_direction(c2w)
+    x = torch.nn.functional.normalize(c2w[0, :3, 0] - (c2w[0, :3, 0] @ up) * up, dim=0)
+    world = torch.eye(4, dtype=torch.float64)
+    world[:3, :3] = scale * torch.stack([x, up, torch.linalg.cross(x, up)])  # rows: the new axes
+    world[:3, 3] = -world[:3, :3] @ centre
+    out = world @ c2w
+    out[:, :3, :3] /= scale  # rotations stay rotations
+    return out, world
 
 
 def held_out(n: int, test: int) -> list[int]:
@@ -283,7 +290,8 @@ def estimate_poses(photos: str | os.PathLike, out: str | os.PathLike, matching: 
     """Estimate the cameras of the photos in the folder `photos` with COLMAP and write the scene folder
     `out`: `images/` (the registered photos, undistorted with `simple_radial`), `transforms.json` (all
     of them), with `test` > 0 also `transforms_train.json` and `transforms_test.json` (every k-th photo
-    held out), and `poses.json` (what was registered, what was not, the centre and scale applied)."""
+    held out), and `poses.json` (what was registered, what was not, the similarity applied to COLMAP's
+    world)."""
     check_installed()
     matching = choice("matching", matching, MATCHING)
     camera_model = choice("camera_model", camera_model, CAMERA_MODELS)
@@ -303,19 +311,20 @@ def estimate_poses(photos: str | os.PathLike, out: str | os.PathLike, matching: 
             raise UserError(f"COLMAP placed only {len(found['names'])} of the {len(files)} photos: they must "
                             "overlap more, show a textured, still scene and differ in viewpoint")
         points = torch.from_numpy(found["points"])
-        c2w, centre, scale = normalise(c2w_from_opencv(torch.from_numpy(found["w2c"])), points, distance)
+        c2w, world = normalise(c2w_from_opencv(torch.from_numpy(found["w2c"])), points, distance)
         views = PosedViews(c2w.float(), torch.from_numpy(found["intrinsics"]).float(), found["height"],
                            found["width"], [f"images/{name}" for name in found["names"]])
         test_ids = held_out(len(views), test)
         if test and (len(test_ids) != test or test >= len(views)):
             raise UserError(f"`test` {test} leaves too few of the {len(views)} registered photos to train "
                             "on: hold out fewer")
-        inside = ((points - centre) * scale).abs().amax(1).le(BOUND).double()  # points in the field's box
+        moved = points.double() @ world[:3, :3].T + world[:3, 3]
+        inside = moved.abs().amax(1).le(BOUND).double()  # points in the field's box
         report = {"photos": len(files), "registered": len(views),
                   "unregistered": [p.name for p in files if p.name not in found["names"]],
                   "matching": matching, "camera_model": camera_model, "radial_distortion_k1": found["k1"],
                   "mean_reprojection_error_px": round(found["error"], 4), "points": len(points),
-                  "points_in_box": round(float(inside.mean()), 4), "centre": centre.tolist(), "scale": scale,
+                  "points_in_box": round(float(inside.mean()), 4), "world_from_colmap": world.tolist(),
                   "test": [views.names[i] for i in test_ids],
                   "seconds": round(time.perf_counter() - start, 2)}
         files_out = _write_scene(folder, views, Path(found["source"]), test_ids, report)
