@@ -7,9 +7,10 @@ mapping; the largest reconstruction is kept. One camera is shared by all photos 
 the default `simple_radial` model its radial distortion is estimated and the photos are written
 undistorted, so the pinhole intrinsics of the file describe them exactly; `simple_pinhole` and
 `pinhole` assume photos without distortion and copy them as they are. The scene is moved so that
-the point nearest to every camera's optical axis (what a 360° capture looks at) is the origin, and
-scaled so that the cameras stand `distance` from it on average, as in the test scenes and NeRF's
-Blender scenes: the object then lies in the radiance field's box (`nerf fit --bound 1.5`).
+the point nearest to every camera's optical axis (what a 360° capture looks at) is the origin,
+turned upright (+y up, as in the test scenes) and scaled so that the cameras stand `distance` from
+it on average, as in the test scenes and NeRF's Blender scenes: the object then lies in the
+radiance field's box (`nerf fit --bound 1.5`).
 """
 
 from __future__ import annotations
