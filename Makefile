@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==$(TORCH)
-	$(BIN)/python -m pip install -q -e '.[dev]' torch==$(TORCH)
+	$(BIN)/python -m pip install -q -e '.[dev,poses]' torch==$(TORCH)
 	$(BIN)/python -c "import torch, sys; v = torch.__version__.split('+')[0]; \
 	sys.exit(0 if v == '$(TORCH)' else f'torch was replaced: {torch.__version__} (wanted $(TORCH))')"
 	touch $(STAMP)

@@ -1,9 +1,10 @@
 """Bad input, faults and signals against the command line, each in a process of its own (issue 19).
 
 Runs every case of `tests/fuzz_cases.py` (the slow ones too) as `python -m diffparam ...` in a fresh
-folder, and the signal cases below: SIGINT and SIGTERM during a render, during a filmed CPPN and
-during a texture's turntable; SIGTERM and kill -9 of an atlas whose work is spread over two worker
-processes (the workers must not outlive it); and a second atlas run on a folder that one is writing.
+folder, and the signal cases below: SIGINT and SIGTERM during a render, during a filmed CPPN, during
+a texture's turntable and during `nerf poses` (COLMAP in its child process); SIGTERM and kill -9 of
+an atlas whose work is spread over two worker processes (the workers must not outlive it); and a
+second atlas run on a folder that one is writing.
 Each must meet the standard: the expected exit status, one line on stderr, no traceback, no file
 left that was not there and no file changed.
 
@@ -20,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,6 +70,14 @@ class SignalCase:
     after: float
     status: int
     line: str
+    setup: Callable[[Path], None] | None = None
+
+
+def _photos(folder: Path) -> None:
+    """24 rendered photos for `nerf poses` (its COLMAP child runs some 15 s on them)."""
+    from diffparam.recipes.nerf_poses import make_photos
+
+    make_photos(folder / "photos", views=24, size=200)
 
 
 LONG = ("--size", "64", "--device", "cpu", "--steps", "100000")
@@ -118,6 +128,12 @@ SIGNALS = [
         143,
         "diffparam: terminated",
     ),
+    *(
+        SignalCase(f"{name} during nerf poses (COLMAP in a child process)",
+                   ("nerf", "poses", "photos", "--out", "scene"), sig, 9, status, line, _photos)
+        for name, sig, status, line in (("SIGINT", signal.SIGINT, 130, "diffparam: interrupted"),
+                                        ("SIGTERM", signal.SIGTERM, 143, "diffparam: terminated"))
+    ),
 ]
 
 
@@ -152,6 +168,8 @@ def run_signal(case: SignalCase) -> dict:
     with tempfile.TemporaryDirectory() as folder_name:
         folder = Path(folder_name)
         keep(folder)
+        if case.setup is not None:
+            case.setup(folder)
         before = snapshot(folder)
         proc = subprocess.Popen(
             [*COMMAND, *case.args],

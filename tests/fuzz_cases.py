@@ -165,6 +165,20 @@ def nerf_scenes(folder: Path) -> None:
     (folder / "notjson" / "transforms.json").write_text("{ not json")
 
 
+def plain_photos(folder: Path) -> None:
+    """Folders of photos for `nerf poses`, each with one fault: none, two, one unreadable, two sizes,
+    unrelated noise (nothing to match); and a good one."""
+    rng = np.random.default_rng(2)
+    for name, shapes in {"none": [], "two": [(32, 32)] * 2, "broken": [(32, 32)] * 3,
+                         "mixed": [(32, 32), (32, 32), (24, 32)], "noise": [(64, 64)] * 3}.items():
+        (folder / name).mkdir()
+        for i, (h, w) in enumerate(shapes):
+            _png(folder / name / f"p{i}.png", (rng.random((h, w, 3)) * 255).astype(np.uint8))
+    (folder / "broken" / "p1.png").write_bytes(b"\x89PNG\r\n\x1a\n not an image")
+    (folder / "full").mkdir()
+    (folder / "full" / "old.txt").write_text("a folder in use")
+
+
 LONG = "x" * 300 + ".png"
 
 
@@ -586,6 +600,18 @@ CASES: list[Case] = [
     Case(("nerf", "style", "norun", "keep.png", "--out", "keep.png"), "is a file"),
     Case(("nerf", "scene", "--scene", "cube", "--out", "s"), "mesh file not found: cube"),
     Case(("nerf", "scene", "--photo", "moon", "--out", "s"), "unknown --photo"),
+    *(
+        Case(("nerf", "poses", *args, "--quiet"), message, setup=plain_photos)
+        for args, message in (
+            (("none", "--out", "s"), "holds 0 photos"), (("two", "--out", "s"), "at least 3"),
+            (("broken", "--out", "s"), "cannot read photo"), (("mixed", "--out", "s"), "mixed sizes"),
+            (("noise", "--out", "s"), "found no camera poses"), (("nowhere", "--out", "s"), "not found"),
+            (("noise", "--out", "full"), "is not empty"), (("noise", "--out", "keep.png"), "is a file"),
+            (("noise", "--out", "s", "--test", "-1"), "--test must be"),
+            (("noise", "--out", "s", "--distance", "nan"), "--distance must be"),
+            (("noise", "--out", "s", "--matching", "spatial"), "--matching"),
+        )
+    ),
 ]
 
 def snapshot(folder: Path) -> dict[str, str]:

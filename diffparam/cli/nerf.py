@@ -1,4 +1,4 @@
-"""`diffparam nerf scene|fit|render|style|export`: radiance fields fitted to posed photos (NeRF)."""
+"""`diffparam nerf scene|poses|fit|render|style|export`: radiance fields fitted to posed photos (NeRF)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,21 @@ def _cmd_scene(args: argparse.Namespace) -> int:
     result = make_scene(args.out, args.scene, size=args.size, train=args.train, test=args.test,
                         val=args.val, seed=args.seed, device=args.device, photo=args.photo)
     print_paths(list(result.files.values()))
+    return 0
+
+
+def _cmd_poses(args: argparse.Namespace) -> int:
+    from diffparam.recipes.nerf_poses import estimate_poses
+
+    result = estimate_poses(args.photos, args.out, matching=args.matching, camera_model=args.camera_model,
+                            test=args.test, distance=args.distance, seed=args.seed, progress=not args.quiet)
+    print_paths(list(result.files.values()))
+    if not args.quiet:
+        m = result.metrics
+        print(f"registered {m['registered']} of {m['photos']} photos in {m['seconds']:.1f} s (mean "
+              f"reprojection error {m['mean_reprojection_error_px']:.2f} px)")
+        if m["unregistered"]:
+            print(f"not registered (left out): {', '.join(m['unregistered'])}")
     return 0
 
 
@@ -101,15 +116,16 @@ def _cmd_style(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add `nerf scene`, `nerf fit`, `nerf render`, `nerf style` and `nerf export`."""
-    from diffparam.recipes.nerf import LR, RAYS, SCENES, STEPS
+    """Add `nerf scene`, `nerf poses`, `nerf fit`, `nerf render`, `nerf style` and `nerf export`."""
+    from diffparam.recipes.nerf import CAMERA_DISTANCE, LR, RAYS, SCENES, STEPS
+    from diffparam.recipes.nerf_poses import CAMERA_MODELS, MATCHING
     from diffparam.recipes.nerf_style import STYLE_LR, STYLE_SIZE, STYLE_STEPS
 
     p = sub.add_parser("nerf", help="radiance fields: fit a scene from posed photos, render new views, "
                        "export a mesh", description="Fit a radiance field to photos with known cameras "
                        "(the transforms.json layout of NeRF's Blender scenes, instant-ngp and nerfstudio), "
                        "render it from new cameras and along camera paths, export a mesh, restyle it.")
-    verbs = p.add_subparsers(dest="verb", required=True, metavar="{scene,fit,render,style,export}")
+    verbs = p.add_subparsers(dest="verb", required=True, metavar="{scene,poses,fit,render,style,export}")
     s = verbs.add_parser("scene", help="render a 360° test scene into --out (transforms.json layout)")
     s.add_argument("--out", required=True, help="the scene folder to write")
     s.add_argument("--scene", default="knot",
@@ -124,6 +140,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--device", default="cpu", help="where to rasterise: cpu, cuda or auto")
     s.set_defaults(func=_cmd_scene)
+
+    o = verbs.add_parser("poses", help="camera poses for a folder of plain photos (COLMAP, through "
+                         "pycolmap): a scene folder --out for `nerf fit`")
+    o.add_argument("photos", help="a folder of photos (.jpg, .png) of one scene, one size, from all around")
+    o.add_argument("--out", required=True, help="the scene folder to write (images/, transforms.json, "
+                   "poses.json)")
+    o.add_argument("--matching", default="exhaustive", choices=MATCHING,
+                   help="match every pair of photos, or each with its neighbours in name order (frames)")
+    o.add_argument("--camera-model", default="simple_radial", choices=CAMERA_MODELS,
+                   help="simple_radial: estimate lens distortion and write the photos undistorted; "
+                   "simple_pinhole, pinhole: photos without distortion, copied as they are")
+    o.add_argument("--test", type=int, default=0, help="photos held out as a test split (every k-th)")
+    o.add_argument("--distance", type=float, default=CAMERA_DISTANCE,
+                   help="the cameras' mean distance from the scene's centre after scaling")
+    o.add_argument("--seed", type=int, default=0)
+    o.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    o.set_defaults(func=_cmd_poses)
 
     f = verbs.add_parser("fit", help="fit a field to DATA into the run folder --out (resumes when run again)")
     f.add_argument("data", help="a scene folder (transforms_train.json or transforms.json) or one such file")

@@ -316,15 +316,21 @@ def check_memory(views: PosedViews, field: RadianceField, rays: int, device: tor
                         f"step) but {free / 2**30:.1f} GiB is free on {device}: lower `rays` or `samples`")
 
 
+def up_direction(c2w: Tensor) -> Tensor:
+    """The scene's up (3,), float64, from camera-to-world matrices (N,4,4): level cameras' x axes are
+    horizontal, so up is the direction normal to them all, on the side of the cameras' own y axes."""
+    right = c2w[:, :3, 0].double()
+    up = torch.linalg.eigh(right.T @ right).eigenvectors[:, 0]
+    return up if float(up @ c2w[:, :3, 1].double().sum(0)) >= 0 else -up
+
+
 def _camera_of(views: PosedViews) -> dict[str, Any]:
     """The training cameras' mean distance from the origin, elevation, field of view, image size and
     up direction (the one normal to every camera's x axis, which a camera without roll keeps level:
     y in the project's scenes, z in NeRF's Blender scenes): what a camera path around the scene is
     made from."""
     centres = views.c2w[:, :3, 3]
-    right = views.c2w[:, :3, 0].double()  # level cameras' x axes are horizontal: up is normal to them all
-    up = torch.linalg.eigh(right.T @ right).eigenvectors[:, 0]
-    up = up if float(up @ views.c2w[:, :3, 1].double().sum(0)) >= 0 else -up
+    up = up_direction(views.c2w)
     distance = centres.norm(dim=1)
     height = centres.double() @ up
     elevation = torch.rad2deg(torch.asin((height / distance.double().clamp_min(1e-9)).clamp(-1, 1)))

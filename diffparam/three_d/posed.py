@@ -72,6 +72,25 @@ def posed_from_cameras(cameras: Cameras, size: int, names: list[str]) -> PosedVi
     return PosedViews(c2w, torch.stack([focal, focal, half, half], 1).float(), size, size, names)
 
 
+OPENCV_TO_OPENGL = torch.diag(torch.tensor([1.0, -1.0, -1.0, 1.0], dtype=torch.float64))
+"""Flips a camera's y and z axes: OpenCV's and COLMAP's camera (x right, y down, looking down +z) to
+OpenGL's (x right, y up, looking down -z), and back."""
+
+
+def c2w_from_opencv(world_to_camera: Tensor) -> Tensor:
+    """Camera-to-world matrices (N,4,4) in OpenGL's convention, float64, of world-to-camera matrices
+    (N,3,4) or (N,4,4) in OpenCV's convention, as COLMAP estimates them."""
+    w2c = world_to_camera.double()
+    if w2c.shape[-2:] == (3, 4):
+        bottom = torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=torch.float64).expand(len(w2c), 1, 4)
+        w2c = torch.cat([w2c, bottom], 1)
+    rot, t = w2c[:, :3, :3], w2c[:, :3, 3:]
+    c2w = torch.eye(4, dtype=torch.float64).repeat(len(w2c), 1, 1)
+    c2w[:, :3, :3] = rot.transpose(1, 2)  # a rotation's inverse is its transpose
+    c2w[:, :3, 3:] = -rot.transpose(1, 2) @ t
+    return c2w @ OPENCV_TO_OPENGL
+
+
 def _number(frame: dict, meta: dict, key: str) -> float | None:
     value = frame.get(key, meta.get(key))
     if value is None:
@@ -220,6 +239,23 @@ def write_posed(views: PosedViews, folder: str | os.PathLike, split: str) -> Pat
     meta = {"camera_angle_x": 2 * math.atan(0.5 * views.width / fx), "w": views.width, "h": views.height,
             "frames": frames}
     out = root / f"transforms_{split}.json"
+    with atomic_path(out) as tmp:
+        tmp.write_text(json.dumps(meta, indent=1), encoding="utf-8")
+    return out
+
+
+def write_cameras(views: PosedViews, path: str | os.PathLike, extra: dict | None = None) -> Path:
+    """Write the cameras of `views` atomically as the transforms.json-layout file `path` (instant-ngp's
+    and nerfstudio's keys): pixel intrinsics `fl_x`, `fl_y`, `cx`, `cy` and the size `w`, `h`, at the top
+    level when every frame shares them, else per frame; each frame's `file_path` as named; `extra`
+    top-level keys besides."""
+    size = {"w": views.width, "h": views.height}
+    keys = [dict(zip(("fl_x", "fl_y", "cx", "cy"), k, strict=True)) for k in views.intrinsics.tolist()]
+    shared = all(k == keys[0] for k in keys)
+    frames = [{"file_path": name, "transform_matrix": c2w.tolist(), **({} if shared else k)}
+              for name, c2w, k in zip(views.names, views.c2w, keys, strict=True)]
+    meta = {**(extra or {}), **(keys[0] if shared else {}), **size, "frames": frames}
+    out = Path(path)
     with atomic_path(out) as tmp:
         tmp.write_text(json.dumps(meta, indent=1), encoding="utf-8")
     return out
