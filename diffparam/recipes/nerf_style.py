@@ -35,8 +35,9 @@ STYLE_SIZE = 128
 STYLE_LR = 1e-3
 
 
-def _style_cameras(camera: dict[str, Any], n: int, size: int, generator: torch.Generator) -> PosedViews:
-    """`n` random cameras around a fitted scene (elevation -15°..60°) at its distance and field of view."""
+def random_views(camera: dict[str, Any], n: int, size: int, generator: torch.Generator) -> PosedViews:
+    """`n` random cameras around a scene (elevation -15°..60°) at its `camera`'s distance and field of
+    view, circling its up axis: the views a field is restyled (or made, `recipes/volume.py`) from."""
     u = torch.rand(n, 2, generator=generator, dtype=torch.float64)
     full = torch.ones(n, dtype=torch.float64)
     cams = orbit(360 * u[:, 0], -15 + 75 * u[:, 1], full * camera["distance"], full * camera["fov"])
@@ -75,7 +76,7 @@ def style_nerf(run: str | os.PathLike, style_image: ImageSource, out: str | os.P
         return flatten(f.render_views(cams)[0], 1.0)
 
     def step(i: int, generator: torch.Generator) -> Tensor:
-        cams = _style_cameras(camera, 1, size, generator)
+        cams = random_views(camera, 1, size, generator)
         with torch.no_grad():
             target = net.activations(view(original, cams), [layer])[layer]
         made = view(field, cams)
@@ -91,7 +92,7 @@ def style_nerf(run: str | os.PathLike, style_image: ImageSource, out: str | os.P
         with torch.no_grad():
             return -float(objective(Activations(net.activations(images, layers), net)).mean())
 
-    held_out = _style_cameras(camera, 8, size, torch.Generator().manual_seed(10_000 + seed))
+    held_out = random_views(camera, 8, size, torch.Generator().manual_seed(10_000 + seed))
     with torch.no_grad():
         before = distance(view(original, held_out))
     settings = {**state["settings"], "style": str(style_image) if not isinstance(style_image, Tensor)
