@@ -145,10 +145,9 @@ def volume_art(
     if out is not None:
         check_run_folder(out)
     dev = resolve_device(device)
-    net = load_model(model)
+    net = load_model(model).to(dev)
     obj = resolve(objective, net)
-    best = photo_reference(net.to("cpu"), obj)
-    net.to(dev)
+    best = photo_reference(net, obj)
     settings = field_settings(BOUND, [int(r) for r in resolutions], FEATURES, HIDDEN,
                               int_in("samples", samples, 2, 4096), int_in("grid", grid, 2, 1024),
                               views * size * size, lr, GREY)
