@@ -135,7 +135,7 @@ def volume_art(
     (`nerf render`/`nerf export` read it), mesh.glb, turntable.gif|mp4, preview.png, metrics.json.
     """
     steps = int_in("steps", steps, 1, 1_000_000)
-    size = int_in("size", size, 16, 1024)
+    size = int_in("size", size, 16, 4096)
     views = int_in("views", views, 1, 64)
     lr = LR if lr is None else positive_float("lr", lr)
     coverage = real("coverage", coverage, 0.0, 1.0, low_open=True)
