@@ -612,6 +612,15 @@ CASES: list[Case] = [
             (("noise", "--out", "s", "--matching", "spatial"), "--matching"),
         )
     ),
+    # -- volume: 3D art in a radiance field --------------------------------------------------
+    Case(("volume", "blocks.3:9999", *QUICK, "--out", "v"), "channel 9999 is out of range"),
+    Case(("volume", "nolayer:1", *QUICK, "--out", "v"), "unknown layer 'nolayer'"),
+    Case(("volume", "blocks.3:5", *QUICK, "--size", "8", "--out", "v"), "--size must be a whole number"),
+    Case(("volume", "blocks.3:5", *QUICK, "--views", "0", "--out", "v"), "--views must be"),
+    Case(("volume", "blocks.3:5", *QUICK, "--coverage", "0", "--out", "v"), "--coverage must be"),
+    Case(("volume", "blocks.3:5", *QUICK, "--frames", "-1", "--out", "v"), "--frames must be"),
+    Case(("volume", "blocks.3:5", *QUICK, "--out", "."), "is not empty and holds no checkpoint.pt"),
+    Case(("volume", "blocks.3:5", *QUICK, "--out", "keep.png"), "is a file"),
 ]
 
 def snapshot(folder: Path) -> dict[str, str]:

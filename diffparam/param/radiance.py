@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from diffparam.checks import int_in, positive_float, positive_int
+from diffparam.checks import int_in, positive_float, positive_int, real
 from diffparam.errors import UserError
 from diffparam.param.base import Parameterization
 from diffparam.three_d.cameras import turntable
@@ -65,6 +65,9 @@ def box_intersection(origins: Tensor, dirs: Tensor, bound: float) -> tuple[Tenso
     return near, torch.maximum(far, near)
 
 
+BLOB_WIDTH = 0.5
+"""Standard deviation, in box coordinates, of the optional density bump at the field's centre."""
+
 VISIBLE = 1e-4
 """Samples behind less transmittance than this add at most this much to a pixel: they are skipped."""
 
@@ -93,7 +96,7 @@ class RadianceField(Parameterization):
 
     def __init__(self, views: PosedViews | None = None, size: int = 64, batch: int = 4, bound: float = 1.5,
                  resolutions: Sequence[int] = (64, 128, 256, 512), features: int = 8, hidden: int = 64,
-                 samples: int = 256, grid: int = 128) -> None:
+                 samples: int = 256, grid: int = 128, blob: float = 0.0) -> None:
         if views is None:
             names = [f"view_{i}" for i in range(batch)]
             views = posed_from_cameras(turntable(batch, distance=4.0), size, names)
@@ -106,6 +109,7 @@ class RadianceField(Parameterization):
         self.features = positive_int("features", features)
         self.samples = int_in("samples", samples, 2, 4096)
         grid = int_in("grid", grid, 2, 1024)
+        self.blob = real("blob", blob, 0.0, 30.0)
         self.planes = nn.ParameterList([nn.Parameter(0.1 * torch.randn(3, features, r, r))
                                         for r in self.resolutions])
         self.lines = nn.ParameterList([nn.Parameter(0.1 * torch.randn(3, features, r, 1))
@@ -145,7 +149,16 @@ class RadianceField(Parameterization):
     def query(self, x: Tensor, dirs: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
         """Density (P,) at points (P,3) in box coordinates and, given view directions, colour (P,3)."""
         h = self.geometry_net(self.encode(x))
-        return _TruncExp.apply(h[:, 0] - 1.0), None if dirs is None else self._color(h, dirs)
+        return self._density(h, x), None if dirs is None else self._color(h, dirs)
+
+    def _density(self, h: Tensor, x: Tensor) -> Tensor:
+        """Density from the geometry code `h` at points `x` (box coordinates): with `blob`, the log
+        density is raised by a fixed Gaussian bump at the centre (as Dream Fields' density bias), so a
+        field made from nothing starts as an object in the middle, not a fog."""
+        raw = h[:, 0] - 1.0
+        if self.blob:
+            raw = raw + self.blob * torch.exp(-x.pow(2).sum(-1) / (2 * BLOB_WIDTH ** 2))
+        return _TruncExp.apply(raw)
 
     def _color(self, h: Tensor, dirs: Tensor) -> Tensor:
         return torch.sigmoid(self.color_net(torch.cat([h[:, 1:], spherical_harmonics(dirs)], -1)))
@@ -190,12 +203,12 @@ class RadianceField(Parameterization):
         with torch.no_grad():
             idx = keep.nonzero().squeeze(1)
             h = self.geometry_net(self.encode(x[idx]))
-            sigma = _scatter(_TruncExp.apply(h[:, 0] - 1.0), idx, len(x)).view(-1, n)
+            sigma = _scatter(self._density(h, x[idx]), idx, len(x)).view(-1, n)
             visible = (_transmittance_of(_alpha(sigma, delta)).flatten() > VISIBLE)[idx]
         idx, h = idx[visible], h[visible]
         if torch.is_grad_enabled():  # evaluated again, with gradients, where it counts
             h = self.geometry_net(self.encode(x[idx]))
-        sigma, rgb = _TruncExp.apply(h[:, 0] - 1.0), self._color(h, dirs[idx // n])
+        sigma, rgb = self._density(h, x[idx]), self._color(h, dirs[idx // n])
         alpha = _alpha(_scatter(sigma, idx, len(x)).view(-1, n), delta)
         weight = alpha * _transmittance_of(alpha)
         color = (weight[..., None] * _scatter(rgb, idx, len(x)).view(-1, n, 3)).sum(1)

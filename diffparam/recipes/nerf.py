@@ -177,19 +177,21 @@ def flatten(images: Tensor, background: float) -> Tensor:
     return images[:, :3] * alpha + background * (1 - alpha)
 
 
-def _settings(bound: float, resolutions: Sequence[int], features: int, hidden: int, samples: int,
-              grid: int, rays: int, lr: float, background: float) -> dict[str, Any]:
+def field_settings(bound: float, resolutions: Sequence[int], features: int, hidden: int, samples: int,
+                   grid: int, rays: int, lr: float, background: float) -> dict[str, Any]:
+    """A run's settings: the field's shape (what `field_from` and `load_nerf` build from) and training's."""
     return {"bound": bound, "resolutions": list(resolutions), "features": features, "hidden": hidden,
             "samples": samples, "grid": grid, "rays": rays, "lr": lr, "background": background}
 
 
-def _field(settings: dict[str, Any], seed: int = 0) -> RadianceField:
+def field_from(settings: dict[str, Any], seed: int = 0) -> RadianceField:
     """A field of these settings, initialised from `seed` (torch's own generators left as they were)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return RadianceField(bound=settings["bound"], resolutions=settings["resolutions"],
                              features=settings["features"], hidden=settings["hidden"],
-                             samples=settings["samples"], grid=settings["grid"])
+                             samples=settings["samples"], grid=settings["grid"],
+                             blob=settings.get("blob", 0.0))
 
 
 def fit_nerf(data: str | os.PathLike, out: str | os.PathLike, steps: int = STEPS, rays: int = RAYS,
@@ -206,7 +208,7 @@ def fit_nerf(data: str | os.PathLike, out: str | os.PathLike, steps: int = STEPS
     rays = int_in("rays", rays, 1, 1 << 22)
     lr = positive_float("lr", lr)
     background = real("background", background, 0.0, 1.0)
-    settings = _settings(positive_float("bound", bound), [int(r) for r in resolutions],
+    settings = field_settings(positive_float("bound", bound), [int(r) for r in resolutions],
                          positive_int("features", features), positive_int("hidden", hidden),
                          int_in("samples", samples, 2, 4096), int_in("grid", grid, 2, 1024), rays, lr,
                          background)
@@ -218,7 +220,7 @@ def fit_nerf(data: str | os.PathLike, out: str | os.PathLike, steps: int = STEPS
     split = "test" if load_posed(data, "test", images=False, size=(1, 1)) is not None else "val"
     held_out = load_posed(data, split)
     assert views is not None and views.images is not None
-    field = _field(settings, seed)
+    field = field_from(settings, seed)
     check_memory(views, field, rays, dev)
     field = field.to(dev)
     origins, dirs = (r.reshape(-1, 3) for r in views.rays(dev))
@@ -363,7 +365,7 @@ def load_nerf(run: str | os.PathLike, device: str = "auto") -> tuple[RadianceFie
     state = load_checkpoint(path)
     if "field" not in state["modules"] or "camera" not in state:
         raise UserError(f"{path} is not a radiance-field checkpoint")
-    field = _field(state["settings"])
+    field = field_from(state["settings"])
     field.load_state_dict(state["modules"]["field"])
     return field.to(resolve_device(device)).eval(), state
 
@@ -510,9 +512,13 @@ def export_nerf(run: str | os.PathLike, resolution: int = 256, level: float | No
                 device: str = "auto") -> Result:
     """A triangle mesh with vertex colours of the fitted field of `run` (marching cubes on its density);
     `result.save(MESH.glb|.ply)` writes it; `result.mesh` is the `trimesh.Trimesh`."""
+    return export_field(load_nerf(run, device)[0], resolution, level)
+
+
+def export_field(field: RadianceField, resolution: int = 256, level: float | None = None) -> Result:
+    """`export_nerf`'s mesh of a field in memory."""
     import trimesh
 
-    field, _ = load_nerf(run, device)
     verts, faces, colors = extract_mesh(field, resolution, level)
     rgba = np.concatenate([np.round(colors * 255), np.full((len(colors), 1), 255)], 1).astype(np.uint8)
     mesh = trimesh.Trimesh(verts, faces, vertex_colors=rgba, process=False)

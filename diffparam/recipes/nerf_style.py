@@ -39,10 +39,11 @@ NEIGHBOUR = 10.0
 """Degrees of azimuth between a held-out view and the neighbour its multi-view consistency is measured on."""
 
 
-def _style_cameras(camera: dict[str, Any], n: int, size: int, generator: torch.Generator,
-                   turns: Sequence[float] = (0.0,)) -> PosedViews:
-    """`n` random cameras around a fitted scene (elevation -15°..60°) at its distance and field of view;
-    all `n` again turned about the scene's up axis by each further angle of `turns` (degrees)."""
+def random_views(camera: dict[str, Any], n: int, size: int, generator: torch.Generator,
+                 turns: Sequence[float] = (0.0,)) -> PosedViews:
+    """`n` random cameras around a scene (elevation -15°..60°) at its `camera`'s distance and field of
+    view, circling its up axis: the views a field is restyled (or made, `recipes/volume.py`) from; all
+    `n` again turned about the up axis by each further angle of `turns` (degrees)."""
     u = torch.rand(n, 2, generator=generator, dtype=torch.float64)
     full = torch.ones(n * len(turns), dtype=torch.float64)
     azimuth = torch.cat([360 * u[:, 0] + turn for turn in turns])
@@ -84,7 +85,7 @@ def style_nerf(run: str | os.PathLike, style_image: ImageSource, out: str | os.P
         return flatten(f.render_views(cams)[0], 1.0)
 
     def step(i: int, generator: torch.Generator) -> Tensor:
-        cams = _style_cameras(camera, 1, size, generator)
+        cams = random_views(camera, 1, size, generator)
         with torch.no_grad():
             target = net.activations(view(original, cams), [layer])[layer]
         made = view(field, cams)
@@ -101,8 +102,8 @@ def style_nerf(run: str | os.PathLike, style_image: ImageSource, out: str | os.P
             return -float(objective(Activations(net.activations(images, layers), net)).mean())
 
     # the held-out views, then each one's neighbour: the pairs whose agreement is measured
-    held_out = _style_cameras(camera, HELD_OUT, size, torch.Generator().manual_seed(10_000 + seed),
-                              (0.0, NEIGHBOUR))
+    held_out = random_views(camera, HELD_OUT, size, torch.Generator().manual_seed(10_000 + seed),
+                            (0.0, NEIGHBOUR))
     pairs = [(i, i + HELD_OUT) for i in range(HELD_OUT)]
     with torch.no_grad():
         rgba, depth = original.render_views(held_out)
