@@ -4,8 +4,11 @@
 with the pixel centres inside its screen bounding box (in chunks of at most `max_pairs` pairs), the
 pairs inside the triangle are kept, and a `scatter_reduce(amin)` on a packed (depth bits << 32 |
 face id) key leaves the nearest face per pixel. Perspective-correct barycentrics are recomputed for
-the winners. Nothing here is differentiable in the geometry; `render_mesh` is differentiable in the
-texture (bilinear `grid_sample` through the interpolated UVs). Runs on any device.
+the winners. `rasterize` is not differentiable in the geometry; `refine` recomputes the winners'
+barycentrics with gradient from the clip coordinates (visibility kept, as nvdiffrast does), so that
+what is interpolated and sampled moves with the vertices, but silhouettes get no gradient.
+`render_mesh` is differentiable in the texture (bilinear `grid_sample` through the interpolated UVs).
+Runs on any device.
 """
 
 from __future__ import annotations
@@ -146,6 +149,24 @@ def rasterize(clip: Tensor, faces: Tensor, size: int | tuple[int, int], max_pair
         bary.view(-1, 3)[idx] = b / inv_depth
         depth.view(-1)[idx] = 1.0 / inv_depth.squeeze(1)
     return Fragments(face, bary, depth)
+
+
+def refine(clip: Tensor, faces: Tensor, fragments: Fragments) -> Fragments:
+    """`fragments` of `clip` (B,V,4) with each covered pixel's perspective-correct barycentrics recomputed,
+    differentiably in `clip`, from its face's projected vertices (which face covers it is kept)."""
+    nviews, h, w = fragments.face.shape
+    view, py, px = fragments.mask.nonzero(as_tuple=True)
+    corner = faces[fragments.face[view, py, px]]  # (P,3) vertex ids
+    c = clip[view[:, None], corner]  # (P,3,4)
+    inv_w = 1.0 / c[..., 3].clamp_min(NEAR)
+    tri = torch.stack([(c[..., 0] * inv_w + 1) * (w / 2), (1 - c[..., 1] * inv_w) * (h / 2)], -1)
+    p = torch.stack([px, py], -1).to(tri.dtype)[:, None, :] + 0.5
+    a, b = tri.roll(-1, dims=1), tri.roll(-2, dims=1)  # edge i runs from vertex i+1 to i+2
+    area = _edge(tri[:, 0], tri[:, 1], tri[:, 2])
+    weights = _edge(a, b, p.expand_as(a)) / area[:, None] * inv_w  # screen barycentrics over w
+    bary = torch.zeros(nviews, h, w, 3, dtype=weights.dtype, device=weights.device)
+    bary = bary.index_put((view, py, px), weights / weights.sum(-1, keepdim=True))
+    return Fragments(fragments.face, bary, fragments.depth)
 
 
 def interpolate(values: Tensor, faces: Tensor, fragments: Fragments) -> Tensor:
