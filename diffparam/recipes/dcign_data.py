@@ -113,8 +113,7 @@ def render_views(mesh: Mesh, texture: Tensor, factors: Tensor, size: int, grey: 
     through texture and shading (not through the silhouette: `render_lit`)."""
     factors = factors.double()
     n = len(factors)
-    cams = orbit(factors[:, 0], factors[:, 1], torch.full((n,), DISTANCE, dtype=torch.float64),
-                 torch.full((n,), FOV, dtype=torch.float64))
+    cams = orbit(factors[:, 0], factors[:, 1], factors.new_full((n,), DISTANCE), factors.new_full((n,), FOV))
     cams = type(cams)(cams.view.float(), cams.fov.float())
     rgba = render_lit(mesh, cams, size, texture, light_direction(factors[:, 2]), supersample=2,
                       differentiable=differentiable)
