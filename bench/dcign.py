@@ -24,6 +24,7 @@ import argparse
 import json
 import platform
 import tempfile
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -35,7 +36,7 @@ from skimage.metrics import structural_similarity
 from diffparam.io import make_grid, save_image
 from diffparam.recipes.dcign import encode_all, r2, train_dcign
 from diffparam.recipes.dcign_data import FACTORS, VARIES, load_data, make_data
-from diffparam.recipes.dcign_render import render_codes, scene_objects
+from diffparam.recipes.dcign_render import refine_codes, render_codes, scene_objects
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -64,15 +65,16 @@ def disentanglement(codes: torch.Tensor, true: torch.Tensor, units: list[int]) -
 
 
 def manipulation(net, data, unit: int, slope: float, offset: float, dev: str,
-                 shown: list, objects=None) -> dict[str, float]:
+                 shown: list, objects=None, codes=None) -> dict[str, float]:
     """Scores over the azimuth batches of `data`; appends to `shown` the first batch's true images (if it is
-    empty) and its turned ones. With `objects`, decoding renders the batch's object at the code."""
+    empty) and its turned ones. With `objects`, decoding renders the batch's object at the code; `codes`
+    (N, B, D) replace the encoder's."""
     scores = {k: [] for k in ("turned_psnr", "turned_ssim", "ceiling_psnr", "ceiling_ssim", "floor_psnr",
                               "floor_ssim")}
     with torch.no_grad():
         for i, k in enumerate((data.varies == VARIES.index("azimuth")).nonzero().flatten().tolist()):
             x, az = data.images[k].to(dev), data.factors[k, :, 0]
-            mean = net.encode(x)[0]
+            mean = net.encode(x)[0] if codes is None else codes[k].to(dev)
             turned = mean[:1].repeat(len(x), 1)
             turned[:, unit] = (slope * az + offset).to(dev)
 
@@ -106,6 +108,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--render-steps", type=int, default=1500, help="steps of the rendering decoder's run")
     ap.add_argument("--render-groups", type=int, default=2, help="mini-batches per step, rendering decoder")
+    ap.add_argument("--refine-steps", type=int, default=100, help="descent steps refining the rendering "
+                    "decoder's codes of the held-out object")
     ap.add_argument("--methods", default="dcign,plain,render", help="which of dcign, plain, render to run")
     ap.add_argument("--out", default="dcign.json")
     ap.add_argument("--figure", default=None, help="a PNG: for new angles, then for the held-out object, an "
@@ -156,6 +160,18 @@ def main() -> None:
                                                         shown["angles"], objects(angles)),
                 "manipulation_held_out": manipulation(net, held, units[0], slope, offset, args.device,
                                                       shown["held"], objects(held))}
+            if render:  # analysis by synthesis on the held-out object: the encoder's guess refined by descent
+                start = time.perf_counter()
+                refined = refine_codes(objects(held), [n for b in held.objects for n in b],
+                                       held.images.flatten(0, 1).to(args.device), held_codes.to(args.device),
+                                       [train.ranges[f] for f in FACTORS], steps=args.refine_steps).cpu()
+                report["methods"][name].update({
+                    "refine_seconds": round(time.perf_counter() - start, 1),
+                    "disentanglement_held_out_refined": disentanglement(refined, held.factors.flatten(0, 1),
+                                                                        units),
+                    "manipulation_held_out_refined": manipulation(
+                        net, held, units[0], slope, offset, args.device, [], objects(held),
+                        refined.view(*held.images.shape[:2], -1))})
             print(name, json.dumps(report["methods"][name]))
     if args.figure:
         rows = torch.cat(shown["angles"] + shown["held"])  # each: true renders, then each method's turn

@@ -136,3 +136,25 @@ def render_step(net: RenderEncoder, opt: torch.optim.Optimizer, objects: Objects
         return loss.detach()
 
     return step
+
+
+def refine_codes(objects: Objects, names: Sequence[str], images: Tensor, codes: Tensor,
+                 ranges: Sequence[Sequence[float]], steps: int = 60, lr: float = 1.0, start_blur: float = BLUR
+                 ) -> Tensor:
+    """Codes (N, 3) fitted to `images` (N, C, S, S) by Adam on the rendering loss, from `codes` (the
+    encoder's guess), kept inside `ranges`; the blur narrows to none over the first half (analysis by
+    synthesis: what the renderer allows at test time, on any object whose mesh is known)."""
+    low, high = (codes.new_tensor([r[i] for r in ranges]) for i in (0, 1))
+    fitted = codes.detach().clone().requires_grad_(True)
+    opt = torch.optim.Adam([fitted], lr=lr)
+    size, channels = images.shape[-1], images.shape[1]
+    for i in range(steps):
+        sigma = start_blur * size * max(0.0, 1 - 2 * i / steps)
+        made = render_codes(objects, names, fitted, size, channels, differentiable=True)
+        loss = (blur(made, sigma) - blur(images, sigma)).pow(2).sum()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            fitted.copy_(torch.maximum(torch.minimum(fitted, high), low))
+    return fitted.detach()
