@@ -36,7 +36,7 @@ from skimage.metrics import structural_similarity
 from diffparam.io import make_grid, save_image
 from diffparam.recipes.dcign import encode_all, r2, train_dcign
 from diffparam.recipes.dcign_data import FACTORS, VARIES, load_data, make_data
-from diffparam.recipes.dcign_render import refine_codes, render_codes, scene_objects
+from diffparam.recipes.dcign_render import BLUR, refine_codes, render_codes, scene_objects
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -108,6 +108,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--render-steps", type=int, default=1500, help="steps of the rendering decoder's run")
     ap.add_argument("--render-groups", type=int, default=2, help="mini-batches per step, rendering decoder")
+    ap.add_argument("--render-blur", type=float, default=BLUR, help="the rendering decoder's starting blur")
+    ap.add_argument("--render-plain", action="store_true", help="rendering decoder: no batch clamping")
     ap.add_argument("--refine-steps", type=int, default=100, help="descent steps refining the rendering "
                     "decoder's codes of the held-out object")
     ap.add_argument("--methods", default="dcign,plain,render", help="which of dcign, plain, render to run")
@@ -138,8 +140,8 @@ def main() -> None:
             if render:
                 result = train_dcign(train, Path(tmp) / method, steps=args.render_steps, decoder="render",
                                      groups=args.render_groups, lr=args.lr, width=args.width, seed=args.seed,
-                                     blur_steps=max(1, args.render_steps // 2), device=args.device,
-                                     progress=False)
+                                     blur=args.render_blur, blur_steps=max(1, args.render_steps // 2),
+                                     plain=args.render_plain, device=args.device, progress=False)
             else:
                 result = train_dcign(train, Path(tmp) / method, steps=args.steps, plain=plain,
                                      groups=args.groups, lr=args.lr, width=args.width, free=5, seed=args.seed,
