@@ -1,9 +1,11 @@
 """The differentiable renderer as DC-IGN's decoder (issue 18): gradients of a lit, textured render with
-respect to the camera's azimuth and the light match finite differences; descent on azimuth recovers it;
+respect to the camera's azimuth and the light match finite differences; descent recovers the angles;
 an encoder trained through the renderer from images alone predicts azimuth; runs resume, vary renders,
 bad input is one line."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 import torch
@@ -66,6 +68,12 @@ def run(data_dir, tmp_path_factory):
     return result
 
 
+def test_data_folders_record_their_ranges_and_meshes(data_dir) -> None:
+    data = load_data(data_dir)
+    assert data.ranges["azimuth"] == (-45.0, 45.0) and data.ranges["elevation"] == (-20.0, 30.0)
+    assert data.sources == {"sphere": "shape:sphere"}
+
+
 def test_the_azimuth_unit_learned_through_the_renderer_predicts_azimuth(run, data_dir) -> None:
     # No true angle was used in training: only the images, their objects and the batch structure.
     table = run.metrics["r2"]
@@ -110,10 +118,16 @@ def test_cli_trains_a_render_run_and_refuses_bad_input(data_dir, tmp_path, monke
     save_image(torch.full((3, 16, 16), 0.5), tmp_path / "keep.png")
     bad = tmp_path / "bad"
     make_data(bad, meshes=[sphere(8)], textures=("hue",), size=16, batches=4, batch=2)  # a Mesh: no source
+    unnamed = tmp_path / "unnamed"
+    unnamed.mkdir()
+    save_image(torch.rand(3, 16, 32), unnamed / "a.png")
+    index = {"size": 16, "channels": 3, "batches": [{"file": "a.png", "varies": "light"}]}
+    (unnamed / "batches.json").write_text(json.dumps(index))
     capsys.readouterr()
     before = sorted(p.name for p in tmp_path.iterdir())
     for args, message in [
         (("train", "bad", "--out", "r2", "--decoder", "render"), "'sphere/hue' has no known mesh"),
+        (("train", "unnamed", "--out", "r2", "--decoder", "render"), "does not name its objects"),
         (("train", str(data_dir), "--out", "r2", "--decoder", "render", "--blur", "-1"), "--blur must be"),
         (("train", str(data_dir), "--out", "r2", "--decoder", "pixels"), "invalid choice: 'pixels'"),
         (("vary", "r", "keep.png", "--factor", "azimuth", "--object", "cube", "--out", "v.gif"),

@@ -42,6 +42,9 @@ def scene_objects(data: DcignData, meshes: Sequence[Mesh | str | os.PathLike] = 
     given = {m.name: m for m in (mesh_from(x) for x in meshes)}
     names = sorted({n for batch in data.objects for n in batch})
     out: Objects = {}
+    if "?" in names:
+        raise UserError("the data does not name its objects (`objects` in batches.json): a rendering "
+                        "decoder needs them")
     for name in names:
         mesh_name, _, tex = name.partition("/")
         if mesh_name not in given:
