@@ -13,7 +13,15 @@ from torch import Tensor
 from diffparam.checks import positive_int, real, shape
 from diffparam.three_d.cameras import Cameras
 from diffparam.three_d.mesh import Mesh
-from diffparam.three_d.raster import interpolate, rasterize, refine, sample, uv_grid
+from diffparam.three_d.raster import (
+    interpolate,
+    opposite_faces,
+    rasterize,
+    refine,
+    sample,
+    silhouette_gradient,
+    uv_grid,
+)
 
 
 def vertex_normals(vertices: Tensor, faces: Tensor) -> Tensor:
@@ -54,7 +62,8 @@ def render_lit(mesh: Mesh, cameras: Cameras, size: int, texture: Tensor, light: 
     light directions `light` (B,3); colour straight, alpha the coverage, as `raster.shade` returns.
 
     `differentiable`: gradients reach the cameras' view matrices and `light` (`raster.refine`: texture and
-    shading move inside the silhouette; the silhouette itself gets none)."""
+    shading move inside the silhouette; `raster.silhouette_gradient`: the outer silhouette moves; the
+    values are the same)."""
     supersample = positive_int("supersample", supersample)
     shape("light directions", light, "B,3", B=len(cameras))
     dev = texture.device
@@ -69,6 +78,8 @@ def render_lit(mesh: Mesh, cameras: Cameras, size: int, texture: Tensor, light: 
     facing = torch.where((seen[..., 2:] < 0), -seen, seen)  # an open mesh's inside is lit like its outside
     lit = lambert(facing, light.to(dev, world.dtype), ambient).unsqueeze(1)
     views = torch.cat([views[:, :-1] * lit, views[:, -1:]], 1)
+    if differentiable:
+        views = silhouette_gradient(views, clip, m.faces, frags, opposite_faces(m.faces, m.welded()))
     if supersample > 1:
         views = F.avg_pool2d(views, supersample)
     alpha = views[:, -1:]
