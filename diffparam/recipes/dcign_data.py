@@ -110,7 +110,7 @@ def render_views(mesh: Mesh, texture: Tensor, factors: Tensor, size: int, grey: 
                  differentiable: bool = False) -> Tensor:
     """Images (B,C,size,size) of `mesh` with `texture` at `factors` (B,3): azimuth, elevation, light
     (degrees), on black, 2× supersampled; C = 1 when `grey`. `differentiable`: gradients reach `factors`
-    through texture and shading (not through the silhouette: `render_lit`)."""
+    through texture, shading and the outer silhouette (`render_lit`)."""
     factors = factors.double()
     n = len(factors)
     cams = orbit(factors[:, 0], factors[:, 1], factors.new_full((n,), DISTANCE), factors.new_full((n,), FOV))

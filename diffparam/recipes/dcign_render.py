@@ -7,7 +7,8 @@ and its render, both blurred by a Gaussian that narrows to nothing over the firs
 (coarse to fine: a photometric loss of a turning texture has local minima a blur smooths away). In a
 mini-batch where one factor varies, the other two units are replaced by their batch mean in the forward
 pass (the mean gets the reconstruction's gradient) and pulled towards it (DC-IGN's batch structure).
-Silhouettes give no gradient (`three_d.raster.refine`).
+Texture and shading move with the angles (`three_d.raster.refine`), and so does the outer silhouette
+(`three_d.raster.silhouette_gradient`); where the object hides part of itself, the edge gives none.
 """
 
 from __future__ import annotations
