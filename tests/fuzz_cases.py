@@ -554,7 +554,8 @@ CASES: list[Case] = [
     Case(("dcign", "train", ".", "--steps", "0", "--out", "r"), "--steps must be"),
     Case(("dcign", "vary", ".", "keep.png", "--factor", "light", "--out", "v.gif"), "no finished DC-IGN"),
     Case(("dcign", "train", ".", "--decoder", "pixels", "--out", "r"), "invalid choice: 'pixels'"),
-    Case(("dcign", "train", "nowhere", "--decoder", "render", "--blur", "-1", "--out", "r"), "--blur must be"),
+    Case(("dcign", "train", "nowhere", "--decoder", "render", "--blur", "-1", "--out", "r"),
+         "--blur must be"),
     Case(("dcign", "train", "nowhere", "--decoder", "render", "--blur-steps", "0", "--out", "r"),
          "--blur-steps must be"),
     # -- photo3d: bad depth maps, sizes, options -------------------------------------------------
