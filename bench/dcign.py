@@ -1,4 +1,5 @@
-"""DC-IGN (issue 18) against the same network trained as a plain VAE, on renders made here.
+"""DC-IGN (issue 18) against the same network trained as a plain VAE, and against the same encoder
+decoding through the project's renderer (`--decoder render`: the code is the angles), on renders made here.
 
 Data: the sample sphere and knot, each with the `checker` and `hue` textures, in mini-batches where
 azimuth, elevation, light or the object varies. Two test sets: the same objects at freshly drawn angles
@@ -9,6 +10,8 @@ Manipulation: in each azimuth batch of a test set, image 0 is encoded, its azimu
 the training data's linear fit gives for image j's azimuth, decoded and compared with the true render j
 (PSNR, SSIM); against the reconstruction of j itself (the network's ceiling) and image 0 decoded
 unchanged (no turn at all: the floor).
+For the rendering decoder, decoding renders the batch's object (given: its name in the data, the
+torus's mesh included) at the code; its units are its own by construction.
 Time: training wall time on the device.
 
     PYTHONPATH=. python bench/dcign.py --device cpu
@@ -21,6 +24,7 @@ import argparse
 import json
 import platform
 import tempfile
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -32,6 +36,7 @@ from skimage.metrics import structural_similarity
 from diffparam.io import make_grid, save_image
 from diffparam.recipes.dcign import encode_all, r2, train_dcign
 from diffparam.recipes.dcign_data import FACTORS, VARIES, load_data, make_data
+from diffparam.recipes.dcign_render import BLUR, refine_codes, render_codes, scene_objects
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -60,19 +65,27 @@ def disentanglement(codes: torch.Tensor, true: torch.Tensor, units: list[int]) -
 
 
 def manipulation(net, data, unit: int, slope: float, offset: float, dev: str,
-                 shown: list) -> dict[str, float]:
+                 shown: list, objects=None, codes=None) -> dict[str, float]:
     """Scores over the azimuth batches of `data`; appends to `shown` the first batch's true images (if it is
-    empty) and its turned ones."""
+    empty) and its turned ones. With `objects`, decoding renders the batch's object at the code; `codes`
+    (N, B, D) replace the encoder's."""
     scores = {k: [] for k in ("turned_psnr", "turned_ssim", "ceiling_psnr", "ceiling_ssim", "floor_psnr",
                               "floor_ssim")}
     with torch.no_grad():
         for i, k in enumerate((data.varies == VARIES.index("azimuth")).nonzero().flatten().tolist()):
             x, az = data.images[k].to(dev), data.factors[k, :, 0]
-            mean = net.encode(x)[0]
+            mean = net.encode(x)[0] if codes is None else codes[k].to(dev)
             turned = mean[:1].repeat(len(x), 1)
             turned[:, unit] = (slope * az + offset).to(dev)
-            made = {"turned": net.decode(turned).cpu(), "ceiling": net.decode(mean).cpu(),
-                    "floor": net.decode(mean[:1]).cpu().expand(len(x), -1, -1, -1)}
+
+            def decode(code, k=k):
+                if objects is None:
+                    return net.decode(code).cpu()
+                names = data.objects[k][:len(code)]
+                return render_codes(objects, names, code, data.size, data.channels).cpu()
+
+            made = {"turned": decode(turned), "ceiling": decode(mean),
+                    "floor": decode(mean[:1]).expand(len(x), -1, -1, -1)}
             if i == 0:
                 shown += [] if shown else [x.cpu()]
                 shown.append(made["turned"])
@@ -93,6 +106,13 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--batches", type=int, default=96)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--render-steps", type=int, default=1500, help="steps of the rendering decoder's run")
+    ap.add_argument("--render-groups", type=int, default=2, help="mini-batches per step, rendering decoder")
+    ap.add_argument("--render-blur", type=float, default=BLUR, help="the rendering decoder's starting blur")
+    ap.add_argument("--render-plain", action="store_true", help="rendering decoder: no batch clamping")
+    ap.add_argument("--refine-steps", type=int, default=100, help="descent steps refining the rendering "
+                    "decoder's codes of the held-out object")
+    ap.add_argument("--methods", default="dcign,plain,render", help="which of dcign, plain, render to run")
     ap.add_argument("--out", default="dcign.json")
     ap.add_argument("--figure", default=None, help="a PNG: for new angles, then for the held-out object, an "
                     "azimuth batch and each method turning its first image to those azimuths")
@@ -110,11 +130,22 @@ def main() -> None:
         make_data(Path(tmp) / "held", meshes=["shape:torus"], batches=24, seed=3, **common)
         train, angles, held = (load_data(Path(tmp) / n) for n in ("train", "angles", "held"))
         shown: dict[str, list[torch.Tensor]] = {"angles": [], "held": []}  # true batch, each method's turn
-        for plain in (False, True):
-            name = "plain VAE" if plain else "DC-IGN"
-            result = train_dcign(train, Path(tmp) / name, steps=args.steps, plain=plain, groups=args.groups,
-                                 lr=args.lr, width=args.width, free=5, seed=args.seed, device=args.device,
-                                 progress=False)
+        names = {"dcign": "DC-IGN", "plain": "plain VAE", "render": "DC-IGN, rendering decoder"}
+        for method in args.methods.split(","):
+            name, plain, render = names[method], method == "plain", method == "render"
+
+            def objects(data, render=render):
+                return scene_objects(data) if render else None
+
+            if render:
+                result = train_dcign(train, Path(tmp) / method, steps=args.render_steps, decoder="render",
+                                     groups=args.render_groups, lr=args.lr, width=args.width, seed=args.seed,
+                                     blur=args.render_blur, blur_steps=max(1, args.render_steps // 2),
+                                     plain=args.render_plain, device=args.device, progress=False)
+            else:
+                result = train_dcign(train, Path(tmp) / method, steps=args.steps, plain=plain,
+                                     groups=args.groups, lr=args.lr, width=args.width, free=5, seed=args.seed,
+                                     device=args.device, progress=False)
             net = result.param.to(args.device)
             codes, true = encode_all(net, train.images.flatten(0, 1)), train.factors.flatten(0, 1)
             units = own_units(codes, true, named=not plain)
@@ -126,13 +157,26 @@ def main() -> None:
                 "train_seconds": round(result.seconds, 1), "units": units,
                 "disentanglement_train": disentanglement(codes, true, units),
                 "disentanglement_held_out": disentanglement(held_codes, held.factors.flatten(0, 1), units),
+                "azimuth_fit": {"slope": round(slope, 4), "offset": round(offset, 3)},
                 "manipulation_new_angles": manipulation(net, angles, units[0], slope, offset, args.device,
-                                                        shown["angles"]),
+                                                        shown["angles"], objects(angles)),
                 "manipulation_held_out": manipulation(net, held, units[0], slope, offset, args.device,
-                                                      shown["held"])}
+                                                      shown["held"], objects(held))}
+            if render:  # analysis by synthesis on the held-out object: the encoder's guess refined by descent
+                start = time.perf_counter()
+                refined = refine_codes(objects(held), [n for b in held.objects for n in b],
+                                       held.images.flatten(0, 1).to(args.device), held_codes.to(args.device),
+                                       [train.ranges[f] for f in FACTORS], steps=args.refine_steps).cpu()
+                report["methods"][name].update({
+                    "refine_seconds": round(time.perf_counter() - start, 1),
+                    "disentanglement_held_out_refined": disentanglement(refined, held.factors.flatten(0, 1),
+                                                                        units),
+                    "manipulation_held_out_refined": manipulation(
+                        net, held, units[0], slope, offset, args.device, [], objects(held),
+                        refined.view(*held.images.shape[:2], -1))})
             print(name, json.dumps(report["methods"][name]))
     if args.figure:
-        rows = torch.cat(shown["angles"] + shown["held"])  # each: true renders; DC-IGN; plain VAE
+        rows = torch.cat(shown["angles"] + shown["held"])  # each: true renders, then each method's turn
         grid = make_grid(rows, ncol=len(shown["held"][0]), pad=1)
         save_image(F.interpolate(grid[None], scale_factor=4, mode="nearest")[0], args.figure)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

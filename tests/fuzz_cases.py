@@ -567,6 +567,11 @@ CASES: list[Case] = [
     Case(("dcign", "train", "nowhere", "--out", "r"), "not found"),
     Case(("dcign", "train", ".", "--steps", "0", "--out", "r"), "--steps must be"),
     Case(("dcign", "vary", ".", "keep.png", "--factor", "light", "--out", "v.gif"), "no finished DC-IGN"),
+    Case(("dcign", "train", ".", "--decoder", "pixels", "--out", "r"), "invalid choice: 'pixels'"),
+    Case(("dcign", "train", "nowhere", "--decoder", "render", "--blur", "-1", "--out", "r"),
+         "--blur must be"),
+    Case(("dcign", "train", "nowhere", "--decoder", "render", "--blur-steps", "0", "--out", "r"),
+         "--blur-steps must be"),
     # -- photo3d: bad depth maps, sizes, options -------------------------------------------------
     *(
         Case(("photo3d", "photo.png", depth, *QUICK, "--out", "o"), message, setup=rgbd)

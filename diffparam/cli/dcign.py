@@ -34,7 +34,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     check_run_folder(args.out)
     result = train_dcign(args.data, args.out, steps=args.steps, plain=args.plain,
                          groups=args.groups, lr=args.lr, free=args.free, width=args.width, beta=args.beta,
-                         seed=args.seed, device=args.device, progress=not args.quiet, every=args.every)
+                         seed=args.seed, device=args.device, progress=not args.quiet, every=args.every,
+                         decoder=args.decoder, meshes=args.mesh or (), blur=args.blur,
+                         blur_steps=args.blur_steps)
     print(result.files["run"])
     table = result.metrics["r2"]
     if not args.quiet and table:
@@ -50,7 +52,7 @@ def _cmd_vary(args: argparse.Namespace) -> int:
     check_animation(args.out, "--out")
     load_image(args.image, net.size, "the image")
     print(vary(args.run, args.image, args.factor, args.out, frames=args.frames, fps=args.fps,
-               scale=args.scale).files["video"])
+               scale=args.scale, object=args.object).files["video"])
     return 0
 
 
@@ -80,8 +82,9 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add `dcign data`, `dcign train`, `dcign vary` and `dcign inspect`."""
-    from diffparam.recipes.dcign import FREE, GROUPS, LR, STEPS, WIDTH
+    from diffparam.recipes.dcign import DECODERS, FREE, GROUPS, LR, STEPS, WIDTH
     from diffparam.recipes.dcign_data import DEFAULT_TEXTURES, FACTORS, RANGES, TEXTURES
+    from diffparam.recipes.dcign_render import BLUR, BLUR_STEPS
 
     p = sub.add_parser("dcign", help="inverse graphics (DC-IGN): render data, train, turn and relight images",
                        description="A variational autoencoder whose code holds azimuth, elevation and light "
@@ -107,6 +110,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("data", help="a folder written by `diffparam dcign data` (or renders in its layout)")
     t.add_argument("--out", required=True, help="the run folder (also what a second run resumes from)")
     t.add_argument("--plain", action="store_true", help="the baseline: a plain VAE, no clamping")
+    t.add_argument("--decoder", choices=DECODERS, default="learned", help="render: the code is the "
+                   "renderer's angles, decoded by rendering the image's known object")
+    t.add_argument("--mesh", action="append", default=None, help="with --decoder render: a mesh file the "
+                   "data's objects name (repeat; default: where the data says they came from)")
+    t.add_argument("--blur", type=float, default=BLUR, help="with --decoder render: the loss's starting "
+                   "blur, a fraction of the image side (coarse to fine)")
+    t.add_argument("--blur-steps", type=int, default=BLUR_STEPS, help="with --decoder render: steps over "
+                   "which the blur narrows to none")
     t.add_argument("--steps", type=int, default=STEPS)
     t.add_argument("--groups", type=int, default=GROUPS, help="mini-batches per step")
     t.add_argument("--lr", type=float, default=LR, help="Adam's learning rate")
@@ -126,6 +137,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--frames", type=int, default=24)
     v.add_argument("--fps", type=float, default=12.0)
     v.add_argument("--scale", type=int, default=4, help="frames enlarged this many times (nearest pixel)")
+    v.add_argument("--object", default=None, help="a run with a rendering decoder: which of its objects "
+                   "to render (needed when it has several)")
     v.set_defaults(func=_cmd_vary)
     i = verbs.add_parser("inspect", help="which code unit carries which factor (R² of linear fits)")
     i.add_argument("run", help="a run folder written by `diffparam dcign train`")

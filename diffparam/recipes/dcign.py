@@ -4,8 +4,10 @@
 Training (`train_dcign`): each step takes `groups` mini-batches; in one where factor k varies, every code
 unit but k's (for an `object` batch: but the free part) is clamped to the batch mean, its gradient
 replaced by its difference from that mean (`train.dcign.clamp_batch`). `plain=True` is the baseline: the
-same network and data, no clamping (a plain VAE). A run folder holds `net.pt` (the checkpoint: running
-again resumes) and `units.json` (what each unit carries, measured on the data once training ends).
+same network and data, no clamping (a plain VAE). `decoder="render"`: the code is the renderer's angles
+and decoding renders the image's known object (`dcign_render`). A run folder holds `net.pt` (the
+checkpoint: running again resumes), `units.json` (what each unit carries, measured on the data once
+training ends) and, for a rendering decoder, `objects.pt` (the meshes and textures it renders).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +27,22 @@ from diffparam.checks import choice, int_in, non_negative_float, positive_float
 from diffparam.errors import UserError, first_line
 from diffparam.io import AnimationWriter, ImageSource, atomic_path, center_crop, check_writable, load_image
 from diffparam.recipes.dcign_data import FACTORS, VARIES, DcignData, load_data
+from diffparam.recipes.dcign_render import (
+    BLUR,
+    BLUR_STEPS,
+    OBJECTS,
+    Objects,
+    load_objects,
+    render_codes,
+    render_step,
+    save_objects,
+    scene_objects,
+)
 from diffparam.render import resolve_device
 from diffparam.result import Result
+from diffparam.three_d.mesh import Mesh
 from diffparam.train import fit, load_checkpoint
-from diffparam.train.dcign import DCIGN, clamp_batch
+from diffparam.train.dcign import DCIGN, RenderEncoder, clamp_batch
 
 STEPS = 3000
 GROUPS = 4
@@ -39,6 +54,8 @@ BETA = 1.0
 INVARIANCE = 1.0
 """Scale of the clamped units' replacement gradient (their difference from the batch mean)."""
 KIND = "dcign"
+DECODERS = ("learned", "render")
+"""A learned convolutional decoder, or the project's renderer (the code is then the renderer's angles)."""
 NET, UNITS = "net.pt", "units.json"
 
 
@@ -63,7 +80,7 @@ def r2(x: Tensor, y: Tensor) -> float:
     return float(1 - residual / total)
 
 
-def encode_all(net: DCIGN, images: Tensor, chunk: int = 512) -> Tensor:
+def encode_all(net: DCIGN | RenderEncoder, images: Tensor, chunk: int = 512) -> Tensor:
     """Code means (N, D) of images (N, C, S, S), on the network's device in chunks, returned on the CPU."""
     dev = next(net.parameters()).device
     with torch.no_grad():
@@ -86,12 +103,15 @@ def disentanglement(codes: Tensor, factors: Tensor) -> dict[str, dict[str, float
     return out
 
 
-def _units(net: DCIGN, data: DcignData) -> dict[str, Any]:
-    """What `units.json` holds: each unit's range on the data (what `sweep` moves across) and, with true
-    factors, the R² of each factor from each unit."""
+def _units(net: DCIGN | RenderEncoder, data: DcignData) -> dict[str, Any]:
+    """What `units.json` holds: each unit's range on the data (what `sweep` moves across: for a rendering
+    decoder, the data's ranges) and, with true factors, the R² of each factor from each unit."""
     images = data.images.flatten(0, 1)
     codes = encode_all(net, images)
     out: dict[str, Any] = {"low": codes.quantile(0.02, 0).tolist(), "high": codes.quantile(0.98, 0).tolist()}
+    if isinstance(net, RenderEncoder):
+        out = {"low": [lo for lo, _ in net.ranges], "high": [hi for _, hi in net.ranges], "decoder": "render",
+               "objects": sorted({n for batch in data.objects for n in batch})}
     if data.factors is not None:
         true = data.factors.flatten(0, 1)
         out["r2"] = unit_table(codes, true)
@@ -101,18 +121,30 @@ def _units(net: DCIGN, data: DcignData) -> dict[str, Any]:
 def train_dcign(data: DcignData | str | os.PathLike, out: str | os.PathLike, steps: int = STEPS,
                 plain: bool = False, groups: int = GROUPS, lr: float = LR, free: int = FREE,
                 width: int = WIDTH, beta: float = BETA, invariance: float = INVARIANCE, seed: int = 0,
-                device: str = "auto", progress: bool = True, every: int = 100) -> Result:
+                device: str = "auto", progress: bool = True, every: int = 100, decoder: str = "learned",
+                meshes: Sequence[Mesh | str | os.PathLike] = (), blur: float = BLUR,
+                blur_steps: int = BLUR_STEPS) -> Result:
     """Train a DC-IGN (or with `plain`, the same network as a plain VAE) on `data` into the run folder `out`
     (resumed when it holds a run with the same settings); `result.param` is the network, `result.images`
-    a batch and its reconstruction, `result.metrics["r2"]` each factor's R² from each unit."""
+    a batch and its reconstruction, `result.metrics["r2"]` each factor's R² from each unit.
+
+    `decoder="render"`: the encoder outputs the angles and the renderer decodes (`dcign_render`; the
+    objects' meshes come from the data, `meshes` or the sample shapes; `invariance` is then the weight
+    of the pull towards the batch mean, `blur` the loss's starting blur, a fraction of the image side,
+    narrowing to none over `blur_steps` steps; `beta` and `free` are unused)."""
     steps = int_in("steps", steps, 1, 10_000_000)
     groups = int_in("groups", groups, 1, 1024)
     lr, beta = positive_float("lr", lr), non_negative_float("beta", beta)
     invariance = non_negative_float("invariance", invariance)
+    decoder, blur = choice("decoder", decoder, DECODERS), non_negative_float("blur", blur)
+    blur_steps = int_in("blur_steps", blur_steps, 1, 10_000_000)
     folder = check_run_folder(out)
     source = str(Path(data).resolve()) if not isinstance(data, DcignData) else "in memory"
     data = data if isinstance(data, DcignData) else load_data(data)
     dev = resolve_device(device)
+    if decoder == "render":
+        return _train_render(data, source, folder, steps, plain, groups, lr, width, invariance, seed, dev,
+                             progress, every, scene_objects(data, meshes), blur, blur_steps)
     with torch.random.fork_rng(devices=[]):  # the initial weights; the caller's generator untouched
         torch.manual_seed(seed)
         net = DCIGN(data.size, data.channels, FACTORS, free, width)
@@ -162,8 +194,41 @@ def train_dcign(data: DcignData | str | os.PathLike, out: str | os.PathLike, ste
                   metrics={"r2": units.get("r2")}, files={"run": folder, "net": folder / NET})
 
 
-def load_dcign(run: str | os.PathLike) -> tuple[DCIGN, dict[str, Any]]:
-    """The network of a run folder (eval mode, CPU, frozen) and its `units.json`."""
+def _train_render(data: DcignData, source: str, folder: Path, steps: int, plain: bool, groups: int, lr: float,
+                  width: int, pull: float, seed: int, dev: torch.device, progress: bool, every: int,
+                  objects: Objects, blur: float, blur_steps: int) -> Result:
+    """`train_dcign` with the renderer as the decoder."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = RenderEncoder(data.size, data.channels, FACTORS, [data.ranges[f] for f in FACTORS], width)
+    net.to(dev)
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    settings = dict(kind=KIND, decoder="render", data=source, batches=len(data.images), plain=plain,
+                    groups=groups, lr=lr, invariance=pull, blur=blur, blur_steps=blur_steps, seed=seed,
+                    **net.config())
+    step = render_step(net, opt, objects, data, groups, plain, pull, blur, blur_steps, dev)
+    start = time.perf_counter()
+    net.train()
+    history = fit(step, {"net": net}, {"adam": opt}, steps, settings, checkpoint=folder / NET, every=every,
+                  seed=seed, progress=progress, desc="DC-IGN, rendering decoder",
+                  extra=lambda: {"kind": KIND, "decoder": "render", "config": net.config()})
+    seconds = time.perf_counter() - start
+    net.eval()
+    units = _units(net, data)
+    save_objects(objects, folder / OBJECTS)
+    with atomic_path(folder / UNITS) as tmp:
+        tmp.write_text(json.dumps(units, indent=1))
+    shown = data.images[0]
+    with torch.no_grad():
+        codes = net.encode(shown.to(dev))[0]
+        recon = render_codes(objects, data.objects[0], codes, data.size, data.channels).cpu()
+    return Result(torch.cat([shown, recon]), history, param=net.cpu(), seconds=seconds,
+                  metrics={"r2": units.get("r2")}, files={"run": folder, "net": folder / NET})
+
+
+def load_dcign(run: str | os.PathLike) -> tuple[DCIGN | RenderEncoder, dict[str, Any]]:
+    """The network of a run folder (eval mode, CPU, frozen) and its `units.json` (for a rendering decoder,
+    with the objects it renders under "meshes")."""
     folder = Path(run)
     if not (folder / NET).is_file() or not (folder / UNITS).is_file():
         state = "not found" if not folder.exists() else f"holds no finished DC-IGN run ({NET}, {UNITS})"
@@ -175,37 +240,51 @@ def load_dcign(run: str | os.PathLike) -> tuple[DCIGN, dict[str, Any]]:
         units = json.loads((folder / UNITS).read_text())
     except (OSError, ValueError) as exc:
         raise UserError(f"cannot read {folder / UNITS}: {first_line(exc)}") from exc
-    net = DCIGN(**state["config"])
+    if state.get("decoder") == "render":
+        net: DCIGN | RenderEncoder = RenderEncoder(**state["config"])
+        units["meshes"] = load_objects(folder / OBJECTS)
+    else:
+        net = DCIGN(**state["config"])
     net.load_state_dict(state["modules"]["net"])
     return net.eval().requires_grad_(False), units
 
 
-def as_input(net: DCIGN, image: ImageSource) -> Tensor:
+def as_input(net: DCIGN | RenderEncoder, image: ImageSource) -> Tensor:
     """An image file or tensor as the network takes it: (1, C, S, S), centre-cropped, grey if it is."""
     img = center_crop(load_image(image, net.size, "the image"), net.size)
     return img.mean(1, keepdim=True) if net.channels == 1 else img
 
 
-def sweep(net: DCIGN, units: dict[str, Any], image: ImageSource, factor: str, frames: int = 24) -> Tensor:
+def sweep(net: DCIGN | RenderEncoder, units: dict[str, Any], image: ImageSource, factor: str,
+          frames: int = 24, object: str | None = None) -> Tensor:
     """`frames` images (F, C, S, S): `image` encoded, `factor`'s unit moved across the range it takes on
-    the training data (2nd to 98th percentile), decoded."""
+    the training data (2nd to 98th percentile; a rendering decoder: the data's range), decoded (rendered
+    as `object`, one of the run's objects, needed when it has more than one)."""
     factor = choice("factor", factor, net.factors)
     frames = int_in("frames", frames, 2, 10_000)
+    if isinstance(net, RenderEncoder):
+        names = list(units["meshes"])
+        if object is None and len(names) == 1:
+            object = names[0]
+        object = choice("object", object, names)
     u = net.unit(factor)
     with torch.no_grad():
         code = net.encode(as_input(net, image))[0].repeat(frames, 1)
         code[:, u] = torch.linspace(units["low"][u], units["high"][u], frames)
+        if isinstance(net, RenderEncoder):
+            return render_codes(units["meshes"], [object] * frames, code, net.size, net.channels)
         return net.decode(code)
 
 
 def vary(run: str | os.PathLike, image: ImageSource, factor: str, out: str | os.PathLike, frames: int = 24,
-         fps: float = 12.0, scale: int = 4) -> Result:
-    """An animation `out` (GIF or MP4) of `image` with one graphics unit swept there and back (`sweep`),
-    each frame enlarged `scale` times; `result.images` the first, middle and last frames."""
+         fps: float = 12.0, scale: int = 4, object: str | None = None) -> Result:
+    """An animation `out` (GIF or MP4) of `image` with one graphics unit swept there and back (`sweep`;
+    `object`: what a rendering decoder renders), each frame enlarged `scale` times; `result.images` the
+    first, middle and last frames."""
     scale = int_in("scale", scale, 1, 32)
     net, units = load_dcign(run)
     start = time.perf_counter()
-    made = sweep(net, units, image, factor, frames)
+    made = sweep(net, units, image, factor, frames, object)
     big = F.interpolate(made, scale_factor=scale, mode="nearest")
     with AnimationWriter(out, fps) as writer:
         for frame in [*big, *big.flip(0)[1:-1]]:

@@ -3,8 +3,10 @@ rasteriser, lit by one light, in mini-batches in which one factor varies and the
 
 A data folder holds `batches.json` and one PNG strip per mini-batch (its images left to right). The
 JSON lists, per batch, its strip, the factor that varies (`azimuth`, `elevation`, `light` or `object`)
-and, when known, each image's true azimuth, elevation and light angle in degrees. A user's own renders
-in this layout are data too; only the true angles may be left out (then nothing can be scored on them).
+and, when known, each image's true azimuth, elevation and light angle in degrees; and the ranges the
+angles were drawn from and where each mesh came from (what a decoder that renders needs). A user's own
+renders in this layout are data too; only the true angles may be left out (then nothing can be scored
+on them).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -50,12 +52,15 @@ FORMAT = "diffparam-dcign-data"
 @dataclass(frozen=True)
 class DcignData:
     """Mini-batches of renders: `images` (N,B,C,H,W) in [0,1]; `varies` (N,) index into VARIES;
-    `factors` (N,B,3) true degrees or None; `objects` (N,B) object names."""
+    `factors` (N,B,3) true degrees or None; `objects` (N,B) object names; `ranges` (low, high) degrees per
+    factor; `sources`: mesh name → "shape:NAME" or a mesh file, where known (None: the folder doesn't say)."""
 
     images: Tensor
     varies: Tensor
     factors: Tensor | None
     objects: list[list[str]]
+    ranges: dict[str, tuple[float, float]] = field(default_factory=lambda: dict(RANGES))
+    sources: dict[str, str] | None = None
 
     @property
     def size(self) -> int:
@@ -82,12 +87,18 @@ def texture(name: str, size: int = 128) -> Tensor:
                       ).permute(2, 0, 1)[None]
 
 
-def _objects(meshes: Sequence[Mesh | str | os.PathLike] | None, textures: Sequence[str]
-             ) -> list[tuple[str, Mesh, Tensor]]:
+def source_of(mesh: Mesh | str | os.PathLike) -> str | None:
+    """Where a mesh given to `make_data` can be found again: "shape:NAME", an absolute file path, or None."""
+    if isinstance(mesh, Mesh):
+        return None
+    text = os.fspath(mesh)
+    return text if text.startswith("shape:") else str(Path(text).resolve())
+
+
+def _objects(meshes: Sequence[Mesh], textures: Sequence[str]) -> list[tuple[str, Mesh, Tensor]]:
     """(name, mesh, texture (1,3,T,T)) triples: each mesh with its own texture, or with each of `textures`."""
-    loaded = [mesh_from(m) for m in (meshes or [f"shape:{s}" for s in SHAPES])]
     out = []
-    for mesh in loaded:
+    for mesh in meshes:
         if mesh.texture is not None:
             out.append((mesh.name, mesh, mesh.texture[None].float()))
         else:
@@ -95,15 +106,17 @@ def _objects(meshes: Sequence[Mesh | str | os.PathLike] | None, textures: Sequen
     return out
 
 
-def render_views(mesh: Mesh, texture: Tensor, factors: Tensor, size: int, grey: bool = False) -> Tensor:
-    """Images (B,C,size,size) of `mesh` with `texture` at true `factors` (B,3): azimuth, elevation, light
-    (degrees), on black, 2× supersampled; C = 1 when `grey`."""
+def render_views(mesh: Mesh, texture: Tensor, factors: Tensor, size: int, grey: bool = False,
+                 differentiable: bool = False) -> Tensor:
+    """Images (B,C,size,size) of `mesh` with `texture` at `factors` (B,3): azimuth, elevation, light
+    (degrees), on black, 2× supersampled; C = 1 when `grey`. `differentiable`: gradients reach `factors`
+    through texture, shading and the outer silhouette (`render_lit`)."""
     factors = factors.double()
     n = len(factors)
-    cams = orbit(factors[:, 0], factors[:, 1], torch.full((n,), DISTANCE, dtype=torch.float64),
-                 torch.full((n,), FOV, dtype=torch.float64))
+    cams = orbit(factors[:, 0], factors[:, 1], factors.new_full((n,), DISTANCE), factors.new_full((n,), FOV))
     cams = type(cams)(cams.view.float(), cams.fov.float())
-    rgba = render_lit(mesh, cams, size, texture, light_direction(factors[:, 2]), supersample=2)
+    rgba = render_lit(mesh, cams, size, texture, light_direction(factors[:, 2]), supersample=2,
+                      differentiable=differentiable)
     rgb = rgba[:, :3] * rgba[:, 3:]
     if grey:
         rgb = (rgb * rgb.new_tensor([0.299, 0.587, 0.114])[:, None, None]).sum(1, keepdim=True)
@@ -145,7 +158,10 @@ def make_data(out: str | os.PathLike, meshes: Sequence[Mesh | str | os.PathLike]
     for name in textures:
         choice("textures", name, TEXTURES)
     folder = _empty_out(out)
-    objects = _objects(meshes, textures)
+    given = list(meshes or [f"shape:{s}" for s in SHAPES])
+    loaded = [mesh_from(m) for m in given]
+    objects = _objects(loaded, textures)
+    sources = {mesh.name: source_of(m) for mesh, m in zip(loaded, given, strict=True) if source_of(m)}
     generator = torch.Generator().manual_seed(seed)
     with atomic_folder(folder) as tmp:
         index, firsts = [], []
@@ -171,7 +187,7 @@ def make_data(out: str | os.PathLike, meshes: Sequence[Mesh | str | os.PathLike]
             if k < len(kinds):
                 firsts.append(images)
         meta = {"format": FORMAT, "size": size, "batch": batch, "channels": 1 if grey else 3,
-                "factors": list(FACTORS), "batches": index}
+                "factors": list(FACTORS), "ranges": ranges, "sources": sources, "batches": index}
         (tmp / INDEX).write_text(json.dumps(meta, indent=1))
     return Result(torch.cat(firsts), metrics={"batches": batches, "objects": len(objects)},
                   files={"data": folder})
@@ -204,6 +220,13 @@ def load_data(folder: str | os.PathLike) -> DcignData:
         varies.append(VARIES.index(e["varies"]))
         factors.append(e.get("factors"))
         objects.append(list(e.get("objects") or ["?"] * len(batch)))
+    ranges, sources = meta.get("ranges", RANGES), meta.get("sources")
+    try:
+        ranges = {f: range_pair(f"{index} ranges: {f}", ranges[f], -180.0, 180.0) for f in FACTORS}
+        sources = None if sources is None else {str(k): str(v) for k, v in dict(sources).items()}
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UserError(f"{index}: `ranges` must give low, high degrees for {', '.join(FACTORS)}; "
+                        "`sources` must map mesh names to files") from exc
     if len({len(b) for b in images}) != 1 or min(len(b) for b in images) < 2:
         raise UserError(f"{index}: every batch must hold the same number of images, at least 2")
     true = None
@@ -214,4 +237,4 @@ def load_data(folder: str | os.PathLike) -> DcignData:
             true = torch.zeros(0)
         if true.shape != (len(images), len(images[0]), len(FACTORS)):
             raise UserError(f"{index}: `factors` must list {', '.join(FACTORS)} for every image of a batch")
-    return DcignData(torch.stack(images), torch.tensor(varies), true, objects)
+    return DcignData(torch.stack(images), torch.tensor(varies), true, objects, ranges, sources)

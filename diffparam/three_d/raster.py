@@ -4,8 +4,12 @@
 with the pixel centres inside its screen bounding box (in chunks of at most `max_pairs` pairs), the
 pairs inside the triangle are kept, and a `scatter_reduce(amin)` on a packed (depth bits << 32 |
 face id) key leaves the nearest face per pixel. Perspective-correct barycentrics are recomputed for
-the winners. Nothing here is differentiable in the geometry; `render_mesh` is differentiable in the
-texture (bilinear `grid_sample` through the interpolated UVs). Runs on any device.
+the winners. `rasterize` is not differentiable in the geometry; `refine` recomputes the winners'
+barycentrics with gradient from the clip coordinates (visibility kept, as nvdiffrast does), so that
+what is interpolated and sampled moves with the vertices, and `silhouette_gradient` adds the gradient
+of outer silhouettes (edges between the object and the empty background; not where it hides itself).
+`render_mesh` is differentiable in the texture (bilinear `grid_sample` through the interpolated UVs).
+Runs on any device.
 """
 
 from __future__ import annotations
@@ -146,6 +150,109 @@ def rasterize(clip: Tensor, faces: Tensor, size: int | tuple[int, int], max_pair
         bary.view(-1, 3)[idx] = b / inv_depth
         depth.view(-1)[idx] = 1.0 / inv_depth.squeeze(1)
     return Fragments(face, bary, depth)
+
+
+def refine(clip: Tensor, faces: Tensor, fragments: Fragments) -> Fragments:
+    """`fragments` of `clip` (B,V,4) with each covered pixel's perspective-correct barycentrics recomputed,
+    differentiably in `clip`, from its face's projected vertices (which face covers it is kept)."""
+    nviews, h, w = fragments.face.shape
+    view, py, px = fragments.mask.nonzero(as_tuple=True)
+    corner = faces[fragments.face[view, py, px]]  # (P,3) vertex ids
+    c = clip[view[:, None], corner]  # (P,3,4)
+    inv_w = 1.0 / c[..., 3].clamp_min(NEAR)
+    tri = torch.stack([(c[..., 0] * inv_w + 1) * (w / 2), (1 - c[..., 1] * inv_w) * (h / 2)], -1)
+    p = torch.stack([px, py], -1).to(tri.dtype)[:, None, :] + 0.5
+    a, b = tri.roll(-1, dims=1), tri.roll(-2, dims=1)  # edge i runs from vertex i+1 to i+2
+    area = _edge(tri[:, 0], tri[:, 1], tri[:, 2])
+    weights = _edge(a, b, p.expand_as(a)) / area[:, None] * inv_w  # screen barycentrics over w
+    bary = torch.zeros(nviews, h, w, 3, dtype=weights.dtype, device=weights.device)
+    bary = bary.index_put((view, py, px), weights / weights.sum(-1, keepdim=True))
+    return Fragments(fragments.face, bary, fragments.depth)
+
+
+def opposite_faces(faces: Tensor, welded: Tensor) -> Tensor:
+    """(F,3): the face across each face's edge i (from vertex i+1 to i+2), -1 where none; `welded` (V,)
+    gives vertices split at UV seams one id, so faces across a seam are neighbours."""
+    a, b = welded[faces.roll(-1, dims=1)], welded[faces.roll(-2, dims=1)]
+    key = (torch.minimum(a, b) * (int(welded.max()) + 1) + torch.maximum(a, b)).flatten()
+    order = key.argsort()
+    pair = (key[order][1:] == key[order][:-1]).nonzero().squeeze(1)
+    out = torch.full_like(key, -1)
+    out[order[pair]] = torch.div(order[pair + 1], 3, rounding_mode="floor")
+    out[order[pair + 1]] = torch.div(order[pair], 3, rounding_mode="floor")
+    return out.view(-1, 3)
+
+
+def _exits(screen: Tensor, faces: Tensor, view: Tensor, face: Tensor, start: Tensor, end: Tensor
+           ) -> tuple[Tensor, Tensor, Tensor]:
+    """Where along `start` → `end` (P,1,2) each segment leaves triangle `face` of its view (t, P), by
+    which edge (P,), and that edge's |direction| (P,2)."""
+    tri = screen[view[:, None], faces[face]]  # (P,3,2)
+    a, b = tri.roll(-1, dims=1), tri.roll(-2, dims=1)  # edge i runs from vertex i+1 to i+2
+    area = _edge(tri[:, 0], tri[:, 1], tri[:, 2])[:, None]
+    area = torch.where(area.abs() > 1e-12, area, 1e-12)
+    at_start, at_end = _edge(a, b, start.expand_as(a)) / area, _edge(a, b, end.expand_as(a)) / area
+    falling = at_end < at_start
+    t, which = torch.where(falling, at_start / torch.where(falling, at_start - at_end, 1.0), torch.inf).min(1)
+    return t, which, (b - a)[torch.arange(len(which), device=which.device), which].detach().abs()
+
+
+def _outline_crossing(screen: Tensor, faces: Tensor, facing: Tensor, opposite: Tensor, view: Tensor,
+                      face: Tensor, start: Tensor, end: Tensor, hops: int = 8) -> tuple[Tensor, Tensor]:
+    """Where (t, with gradient) the segments `start` → `end` (P,1,2) leave the surface: from each start's
+    `face`, across the edge the segment leaves by, onto the next face, until that edge is a silhouette
+    edge (no face across, or one `facing` the other way), at most `hops` faces; and that edge's
+    |direction| (P,2), zero where none was found (no gradient then)."""
+    with torch.no_grad():  # walk to the face whose exit is the outline
+        done = torch.zeros(len(face), dtype=torch.bool, device=face.device)
+        for _ in range(hops):
+            t, which, _ = _exits(screen, faces, view, face, start, end)
+            across = opposite[face, which]
+            done = done | (across < 0) | (facing[view, across.clamp_min(0)] != facing[view, face])
+            if bool(done.all()):
+                break
+            face = torch.where(done, face, across)
+    t, _, edge = _exits(screen, faces, view, face, start, end)
+    found = done & torch.isfinite(t)
+    return torch.where(found, t, 0.0), edge * found[:, None]
+
+
+def silhouette_gradient(views: Tensor, clip: Tensor, faces: Tensor, fragments: Fragments,
+                        opposite: Tensor) -> Tensor:
+    """`views` (B,C,H,W) unchanged, with the gradient of their outer silhouettes in `clip` (B,V,4) added.
+
+    Where a covered pixel neighbours an empty one and its face's edge crossing between the two centres
+    is a silhouette edge (no face across it per `opposite_faces`, or one seen from the other side), the
+    edge crosses at t (0: the covered centre, 1: the empty one); a box filter would give the pair's far
+    half (t − 0.5)·(covered − empty) more of the covered colour when t > 0.5, its near half less when
+    t < 0.5 (nvdiffrast's antialiasing). Only the gradient of that blend is kept, weighted by how much
+    the edge faces along the pair's axis, so that rows and columns together count the moving area once.
+    """
+    nviews, h, w = fragments.face.shape
+    inv_w = 1.0 / clip[..., 3].clamp_min(NEAR)
+    screen = torch.stack([(clip[..., 0] * inv_w + 1) * (w / 2), (1 - clip[..., 1] * inv_w) * (h / 2)], -1)
+    with torch.no_grad():
+        corners = screen[:, faces]
+        facing = _edge(corners[..., 0, :], corners[..., 1, :], corners[..., 2, :]) < 0  # (B,F)
+    pixels, mask = views.permute(0, 2, 3, 1), fragments.mask
+    delta = torch.zeros_like(pixels)
+    for dy, dx in ((0, 1), (1, 0)):
+        near, far = mask[:, :h - dy, :w - dx], mask[:, dy:, dx:]
+        for flip in (False, True):
+            view, y, x = (far & ~near if flip else near & ~far).nonzero(as_tuple=True)
+            (fy, fx), (oy, ox) = ((y + dy, x + dx), (y, x)) if flip else ((y, x), (y + dy, x + dx))
+            start = (torch.stack([fx, fy], -1).to(screen.dtype) + 0.5)[:, None]
+            end = (torch.stack([ox, oy], -1).to(screen.dtype) + 0.5)[:, None]
+            t, edge = _outline_crossing(screen, faces, facing, opposite, view, fragments.face[view, fy, fx],
+                                        start, end)
+            share = (edge[:, 1] if dx else edge[:, 0]) / edge.sum(1).clamp_min(1e-12)
+            t, share = t.clamp(0, 1)[:, None], share[:, None].to(pixels.dtype)
+            front, back = pixels[view, fy, fx], pixels[view, oy, ox]
+            delta = delta.index_put((view, oy, ox), share * (t - 0.5).clamp_min(0) * (front - back),
+                                    accumulate=True)
+            delta = delta.index_put((view, fy, fx), share * (0.5 - t).clamp_min(0) * (back - front),
+                                    accumulate=True)
+    return views + (delta - delta.detach()).permute(0, 3, 1, 2)
 
 
 def interpolate(values: Tensor, faces: Tensor, fragments: Fragments) -> Tensor:

@@ -1,6 +1,8 @@
 """`DCIGN`: the Deep Convolutional Inverse Graphics Network of Kulkarni et al. (2015), a variational
 autoencoder whose code starts with one named unit per graphics factor (azimuth, elevation, light)
 followed by a free part (what the object is), and `clamp_batch`, the paper's training trick.
+`RenderEncoder`: the same encoder whose code is the renderer's parameters themselves (degrees, bounded),
+for a decoder that renders (`recipes.dcign_render`).
 
 Encoder: three stride-2 convolutions and a linear layer to the code's means and log-variances.
 Decoder: a linear layer and three nearest-neighbour upsamplings, each followed by a convolution, into a
@@ -45,6 +47,16 @@ def clamp_batch(z: Tensor, active: Tensor, weight: float = 1.0) -> Tensor:
     return _Clamp.apply(z, ~active[:, None, :].expand_as(z), weight)
 
 
+def conv_encoder(size: int, channels: int, width: int, outputs: int) -> nn.Sequential:
+    """Three stride-2 convolutions (`width`, then 2 × `width` channels) and a linear layer to `outputs`."""
+    w, s = width, size // 8
+    return nn.Sequential(
+        nn.Conv2d(channels, w, 4, 2, 1), nn.LeakyReLU(0.2),
+        nn.Conv2d(w, 2 * w, 4, 2, 1), nn.LeakyReLU(0.2),
+        nn.Conv2d(2 * w, 2 * w, 4, 2, 1), nn.LeakyReLU(0.2), nn.Flatten(),
+        nn.Linear(2 * w * s * s, outputs))
+
+
 class DCIGN(nn.Module):
     """Images (B, C, S, S) → code means and log-variances (B, D) → images; D = len(factors) + `free`.
 
@@ -60,11 +72,7 @@ class DCIGN(nn.Module):
         self.free, self.width = positive_int("free", free), positive_int("width", width)
         w, s = self.width, self.size // 8
         self.code = len(self.factors) + self.free
-        self.encoder = nn.Sequential(
-            nn.Conv2d(channels, w, 4, 2, 1), nn.LeakyReLU(0.2),
-            nn.Conv2d(w, 2 * w, 4, 2, 1), nn.LeakyReLU(0.2),
-            nn.Conv2d(2 * w, 2 * w, 4, 2, 1), nn.LeakyReLU(0.2), nn.Flatten(),
-            nn.Linear(2 * w * s * s, 2 * self.code))
+        self.encoder = conv_encoder(self.size, channels, w, 2 * self.code)
         with torch.no_grad():  # start with little sampling noise, so the decoder learns to read every unit
             self.encoder[-1].bias[self.code:] = START_LOG_VAR
         self.expand = nn.Sequential(nn.Linear(self.code, 2 * w * s * s), nn.LeakyReLU(0.2),
@@ -95,3 +103,35 @@ class DCIGN(nn.Module):
         """What rebuilds this network (kept in the checkpoint)."""
         return {"size": self.size, "channels": self.channels, "factors": list(self.factors),
                 "free": self.free, "width": self.width}
+
+
+class RenderEncoder(nn.Module):
+    """Images (B, C, S, S) → one value per factor in degrees, each held inside its range by a sigmoid
+    (`ranges`: (low, high) per factor). No free part and no sampling: a renderer decodes the code."""
+
+    free = 0
+
+    def __init__(self, size: int, channels: int, factors: Sequence[str],
+                 ranges: Sequence[Sequence[float]], width: int = 32) -> None:
+        super().__init__()
+        self.size, self.channels = int_in("size", size, 16, 256), int_in("channels", channels, 1, 4)
+        self.factors, self.width = tuple(factors), positive_int("width", width)
+        self.code = len(self.factors)
+        self.ranges = [(float(lo), float(hi)) for lo, hi in ranges]
+        self.encoder = conv_encoder(self.size, channels, self.width, self.code)
+        self.register_buffer("low", torch.tensor([lo for lo, _ in self.ranges]), persistent=False)
+        self.register_buffer("span", torch.tensor([hi - lo for lo, hi in self.ranges]), persistent=False)
+
+    def unit(self, factor: str) -> int:
+        """The index of `factor`'s unit in the code."""
+        return self.factors.index(factor)
+
+    def encode(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        """The factors (B, D) in degrees, and zero log-variances (the same call as `DCIGN.encode`)."""
+        code = self.low + self.span * self.encoder(images).sigmoid()
+        return code, torch.zeros_like(code)
+
+    def config(self) -> dict:
+        """What rebuilds this network (kept in the checkpoint)."""
+        return {"size": self.size, "channels": self.channels, "factors": list(self.factors),
+                "ranges": [list(r) for r in self.ranges], "width": self.width}
