@@ -2,7 +2,7 @@
 
 Needs CUDA and `pip install gsplat==1.5.3` (it compiles its CUDA kernels on first use; set
 TORCH_EXTENSIONS_DIR to keep them). Per scene (a folder written by `diffparam nerf scene`, the same
-one bench/nerf.py fits): --points Gaussians start as in gsplat's own random initialisation (the
+one bench/nerf.py fits): --points Gaussians start at random (--init says where; the
 scenes have no structure-from-motion points), and train on the training views composited over white
 with gsplat's `DefaultStrategy` (densification, pruning, opacity resets) and the loss of Kerbl et
 al. 2023: 0.8 L1 + 0.2 (1 - SSIM), one view per step, spherical harmonics raised one degree every
@@ -12,6 +12,7 @@ same functions, views and white background as `fit_nerf`'s metrics.json; an --re
 timed (median of 5).
 
   python bench/gsplat_nerf.py --scenes knot,torus,orrery,sphere --work /tmp/nerf_bench --out gsplat.json
+  (--init gsplat: gsplat's own random start, far worse on these scenes; BENCHMARKS.md)
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ INITS = {"gsplat": "gsplat's simple_trainer (`init_type=\"random\"`): a cube of 
          "kerbl": "Kerbl et al.'s synthetic scenes: a cube of half side 1.3, grey"}
 
 
-def init_splats(n: int, scene_scale: float, device: str, seed: int, init: str = "gsplat"
+def init_splats(n: int, scene_scale: float, device: str, seed: int, init: str = "kerbl"
                 ) -> tuple[torch.nn.ParameterDict, dict]:
     """`n` random Gaussians placed and coloured as `INITS[init]` says, sized by their nearest neighbours,
     opacity 0.1, with the learning rates of gsplat's trainer."""
@@ -109,7 +110,7 @@ def render(params: torch.nn.ParameterDict, w2c: torch.Tensor, k: torch.Tensor, w
     return (image + (1 - alpha)).permute(0, 3, 1, 2).clamp(0, 1), info
 
 
-def train(data: Path, steps: int, device: str, points: int, seed: int, init: str = "gsplat"
+def train(data: Path, steps: int, device: str, points: int, seed: int, init: str = "kerbl"
           ) -> tuple[torch.nn.ParameterDict, float]:
     """Train Gaussians for `steps` on the scene's training views; returns them and the training time."""
     torch.manual_seed(seed)
@@ -180,7 +181,7 @@ def main() -> None:
     ap.add_argument("--points", type=int, default=100_000)
     ap.add_argument("--render-size", type=int, default=800)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--init", default="gsplat", choices=list(INITS), help="where the Gaussians start")
+    ap.add_argument("--init", default="kerbl", choices=list(INITS), help="where the Gaussians start")
     ap.add_argument("--out", default="gsplat_bench.json")
     args = ap.parse_args()
     device = "cuda"
