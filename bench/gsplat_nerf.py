@@ -28,15 +28,12 @@ import torch.nn.functional as F
 from gsplat import DefaultStrategy, rasterization
 
 from diffparam.recipes.nerf import flatten, make_scene, psnr, ssim
-from diffparam.three_d.posed import PosedViews, load_posed
-
-FLIP = torch.diag(torch.tensor([1.0, -1.0, -1.0, 1.0]))
-"""Camera-to-world in NeRF's convention (y up, looking down -z) → OpenCV's (y down, +z)."""
+from diffparam.three_d.posed import OPENCV_TO_OPENGL, PosedViews, load_posed
 
 
 def viewmats(views: PosedViews, device: str) -> tuple[torch.Tensor, torch.Tensor]:
     """World-to-camera matrices (N,4,4) in OpenCV's convention and intrinsic matrices (N,3,3)."""
-    w2c = torch.linalg.inv(views.c2w.double() @ FLIP.double()).float()
+    w2c = torch.linalg.inv(views.c2w.double() @ OPENCV_TO_OPENGL).float()  # the flip is its own inverse
     k = torch.zeros(len(views), 3, 3)
     k[:, 0, 0], k[:, 1, 1] = views.intrinsics[:, 0], views.intrinsics[:, 1]
     k[:, 0, 2], k[:, 1, 2], k[:, 2, 2] = views.intrinsics[:, 2], views.intrinsics[:, 3], 1.0

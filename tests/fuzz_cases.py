@@ -613,6 +613,7 @@ CASES: list[Case] = [
             (("noise", "--out", "s"), "found no camera poses"), (("nowhere", "--out", "s"), "not found"),
             (("noise", "--out", "full"), "is not empty"), (("noise", "--out", "keep.png"), "is a file"),
             (("noise", "--out", "s", "--test", "-1"), "--test must be"),
+            (("noise", "--out", "s", "--test", "99"), "leaves too few"),
             (("noise", "--out", "s", "--distance", "nan"), "--distance must be"),
             (("noise", "--out", "s", "--matching", "spatial"), "--matching"),
         )

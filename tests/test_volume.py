@@ -39,7 +39,7 @@ def runs(tmp_path_factory) -> dict:
 def test_unit_fires_on_held_out_views_far_more_than_on_the_field_it_started_from(runs) -> None:
     for name in ("penalised", "free"):
         m = runs[name].metrics
-        assert m["held_out_value"] > 4 * m["initial_held_out_value"] + 0.05, (name, m)
+        assert m["held_out_value"] > max(4 * m["initial_held_out_value"], 0.0) + 0.05, (name, m)
 
 
 def test_the_opacity_penalty_keeps_the_object_from_filling_the_volume(runs) -> None:
@@ -55,12 +55,28 @@ def test_saved_run_reloads_as_a_mesh_and_in_the_nerf_verbs(runs, tmp_path) -> No
     mesh = trimesh.load(folder / "mesh.glb", force="mesh")
     metrics = json.loads((folder / "metrics.json").read_text())
     assert len(mesh.faces) > 0 and len(mesh.faces) == metrics["mesh_faces"]
-    assert mesh.bounds[1].max() <= 1.0 + 1e-4  # inside the field's box
+    assert abs(mesh.bounds).max() <= 1.0 + 1e-4  # inside the field's box
     field, state = nerf.load_nerf(folder, "cpu")
     view = field.views.part(0, 1)
     assert torch.allclose(field.render(view)[0], result.param.cpu().render(view)[0], atol=1e-5)
     frame = nerf.render_path(folder, tmp_path / "orbit.gif", frames=2, size=16, progress=False)
     assert frame.images.shape == (1, 3, 16, 16)
+
+
+def test_saving_into_another_runs_folder_is_refused_and_leaves_it_alone(runs, tmp_path) -> None:
+    other = volume.volume_art(UNIT, runs["net"], out=tmp_path / "other", **{**TINY, "steps": 2, "seed": 1})
+    before = (tmp_path / "other" / "checkpoint.pt").read_bytes()
+    with pytest.raises(UserError, match="holds another run"):
+        runs["penalised"].save(tmp_path / "other", frames=0)
+    assert (tmp_path / "other" / "checkpoint.pt").read_bytes() == before
+    assert other.metrics["steps"] == 2
+
+
+def test_resuming_with_more_steps_keeps_the_first_runs_opacity_schedule(runs, tmp_path) -> None:
+    small = {**TINY, "steps": 2, "size": 16, "samples": 8, "held_out_views": 1}
+    volume.volume_art(UNIT, runs["net"], out=tmp_path / "run", **small)
+    assert volume.anneal_steps(tmp_path / "run", 50) == volume.anneal_steps(None, 2)
+    volume.volume_art(UNIT, runs["net"], out=tmp_path / "run", **{**small, "steps": 4})  # resumes
 
 
 def test_an_interrupted_run_resumes_to_what_an_uninterrupted_one_makes(runs, tmp_path, monkeypatch) -> None:

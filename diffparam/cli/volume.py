@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from diffparam.checks import choice, int_in
+from diffparam.checks import int_in
 from diffparam.cli.common import UNITS_HELP, add_render_options, model_from_args, print_paths
 from diffparam.io import ANIMATION_SUFFIXES
 
@@ -15,7 +15,6 @@ def _cmd_volume(args: argparse.Namespace) -> int:
 
     int_in("frames", args.frames, 0, 10_000)
     int_in("resolution", args.resolution, 8, 1024)
-    choice("animation", args.animation, [s[1:] for s in ANIMATION_SUFFIXES])
     check_run_folder(args.out)
     result = volume_art(args.objective, model_from_args(args), out=args.out, steps=args.steps, size=args.size,
                         views=args.views, lr=args.lr, coverage=args.coverage, sparsity=args.sparsity,

@@ -304,6 +304,9 @@ def estimate_poses(photos: str | os.PathLike, out: str | os.PathLike, matching: 
     if folder.is_dir() and any(folder.iterdir()):
         raise UserError(f"--out {folder} is not empty: give a new or empty folder for the scene")
     files = list_photos(photos)
+    if test and (len(held_out(len(files), test)) != test or test >= len(files)):
+        raise UserError(f"`test` {test} leaves too few of the {len(files)} photos to train on: hold out "
+                        "fewer")
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="diffparam-poses-") as tmp:
         found = _run(files[0].parent, [p.name for p in files], Path(tmp), matching, camera_model, seed,

@@ -65,23 +65,36 @@ HELD_OUT, HELD_OUT_SEED, GREY = 8, 12_345, 0.5
 FRAMES, MESH_RESOLUTION = 48, 128
 
 
-def check_run_folder(out: str | os.PathLike) -> Path:
-    """`out` if it is a new or empty folder, or a run folder to resume (it holds checkpoint.pt); fails
-    before any work otherwise."""
+def check_run_folder(out: str | os.PathLike, settings: dict[str, Any] | None = None) -> Path:
+    """`out` if it is a new or empty folder, or a run folder to resume (it holds checkpoint.pt, of a run
+    with these `settings` when they are given); fails before any work otherwise."""
     folder = Path(out)
     if folder.exists() and not folder.is_dir():
         raise UserError(f"--out {folder} is a file: give a folder")
-    if folder.is_dir() and any(folder.iterdir()) and not (folder / "checkpoint.pt").is_file():
+    ours = folder / "checkpoint.pt"
+    if folder.is_dir() and any(folder.iterdir()) and not ours.is_file():
         raise UserError(f"--out {folder} is not empty and holds no checkpoint.pt to resume: give a new "
                         "or empty folder")
-    check_writable(folder / "checkpoint.pt")
+    if settings is not None and ours.is_file() and load_checkpoint(ours)["settings"] != settings:
+        raise UserError(f"--out {folder} holds another run: give a new or empty folder, or the run's own")
+    check_writable(ours)
     return folder
 
 
-def target_coverage(i: int, steps: int, coverage: float) -> float:
-    """The mean opacity allowed at step `i`: `START_COVERAGE` falling to `coverage` over `ANNEAL` of
-    the steps (never below `coverage`)."""
-    left = max(0.0, 1 - i / max(1.0, ANNEAL * steps))
+def anneal_steps(out: str | os.PathLike | None, steps: int) -> int:
+    """Steps over which the opacity target falls: `ANNEAL` of the first run's `steps`, kept when a run is
+    resumed with more, so a resumed run anneals as it began."""
+    if out is not None and (Path(out) / "checkpoint.pt").is_file():
+        recorded = load_checkpoint(Path(out) / "checkpoint.pt")["settings"].get("anneal_steps")
+        if isinstance(recorded, int):
+            return recorded
+    return max(1, round(ANNEAL * steps))
+
+
+def target_coverage(i: int, anneal: int, coverage: float) -> float:
+    """The mean opacity allowed at step `i`: `START_COVERAGE` falling to `coverage` over the first
+    `anneal` steps (never below `coverage`)."""
+    left = max(0.0, 1 - i / max(1, anneal))
     return max(coverage, coverage + (START_COVERAGE - coverage) * left)
 
 
@@ -142,17 +155,20 @@ def volume_art(
     sparsity = non_negative_float("sparsity", sparsity)
     blob = real("blob", blob, 0.0, 30.0)
     held_out_views = int_in("held_out_views", held_out_views, 1, 256)
+    samples, grid = int_in("samples", samples, 2, 4096), int_in("grid", grid, 2, 1024)
     if out is not None:
         check_run_folder(out)
     dev = resolve_device(device)
     net = load_model(model).to(dev)
     obj = resolve(objective, net)
     best = photo_reference(net, obj)
-    settings = field_settings(BOUND, [int(r) for r in resolutions], FEATURES, HIDDEN,
-                              int_in("samples", samples, 2, 4096), int_in("grid", grid, 2, 1024),
+    settings = field_settings(BOUND, [int(r) for r in resolutions], FEATURES, HIDDEN, samples, grid,
                               views * size * size, lr, GREY)
-    settings.update(kind="volume", objective=obj.name, model=net.name, size=size, views=views,
-                    coverage=coverage, sparsity=sparsity, blob=blob, seed=seed, background=str(background),
+    del settings["rays"]  # views x size² here: both are settings of their own
+    anneal = anneal_steps(out, steps)
+    settings.update(kind="volume", anneal_steps=anneal, objective=obj.name, model=net.name, size=size,
+                    views=views, coverage=coverage, sparsity=sparsity, blob=blob, seed=seed,
+                    background=str(background),
                     transforms=transforms if transforms is None or isinstance(transforms, str) else "custom")
     field = field_from(settings, seed)
     stages = stages_for(field, transforms, background, None, net.geometry)
@@ -173,7 +189,7 @@ def volume_art(
         acts = Activations({k: v.float() for k, v in net.activations(x, obj.layers).items()}, net)
         acts[INPUT] = rgba
         value = obj(acts).mean()
-        excess = torch.relu(rgba[:, 3].mean() - target_coverage(i, steps, coverage))
+        excess = torch.relu(rgba[:, 3].mean() - target_coverage(i, anneal, coverage))
         loss = -value + sparsity * value.detach().abs().clamp_min(1e-3) * excess
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -213,7 +229,7 @@ def write_volume(result: Result, out: Path, frames: int = FRAMES, animation: str
     animation = choice("turntable format", animation, [s[1:] for s in ANIMATION_SUFFIXES])
     frames = int_in("frames", frames, 0, 10_000)
     resolution = int_in("resolution", resolution, 8, 1024)
-    folder = check_run_folder(out)
+    folder = check_run_folder(out, result.extras["checkpoint"]["settings"])
     field: RadianceField = result.param
     files: dict[str, Path] = {}
     with atomic_path(folder / "checkpoint.pt") as tmp:

@@ -164,7 +164,8 @@ def refine(clip: Tensor, faces: Tensor, fragments: Fragments) -> Fragments:
     p = torch.stack([px, py], -1).to(tri.dtype)[:, None, :] + 0.5
     a, b = tri.roll(-1, dims=1), tri.roll(-2, dims=1)  # edge i runs from vertex i+1 to i+2
     area = _edge(tri[:, 0], tri[:, 1], tri[:, 2])
-    weights = _edge(a, b, p.expand_as(a)) / area[:, None] * inv_w  # screen barycentrics over w
+    area = torch.where(area.abs() > 1e-9, area, torch.copysign(torch.full_like(area, 1e-9), area))  # edge-on
+    weights = (_edge(a, b, p.expand_as(a)) / area[:, None]).clamp_min(0) * inv_w  # screen barycentrics / w
     bary = torch.zeros(nviews, h, w, 3, dtype=weights.dtype, device=weights.device)
     bary = bary.index_put((view, py, px), weights / weights.sum(-1, keepdim=True))
     return Fragments(fragments.face, bary, fragments.depth)
