@@ -4,7 +4,8 @@ views, multi-view consistency between neighbouring views, and time.
 Per scene: the synthetic 360° scene is rendered by the project's rasteriser (--size px, --train-views
 training views, a test ring of 36 views 10° apart at 30° elevation); a field is fitted for
 --fit-steps steps; `style_nerf` restyles it after the generated swirl painting (`swirl_pattern`) for
---steps steps of one random --size px view each. The first --views test views are the held-out
+--steps steps of one random --size px view each (with an appearance grid; `--no-appearance`: the
+colour MLP alone). The first --views test views are the held-out
 views. Each is also stylised on its own by 2D style transfer (`style_transfer`: a Fourier image
 started from the field's render, the same model, style layers, content layer and weight, --steps
 steps per view). Both are scored by the style distance `nerf_style` reports (the style objective's
@@ -40,7 +41,7 @@ from diffparam.evaluate.multiview import correspondences, multiview_error
 from diffparam.io import load_image, make_grid, save_image
 from diffparam.models.registry import DEFAULT_MODEL, load_model
 from diffparam.recipes.nerf import fit_nerf, flatten, load_nerf, make_scene
-from diffparam.recipes.nerf_style import STYLE_LR, style_nerf
+from diffparam.recipes.nerf_style import APPEARANCE_LR, STYLE_LR, style_nerf
 from diffparam.recipes.style import STEPS, style_transfer, swirl_pattern
 from diffparam.recipes.style_net import style_distance
 from diffparam.three_d.posed import PosedViews, load_posed
@@ -86,7 +87,8 @@ def scene_row(scene: str, work: Path, args: argparse.Namespace, style_image: tor
                    every=args.fit_steps, **PRESETS[args.preset]).metrics
     model = load_model(args.model)
     restyle = style_nerf(run, style_image, styled, model=model, steps=args.steps, size=args.size,
-                         lr=args.lr, seed=args.seed, device=args.device, progress=False).metrics
+                         lr=args.lr, appearance=args.appearance, appearance_lr=args.appearance_lr,
+                         seed=args.seed, device=args.device, progress=False).metrics
     truth = load_posed(data, "test")
     assert truth is not None and truth.images is not None
     views = truth.part(0, args.views)
@@ -140,6 +142,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=STEPS, help="style steps: of the field, and per 2D view")
     ap.add_argument("--lr", type=float, default=STYLE_LR, help="the restyling's learning rate (the 2D "
                     "transfer keeps its parameterization's own)")
+    ap.add_argument("--appearance", action=argparse.BooleanOptionalAction, default=True,
+                    help="restyle with an appearance grid (the default), or the colour MLP alone")
+    ap.add_argument("--appearance-lr", type=float, default=APPEARANCE_LR)
     ap.add_argument("--views", type=int, default=8, help="held-out views (consecutive ones 10° apart)")
     ap.add_argument("--model", default=DEFAULT_MODEL)
     ap.add_argument("--seed", type=int, default=0)

@@ -603,6 +603,8 @@ CASES: list[Case] = [
     Case(("nerf", "export", "norun", "--out", "mesh.obj"), "must end in .glb or .ply"),
     Case(("nerf", "style", "norun", "keep.png", "--out", "styled"), "not a fitted run"),
     Case(("nerf", "style", "norun", "keep.png", "--out", "keep.png"), "is a file"),
+    Case(("nerf", "style", "norun", "keep.png", "--out", "styled", "--appearance-lr", "0"),
+         "--appearance-lr must"),
     Case(("nerf", "scene", "--scene", "cube", "--out", "s"), "mesh file not found: cube"),
     Case(("nerf", "scene", "--photo", "moon", "--out", "s"), "unknown --photo"),
     *(

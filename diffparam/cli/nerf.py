@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from diffparam.checks import positive_float
 from diffparam.cli.common import add_model_options, model_from_args, print_paths
 from diffparam.errors import UserError
 from diffparam.io import ANIMATION_SUFFIXES, SAMPLE_PHOTOS, check_animation, check_writable, load_image
@@ -101,10 +102,12 @@ def _cmd_style(args: argparse.Namespace) -> int:
     if Path(args.out).resolve() == Path(args.run).resolve():
         raise UserError("--out must be another run folder: the fitted RUN stays as it is")
     check_writable(Path(args.out) / "metrics.json")
+    positive_float("--appearance-lr", args.appearance_lr)
     load_nerf(args.run, "cpu")  # a bad run fails before the model loads
     load_image(args.style, args.size, "the style image")
     result = style_nerf(args.run, args.style, args.out, model=model_from_args(args), steps=args.steps,
-                        size=args.size, lr=args.lr, content_weight=args.content_weight, seed=args.seed,
+                        size=args.size, lr=args.lr, appearance=not args.no_appearance,
+                        appearance_lr=args.appearance_lr, content_weight=args.content_weight, seed=args.seed,
                         device=args.device, progress=not args.quiet)
     print_paths(list(result.files.values()))
     if not args.quiet:
@@ -119,7 +122,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add `nerf scene`, `nerf poses`, `nerf fit`, `nerf render`, `nerf style` and `nerf export`."""
     from diffparam.recipes.nerf import CAMERA_DISTANCE, LR, RAYS, SCENES, STEPS
     from diffparam.recipes.nerf_poses import CAMERA_MODELS, MATCHING
-    from diffparam.recipes.nerf_style import STYLE_LR, STYLE_SIZE, STYLE_STEPS
+    from diffparam.recipes.nerf_style import APPEARANCE_LR, STYLE_LR, STYLE_SIZE, STYLE_STEPS
 
     p = sub.add_parser("nerf", help="radiance fields: fit a scene from posed photos, render new views, "
                        "export a mesh", description="Fit a radiance field to photos with known cameras "
@@ -202,6 +205,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     y.add_argument("--steps", type=int, default=STYLE_STEPS, help="optimiser steps (one random view each)")
     y.add_argument("--size", type=int, default=STYLE_SIZE, help="side of the views rendered for the model")
     y.add_argument("--lr", type=float, default=STYLE_LR, help="Adam's learning rate for the colour MLP")
+    y.add_argument("--appearance-lr", type=float, default=APPEARANCE_LR, help="... for the appearance grid")
+    y.add_argument("--no-appearance", action="store_true", help="train the colour MLP alone, no appearance "
+                   "grid (nearer the field's look, less far toward the style)")
     y.add_argument("--content-weight", type=float, default=1.0, help="how close views stay to the original")
     y.add_argument("--seed", type=int, default=0)
     y.add_argument("--device", default="auto", help="auto, cpu or cuda")

@@ -6,7 +6,9 @@ The field is written in plain PyTorch so that it trains on the CPU in tests and 
   resolutions as K-Planes does): per resolution, three planes times three lines, read with
   `grid_sample`; coarse levels learn the shape fast, fine ones the detail;
 - features → density (a small MLP, exponential activation) and a geometry code, → colour (a small
-  MLP of that code and the view direction in real spherical harmonics of degree 2);
+  MLP of that code and the view direction in real spherical harmonics of degree 2); optionally
+  (`add_appearance`, for restyling) a second factorisation of its own, an appearance grid, whose
+  features feed the colour MLP too, so colour can change where the density's features cannot;
 - rays are sampled uniformly (stratified) between where they enter and leave the box; an occupancy
   grid, refreshed from the density while training, skips samples in empty space: only occupied
   samples reach the field, and alpha compositing front to back gives colour, coverage and depth.
@@ -68,6 +70,9 @@ def box_intersection(origins: Tensor, dirs: Tensor, bound: float) -> tuple[Tenso
 BLOB_WIDTH = 0.5
 """Standard deviation, in box coordinates, of the optional density bump at the field's centre."""
 
+APPEARANCE_SCALE = 0.5
+"""Standard deviation of an appearance grid's planes and lines at the start (features of order 0.25)."""
+
 VISIBLE = 1e-4
 """Samples behind less transmittance than this add at most this much to a pixel: they are skipped."""
 
@@ -85,6 +90,19 @@ def _alpha(sigma: Tensor, delta: Tensor) -> Tensor:
 def _transmittance_of(alpha: Tensor) -> Tensor:
     """The light left (R,n) in front of each sample: the product of (1 - alpha) before it."""
     return torch.cumprod(torch.cat([torch.ones_like(alpha[:, :1]), 1 - alpha[:, :-1] + 1e-10], 1), 1)
+
+
+def vm_features(planes: Sequence[Tensor], lines: Sequence[Tensor], x: Tensor) -> Tensor:
+    """Features (P, 3·C·levels) of points (P,3) in [-1, 1]³ from VM planes (3,C,r,r) and lines (3,C,r,1)."""
+    plane_xy = torch.stack([x[:, a] for a in PLANE_AXES]).unsqueeze(1)  # (3,1,P,2)
+    line_xy = torch.stack([torch.stack([torch.zeros_like(x[:, a]), x[:, a]], -1) for a in LINE_AXES])
+    line_xy = line_xy.unsqueeze(1)
+    out = []
+    for plane, line in zip(planes, lines, strict=True):
+        p = F.grid_sample(plane, plane_xy, mode="bilinear", align_corners=True)  # (3,C,1,P)
+        q = F.grid_sample(line, line_xy, mode="bilinear", align_corners=True)
+        out.append((p * q).squeeze(2))  # (3,C,P)
+    return torch.cat(out, 1).flatten(0, 1).t()
 
 
 class RadianceField(Parameterization):
@@ -118,6 +136,7 @@ class RadianceField(Parameterization):
         self.geometry_net = nn.Sequential(nn.Linear(width, hidden), nn.ReLU(), nn.Linear(hidden, 16))
         self.color_net = nn.Sequential(nn.Linear(15 + 9, hidden), nn.ReLU(), nn.Linear(hidden, hidden),
                                        nn.ReLU(), nn.Linear(hidden, 3))
+        self.appearance_planes, self.appearance_lines = nn.ParameterList(), nn.ParameterList()
         self.register_buffer("density_grid", torch.full((grid,) * 3, math.inf))
         self.register_buffer("occupied", torch.ones(grid ** 3, dtype=torch.bool))
 
@@ -134,22 +153,40 @@ class RadianceField(Parameterization):
         """The weights of the density and colour MLPs."""
         return [*self.geometry_net.parameters(), *self.color_net.parameters()]
 
+    def appearance_parameters(self) -> list[nn.Parameter]:
+        """The appearance grid's planes and lines (none until `add_appearance`)."""
+        return [*self.appearance_planes, *self.appearance_lines]
+
+    def add_appearance(self, resolutions: Sequence[int], features: int, scale: float = APPEARANCE_SCALE,
+                       generator: torch.Generator | None = None) -> None:
+        """Give colour an appearance grid of its own (planes and lines at `resolutions`, `features` per
+        plane, random at `scale`) feeding the colour MLP beside the geometry code; the MLP's weights for
+        it start at zero, so the field renders as before, and the density is untouched."""
+        if self.appearance_planes:
+            raise UserError("this field has an appearance grid already")
+        levels = [int_in("resolution", r, 2, 4096) for r in resolutions]
+        features = positive_int("features", features)
+        like = {"device": self.density_grid.device, "generator": generator}
+        for r in levels:
+            self.appearance_planes.append(nn.Parameter(scale * torch.randn(3, features, r, r, **like)))
+            self.appearance_lines.append(nn.Parameter(scale * torch.randn(3, features, r, 1, **like)))
+        first = self.color_net[0]
+        wider = nn.Linear(first.in_features + 3 * features * len(levels), first.out_features,
+                          device=first.weight.device)
+        with torch.no_grad():
+            wider.weight.zero_()
+            wider.weight[:, :first.in_features] = first.weight
+            wider.bias.copy_(first.bias)
+        self.color_net[0] = wider
+
     def encode(self, x: Tensor) -> Tensor:
         """Features (P, 3·features·levels) of points (P,3) in [-1, 1]³ (box coordinates)."""
-        plane_xy = torch.stack([x[:, a] for a in PLANE_AXES]).unsqueeze(1)  # (3,1,P,2)
-        line_xy = torch.stack([torch.stack([torch.zeros_like(x[:, a]), x[:, a]], -1) for a in LINE_AXES])
-        line_xy = line_xy.unsqueeze(1)
-        out = []
-        for plane, line in zip(self.planes, self.lines, strict=True):
-            p = F.grid_sample(plane, plane_xy, mode="bilinear", align_corners=True)  # (3,C,1,P)
-            q = F.grid_sample(line, line_xy, mode="bilinear", align_corners=True)
-            out.append((p * q).squeeze(2))  # (3,C,P)
-        return torch.cat(out, 1).flatten(0, 1).t()
+        return vm_features(self.planes, self.lines, x)
 
     def query(self, x: Tensor, dirs: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
         """Density (P,) at points (P,3) in box coordinates and, given view directions, colour (P,3)."""
         h = self.geometry_net(self.encode(x))
-        return self._density(h, x), None if dirs is None else self._color(h, dirs)
+        return self._density(h, x), None if dirs is None else self._color(h, dirs, x)
 
     def _density(self, h: Tensor, x: Tensor) -> Tensor:
         """Density from the geometry code `h` at points `x` (box coordinates): with `blob`, the log
@@ -160,8 +197,13 @@ class RadianceField(Parameterization):
             raw = raw + self.blob * torch.exp(-x.pow(2).sum(-1) / (2 * BLOB_WIDTH ** 2))
         return _TruncExp.apply(raw)
 
-    def _color(self, h: Tensor, dirs: Tensor) -> Tensor:
-        return torch.sigmoid(self.color_net(torch.cat([h[:, 1:], spherical_harmonics(dirs)], -1)))
+    def _color(self, h: Tensor, dirs: Tensor, x: Tensor) -> Tensor:
+        """Colour (P,3) from the geometry code `h`, view directions and, with an appearance grid, its
+        features at the points `x`."""
+        inputs = [h[:, 1:], spherical_harmonics(dirs)]
+        if self.appearance_planes:
+            inputs.append(vm_features(self.appearance_planes, self.appearance_lines, x))
+        return torch.sigmoid(self.color_net(torch.cat(inputs, -1)))
 
     def cells(self, x: Tensor) -> Tensor:
         """The occupancy-grid cell (flat index) of points in box coordinates."""
@@ -208,7 +250,7 @@ class RadianceField(Parameterization):
         idx, h = idx[visible], h[visible]
         if torch.is_grad_enabled():  # evaluated again, with gradients, where it counts
             h = self.geometry_net(self.encode(x[idx]))
-        sigma, rgb = self._density(h, x[idx]), self._color(h, dirs[idx // n])
+        sigma, rgb = self._density(h, x[idx]), self._color(h, dirs[idx // n], x[idx])
         alpha = _alpha(_scatter(sigma, idx, len(x)).view(-1, n), delta)
         weight = alpha * _transmittance_of(alpha)
         color = (weight[..., None] * _scatter(rgb, idx, len(x)).view(-1, n, 3)).sum(1)

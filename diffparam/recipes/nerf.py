@@ -185,13 +185,17 @@ def field_settings(bound: float, resolutions: Sequence[int], features: int, hidd
 
 
 def field_from(settings: dict[str, Any], seed: int = 0) -> RadianceField:
-    """A field of these settings, initialised from `seed` (torch's own generators left as they were)."""
+    """A field of these settings, initialised from `seed` (torch's own generators left as they were);
+    with an appearance grid where they name one (a restyled run's)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return RadianceField(bound=settings["bound"], resolutions=settings["resolutions"],
-                             features=settings["features"], hidden=settings["hidden"],
-                             samples=settings["samples"], grid=settings["grid"],
-                             blob=settings.get("blob", 0.0))
+        field = RadianceField(bound=settings["bound"], resolutions=settings["resolutions"],
+                              features=settings["features"], hidden=settings["hidden"],
+                              samples=settings["samples"], grid=settings["grid"],
+                              blob=settings.get("blob", 0.0))
+        if settings.get("appearance"):
+            field.add_appearance(**settings["appearance"])
+        return field
 
 
 def fit_nerf(data: str | os.PathLike, out: str | os.PathLike, steps: int = STEPS, rays: int = RAYS,
