@@ -147,7 +147,7 @@ def main() -> None:
     ap.add_argument("--render-plain", action="store_true", help="rendering decoder: no batch clamping")
     ap.add_argument("--refine-steps", type=int, default=100, help="descent steps refining the rendering "
                     "decoder's codes of the held-out objects")
-    ap.add_argument("--refine-batches", type=int, default=4, help="held-out batches (per object) refined")
+    ap.add_argument("--refine-batches", type=int, default=4, help="held-out batches refined (0: none)")
     ap.add_argument("--refine-starts", type=int, default=4, help="extra azimuth hypotheses when refining")
     ap.add_argument("--methods", default="dcign,plain,render", help="which of dcign, plain, render to run")
     ap.add_argument("--out", default="dcign.json")
@@ -207,7 +207,7 @@ def main() -> None:
                     "disentanglement": disentanglement(held_codes, held.factors.flatten(0, 1), units),
                     "manipulation": manipulation(net, held, units[0], slope, offset, args.device,
                                                  shown["held"] if i == 0 else [], objects(held))}
-                if render:
+                if render and args.refine_batches:
                     entry["held_out"][mesh]["refined"] = refined_scores(
                         held, held_codes, objects(held), [train.ranges[f] for f in FACTORS], args)
             print(name, json.dumps(entry))
