@@ -19,7 +19,7 @@ scored by R², the azimuth error (median and share within 5°) and the reconstru
 Time: training wall time on the device.
 
     PYTHONPATH=. python bench/dcign.py --device cpu
-    PYTHONPATH=. python bench/dcign.py --device cpu --blobs 24 --render-steps 600
+    PYTHONPATH=. python bench/dcign.py --device cpu --blobs 24 --render-steps 600 --refine-steps 40
     PYTHONPATH=. python bench/dcign.py --device cuda --size 64 --steps 20000 --width 64
 """
 
@@ -148,7 +148,7 @@ def main() -> None:
     ap.add_argument("--refine-steps", type=int, default=100, help="descent steps refining the rendering "
                     "decoder's codes of the held-out objects")
     ap.add_argument("--refine-batches", type=int, default=4, help="held-out batches refined (0: none)")
-    ap.add_argument("--refine-starts", type=int, default=4, help="extra azimuth hypotheses when refining")
+    ap.add_argument("--refine-starts", type=int, default=3, help="extra azimuth hypotheses when refining")
     ap.add_argument("--methods", default="dcign,plain,render", help="which of dcign, plain, render to run")
     ap.add_argument("--out", default="dcign.json")
     ap.add_argument("--figure", default=None, help="a PNG: for new angles, then for the first held-out "
