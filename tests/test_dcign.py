@@ -5,6 +5,7 @@ larger size)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -15,6 +16,7 @@ from diffparam.errors import UserError
 from diffparam.io import read_frames, save_image
 from diffparam.recipes.dcign import load_dcign, r2, sweep, train_dcign, vary
 from diffparam.recipes.dcign_data import FACTORS, VARIES, load_data, make_data, render_views, texture
+from diffparam.recipes.dcign_render import scene_objects
 from diffparam.three_d.export import export_glb
 from diffparam.three_d.shading import vertex_normals
 from diffparam.three_d.shapes import shape, sphere
@@ -106,6 +108,8 @@ def test_random_blobs_add_shapes_that_differ_and_come_back_by_name(tmp_path) -> 
     radius = a.vertices.norm(dim=1)
     assert float(radius.max() / radius.min()) > 1.3  # not a sphere
     assert float((a.vertices - b.vertices).abs().max()) > 0.05
+    unsaid = scene_objects(dataclasses.replace(data, sources=None))  # a folder that does not say: by name
+    assert torch.equal(unsaid["blob0/hue"][0].vertices, a.vertices)
     with pytest.raises(UserError, match="blobs"):
         make_data(tmp_path / "more", blobs=-1)
 

@@ -25,7 +25,7 @@ from diffparam.errors import UserError, first_line
 from diffparam.io import atomic_path
 from diffparam.recipes.dcign_data import FACTORS, TEXTURES, VARIES, DcignData, render_views, texture
 from diffparam.three_d.mesh import Mesh
-from diffparam.three_d.shapes import SHAPES, mesh_from
+from diffparam.three_d.shapes import is_shape, mesh_from
 from diffparam.train.dcign import RenderEncoder
 
 Objects = dict[str, tuple[Mesh, Tensor]]
@@ -52,7 +52,7 @@ def scene_objects(data: DcignData, meshes: Sequence[Mesh | str | os.PathLike] = 
         if mesh_name not in given:
             if data.sources is not None and mesh_name in data.sources:
                 given[mesh_name] = mesh_from(data.sources[mesh_name])
-            elif data.sources is None and mesh_name in SHAPES:
+            elif data.sources is None and is_shape(mesh_name):
                 given[mesh_name] = mesh_from(f"shape:{mesh_name}")
             else:
                 raise UserError(f"the data's object {name!r} has no known mesh: give it with --mesh")
@@ -154,8 +154,8 @@ def refine_codes(objects: Objects, names: Sequence[str], images: Tensor, codes: 
     low, high = (codes.new_tensor([r[i] for r in ranges]) for i in (0, 1))
     n, k = len(codes), int_in("starts", starts, 0, 360) + 1
     tries = codes.detach().repeat(k, 1)  # hypothesis h of image i at row h * n + i
-    spread = low[0] + (high[0] - low[0]) * (torch.arange(k - 1, dtype=codes.dtype) + 0.5) / max(1, k - 1)
-    tries[n:, 0] = spread.to(codes.device).repeat_interleave(n)
+    steps_in = torch.arange(k - 1, dtype=codes.dtype, device=codes.device) + 0.5
+    tries[n:, 0] = (low[0] + (high[0] - low[0]) * steps_in / max(1, k - 1)).repeat_interleave(n)
     fitted = tries.clone().requires_grad_(True)
     names = list(names) * k
     opt = torch.optim.Adam([fitted], lr=lr)

@@ -98,9 +98,14 @@ SHAPES: dict[str, Callable[..., Mesh]] = {"sphere": sphere, "torus": torus, "kno
 """The sample meshes by name; also "blobN" (N = 0, 1, ...): `blob` with seed N."""
 
 
+def is_shape(name: str) -> bool:
+    """Whether `shape` knows `name` (a sample shape, or "blobN")."""
+    return name in SHAPES or (name.startswith("blob") and name[4:].isdigit())
+
+
 def shape(name: str, resolution: int = 32) -> Mesh:
     """A sample mesh by name ("sphere", "torus", "knot", or "blobN": a random blob, seed N)."""
-    if name.startswith("blob") and name[4:].isdigit():
+    if name not in SHAPES and is_shape(name):
         return blob(int(name[4:]), resolution)
     return SHAPES[choice("sample shape", name, SHAPES)](resolution)
 
