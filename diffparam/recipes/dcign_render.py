@@ -154,8 +154,8 @@ def refine_codes(objects: Objects, names: Sequence[str], images: Tensor, codes: 
     low, high = (codes.new_tensor([r[i] for r in ranges]) for i in (0, 1))
     n, k = len(codes), int_in("starts", starts, 0, 360) + 1
     tries = codes.detach().repeat(k, 1)  # hypothesis h of image i at row h * n + i
-    steps_in = torch.arange(k - 1, dtype=codes.dtype, device=codes.device) + 0.5
-    tries[n:, 0] = (low[0] + (high[0] - low[0]) * steps_in / max(1, k - 1)).repeat_interleave(n)
+    slots = torch.arange(k - 1, dtype=codes.dtype, device=codes.device) + 0.5
+    tries[n:, 0] = (low[0] + (high[0] - low[0]) * slots / max(1, k - 1)).repeat_interleave(n)
     fitted = tries.clone().requires_grad_(True)
     names = list(names) * k
     opt = torch.optim.Adam([fitted], lr=lr)
