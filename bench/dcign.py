@@ -1,9 +1,10 @@
 """DC-IGN (issue 18) against the same network trained as a plain VAE, and against the same encoder
 decoding through the project's renderer (`--decoder render`: the code is the angles), on renders made here.
 
-Data: the sample sphere and knot, each with the `checker` and `hue` textures, in mini-batches where
-azimuth, elevation, light or the object varies. Two test sets: the same objects at freshly drawn angles
-(new angles), and the torus (a mesh never seen) with the same textures (held-out object).
+Data: the sample sphere and knot (and `--blobs N` random shapes blob0..blobN-1), each with the `checker`
+and `hue` textures, in mini-batches where azimuth, elevation, light or the object varies. Test sets: the
+training objects at freshly drawn angles (new angles), and each `--held` mesh (never seen; default the
+torus and blob1000, a random shape without symmetry) with the same textures (held-out objects).
 Disentanglement: per true factor, R² of a linear fit from its own graphics unit, and from all the other
 units together (for the plain VAE, "its own" is the single unit that fits it best on the training data).
 Manipulation: in each azimuth batch of a test set, image 0 is encoded, its azimuth unit set to the value
@@ -11,10 +12,14 @@ the training data's linear fit gives for image j's azimuth, decoded and compared
 (PSNR, SSIM); against the reconstruction of j itself (the network's ceiling) and image 0 decoded
 unchanged (no turn at all: the floor).
 For the rendering decoder, decoding renders the batch's object (given: its name in the data, the
-torus's mesh included) at the code; its units are its own by construction.
+torus's mesh included) at the code; its units are its own by construction. Its codes of the held-out
+objects' first `--refine-batches` batches are also refined by descent through the renderer, from the
+encoder's guess alone and with `--refine-starts` more azimuth hypotheses (`refine_codes(starts=...)`):
+scored by R², the azimuth error (median and share within 5°) and the reconstruction PSNR.
 Time: training wall time on the device.
 
     PYTHONPATH=. python bench/dcign.py --device cpu
+    PYTHONPATH=. python bench/dcign.py --device cpu --blobs 24 --render-steps 600 --refine-steps 40
     PYTHONPATH=. python bench/dcign.py --device cuda --size 64 --steps 20000 --width 64
 """
 
@@ -96,6 +101,34 @@ def manipulation(net, data, unit: int, slope: float, offset: float, dev: str,
     return {k: round(float(np.mean(v)), 3) for k, v in scores.items()}
 
 
+def refined_scores(held, codes: torch.Tensor, objects, ranges, args) -> dict[str, dict[str, float]]:
+    """The first `--refine-batches` batches' codes refined through the renderer, from the encoder's guess
+    alone and with `--refine-starts` more azimuths: R² per factor, azimuth error, reconstruction PSNR."""
+    images = held.images[:args.refine_batches].flatten(0, 1)
+    true = held.factors[:args.refine_batches].flatten(0, 1)
+    names = [n for b in held.objects[:args.refine_batches] for n in b]
+    out = {}
+    for starts in (0, args.refine_starts):
+        start = time.perf_counter()
+        fit = refine_codes(objects, names, images.to(args.device), codes[:len(images)].to(args.device),
+                           ranges, steps=args.refine_steps, starts=starts).cpu()
+        seconds = time.perf_counter() - start
+        made = render_codes(objects, names, fit, held.size, held.channels)
+        error = (fit[:, 0] - true[:, 0]).abs()
+        per_texture = {t: round(float(error[[n.endswith("/" + t) for n in names]].median()), 2)
+                       for t in sorted({n.partition("/")[2] for n in names})}
+        out[f"starts_{starts}"] = {
+            "r2": {f: round(r2(fit[:, [j]], true[:, j]), 3) for j, f in enumerate(FACTORS)},
+            "azimuth_error_median": round(float(error.median()), 2), "azimuth_error_median_by_texture":
+            per_texture, "azimuth_within_5": round(float((error < 5).float().mean()), 3),
+            "reconstruction_psnr": round(float(np.mean([psnr(m, x) for m, x in zip(made, images,
+                                                                                     strict=True)])), 2),
+            "seconds": round(seconds, 1)}
+    encoder_error = (codes[:len(images), 0] - true[:, 0]).abs()
+    out["encoder_azimuth_error_median"] = round(float(encoder_error.median()), 2)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu")
@@ -106,16 +139,20 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--batches", type=int, default=96)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--blobs", type=int, default=0, help="random shapes added to training")
+    ap.add_argument("--held", default="torus,blob1000", help="held-out sample meshes, comma-separated")
     ap.add_argument("--render-steps", type=int, default=1500, help="steps of the rendering decoder's run")
     ap.add_argument("--render-groups", type=int, default=2, help="mini-batches per step, rendering decoder")
     ap.add_argument("--render-blur", type=float, default=BLUR, help="the rendering decoder's starting blur")
     ap.add_argument("--render-plain", action="store_true", help="rendering decoder: no batch clamping")
     ap.add_argument("--refine-steps", type=int, default=100, help="descent steps refining the rendering "
-                    "decoder's codes of the held-out object")
+                    "decoder's codes of the held-out objects")
+    ap.add_argument("--refine-batches", type=int, default=4, help="held-out batches refined (0: none)")
+    ap.add_argument("--refine-starts", type=int, default=3, help="extra azimuth hypotheses when refining")
     ap.add_argument("--methods", default="dcign,plain,render", help="which of dcign, plain, render to run")
     ap.add_argument("--out", default="dcign.json")
-    ap.add_argument("--figure", default=None, help="a PNG: for new angles, then for the held-out object, an "
-                    "azimuth batch and each method turning its first image to those azimuths")
+    ap.add_argument("--figure", default=None, help="a PNG: for new angles, then for the first held-out "
+                    "object, an azimuth batch and each method turning its first image to those azimuths")
     args = ap.parse_args()
     if args.device == "cpu":
         torch.set_num_threads(1)  # the 2-core CPU is shared with other jobs
@@ -124,11 +161,16 @@ def main() -> None:
                     "cpu": platform.processor() or platform.machine(), "date": datetime.now(UTC).isoformat(),
                     "settings": vars(args), "methods": {}}
     with tempfile.TemporaryDirectory() as tmp:
-        make_data(Path(tmp) / "train", meshes=["shape:sphere", "shape:knot"], batches=args.batches, seed=1,
+        trained = ["shape:sphere", "shape:knot"]
+        make_data(Path(tmp) / "train", meshes=trained, batches=args.batches, seed=1, blobs=args.blobs,
                   **common)
-        make_data(Path(tmp) / "angles", meshes=["shape:sphere", "shape:knot"], batches=24, seed=2, **common)
-        make_data(Path(tmp) / "held", meshes=["shape:torus"], batches=24, seed=3, **common)
-        train, angles, held = (load_data(Path(tmp) / n) for n in ("train", "angles", "held"))
+        make_data(Path(tmp) / "angles", meshes=trained, batches=24, seed=2, blobs=args.blobs, **common)
+        train, angles = load_data(Path(tmp) / "train"), load_data(Path(tmp) / "angles")
+        held_out = {}
+        for i, mesh in enumerate(args.held.split(",")):
+            make_data(Path(tmp) / mesh, meshes=[f"shape:{mesh}"], batches=24, seed=3 + i, **common)
+            held_out[mesh] = load_data(Path(tmp) / mesh)
+        report["training_objects"] = sorted({n for b in train.objects for n in b})
         shown: dict[str, list[torch.Tensor]] = {"angles": [], "held": []}  # true batch, each method's turn
         names = {"dcign": "DC-IGN", "plain": "plain VAE", "render": "DC-IGN, rendering decoder"}
         for method in args.methods.split(","):
@@ -152,29 +194,23 @@ def main() -> None:
             a = torch.stack([true[:, 0].double(), torch.ones(len(true), dtype=torch.float64)], 1)
             fitted = torch.linalg.lstsq(a, codes[:, units[0]:units[0] + 1].double()).solution
             slope, offset = fitted[:, 0].tolist()
-            held_codes = encode_all(net, held.images.flatten(0, 1))
-            report["methods"][name] = {
+            entry = report["methods"][name] = {
                 "train_seconds": round(result.seconds, 1), "units": units,
                 "disentanglement_train": disentanglement(codes, true, units),
-                "disentanglement_held_out": disentanglement(held_codes, held.factors.flatten(0, 1), units),
                 "azimuth_fit": {"slope": round(slope, 4), "offset": round(offset, 3)},
                 "manipulation_new_angles": manipulation(net, angles, units[0], slope, offset, args.device,
                                                         shown["angles"], objects(angles)),
-                "manipulation_held_out": manipulation(net, held, units[0], slope, offset, args.device,
-                                                      shown["held"], objects(held))}
-            if render:  # analysis by synthesis on the held-out object: the encoder's guess refined by descent
-                start = time.perf_counter()
-                refined = refine_codes(objects(held), [n for b in held.objects for n in b],
-                                       held.images.flatten(0, 1).to(args.device), held_codes.to(args.device),
-                                       [train.ranges[f] for f in FACTORS], steps=args.refine_steps).cpu()
-                report["methods"][name].update({
-                    "refine_seconds": round(time.perf_counter() - start, 1),
-                    "disentanglement_held_out_refined": disentanglement(refined, held.factors.flatten(0, 1),
-                                                                        units),
-                    "manipulation_held_out_refined": manipulation(
-                        net, held, units[0], slope, offset, args.device, [], objects(held),
-                        refined.view(*held.images.shape[:2], -1))})
-            print(name, json.dumps(report["methods"][name]))
+                "held_out": {}}
+            for i, (mesh, held) in enumerate(held_out.items()):
+                held_codes = encode_all(net, held.images.flatten(0, 1))
+                entry["held_out"][mesh] = {
+                    "disentanglement": disentanglement(held_codes, held.factors.flatten(0, 1), units),
+                    "manipulation": manipulation(net, held, units[0], slope, offset, args.device,
+                                                 shown["held"] if i == 0 else [], objects(held))}
+                if render and args.refine_batches:
+                    entry["held_out"][mesh]["refined"] = refined_scores(
+                        held, held_codes, objects(held), [train.ranges[f] for f in FACTORS], args)
+            print(name, json.dumps(entry))
     if args.figure:
         rows = torch.cat(shown["angles"] + shown["held"])  # each: true renders, then each method's turn
         grid = make_grid(rows, ncol=len(shown["held"][0]), pad=1)

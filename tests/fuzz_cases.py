@@ -564,6 +564,8 @@ CASES: list[Case] = [
     Case(("dcign", "data", "--size", "20", "--out", "d"), "--size must be a multiple of 8"),
     Case(("dcign", "data", "--textures", "plaid", "--out", "d"), "unknown --textures 'plaid'"),
     Case(("dcign", "data", "--out", "keep.png"), "is a file"),
+    Case(("dcign", "data", "--blobs", "-1", "--out", "d"), "--blobs must be a whole number"),
+    Case(("dcign", "data", "--mesh", "shape:blobby", "--out", "d"), "unknown sample shape 'blobby'"),
     Case(("dcign", "train", "nowhere", "--out", "r"), "not found"),
     Case(("dcign", "train", ".", "--steps", "0", "--out", "r"), "--steps must be"),
     Case(("dcign", "vary", ".", "keep.png", "--factor", "light", "--out", "v.gif"), "no finished DC-IGN"),

@@ -5,6 +5,7 @@ larger size)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -15,9 +16,10 @@ from diffparam.errors import UserError
 from diffparam.io import read_frames, save_image
 from diffparam.recipes.dcign import load_dcign, r2, sweep, train_dcign, vary
 from diffparam.recipes.dcign_data import FACTORS, VARIES, load_data, make_data, render_views, texture
+from diffparam.recipes.dcign_render import scene_objects
 from diffparam.three_d.export import export_glb
 from diffparam.three_d.shading import vertex_normals
-from diffparam.three_d.shapes import sphere
+from diffparam.three_d.shapes import shape, sphere
 from diffparam.train.dcign import clamp_batch
 
 TINY = dict(steps=1000, groups=2, lr=2e-3, width=8, free=5, device="cpu", progress=False)
@@ -94,6 +96,22 @@ def test_a_users_textured_mesh_renders_grey_batches(tmp_path) -> None:
     assert data.images.shape == (4, 3, 1, 16, 16) and result.metrics["objects"] == 1  # its own texture only
     assert {name for batch in data.objects for name in batch} == {"ball"}
     assert float(data.images.std()) > 0.05
+
+
+def test_random_blobs_add_shapes_that_differ_and_come_back_by_name(tmp_path) -> None:
+    make_data(tmp_path / "data", blobs=2, textures=("hue",), size=16, batches=4, batch=2)
+    data = load_data(tmp_path / "data")
+    assert {name for batch in data.objects for name in batch} <= {"blob0/hue", "blob1/hue"}
+    assert data.sources == {"blob0": "shape:blob0", "blob1": "shape:blob1"}
+    ball, a, again, b = sphere(32), shape("blob0"), shape("blob0"), shape("blob1")
+    assert torch.equal(a.vertices, again.vertices) and a.faces.shape == ball.faces.shape
+    radius = a.vertices.norm(dim=1)
+    assert float(radius.max() / radius.min()) > 1.3  # not a sphere
+    assert float((a.vertices - b.vertices).abs().max()) > 0.05
+    unsaid = scene_objects(dataclasses.replace(data, sources=None))  # a folder that does not say: by name
+    assert torch.equal(unsaid["blob0/hue"][0].vertices, a.vertices)
+    with pytest.raises(UserError, match="blobs"):
+        make_data(tmp_path / "more", blobs=-1)
 
 
 def test_a_users_folder_is_read_and_a_bad_one_refused(tmp_path) -> None:

@@ -16,7 +16,7 @@ from diffparam.io import read_frames, save_image
 from diffparam.recipes.dcign import load_dcign, r2, sweep, train_dcign, vary
 from diffparam.recipes.dcign_data import load_data, make_data, render_views, texture
 from diffparam.recipes.dcign_render import refine_codes, render_codes
-from diffparam.three_d.shapes import sphere, torus
+from diffparam.three_d.shapes import shape, sphere, torus
 
 TRUE = torch.tensor([[10.0, 15.0, 30.0]])
 
@@ -65,6 +65,18 @@ def test_descent_through_the_renderer_recovers_the_true_angles() -> None:
     start = TRUE + torch.tensor([[-8.0, 4.0, -10.0]])
     fitted = refine_codes(objects, ["ball"], target, start, [(-45, 45), (-20, 30), (-70, 70)], steps=60)
     assert torch.allclose(fitted, TRUE, atol=0.5), fitted
+
+
+def test_more_azimuth_hypotheses_escape_where_one_descent_stops_short() -> None:
+    objects = {"blob": (shape("blob1000"), texture("checker"))}
+    true = torch.tensor([[30.0, 10.0, 20.0], [-35.0, 0.0, -30.0]])
+    target = render_views(*objects["blob"], true, 16)
+    guess = true * torch.tensor([-1.0, 1.0, 1.0]) + torch.tensor([0.0, 5.0, -10.0])  # azimuth mirrored
+    ranges = [(-45, 45), (-20, 30), (-70, 70)]
+    one = refine_codes(objects, ["blob"] * 2, target, guess, ranges, steps=60)
+    several = refine_codes(objects, ["blob"] * 2, target, guess, ranges, steps=60, starts=4)
+    assert float((one[:, 0] - true[:, 0]).abs().max()) > 3, one
+    assert torch.allclose(several, true, atol=1.0), several
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ def _cmd_data(args: argparse.Namespace) -> int:
     textures = tuple(t for t in args.textures.split(",") if t)
     result = make_data(args.out, meshes=args.mesh or None, size=args.size, batches=args.batches,
                        batch=args.batch, grey=args.grey, seed=args.seed, textures=textures,
-                       azimuth=args.azimuth, elevation=args.elevation, light=args.light)
+                       azimuth=args.azimuth, elevation=args.elevation, light=args.light, blobs=args.blobs)
     print(result.files["data"])
     return 0
 
@@ -93,7 +93,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     d = verbs.add_parser("data", help="render training mini-batches (one factor varies in each) into --out")
     d.add_argument("--out", required=True, help="a new folder: batches.json and one PNG strip per mini-batch")
     d.add_argument("--mesh", action="append", default=None, help="a mesh file (OBJ, PLY, GLB, ...) or "
-                   "shape:sphere|torus|knot; repeat for several (default: the three sample shapes)")
+                   "shape:sphere|torus|knot|blobN; repeat for several (default: the three sample shapes)")
+    d.add_argument("--blobs", type=int, default=0, help="add N random shapes (blob0 .. blobN-1): more "
+                   "variety, for encoders that must meet unseen shapes (default 0)")
     d.add_argument("--textures", default=",".join(DEFAULT_TEXTURES),
                    help=f"comma-separated, for meshes without their own: {', '.join(TEXTURES)}")
     d.add_argument("--size", type=int, default=32, help="image side, px (a multiple of 8)")

@@ -139,11 +139,14 @@ def make_data(out: str | os.PathLike, meshes: Sequence[Mesh | str | os.PathLike]
               size: int = 32, batches: int = 240, batch: int = 8, grey: bool = False, seed: int = 0,
               textures: Sequence[str] = DEFAULT_TEXTURES, azimuth: tuple[float, float] = RANGES["azimuth"],
               elevation: tuple[float, float] = RANGES["elevation"],
-              light: tuple[float, float] = RANGES["light"], varies: Sequence[str] = VARIES) -> Result:
+              light: tuple[float, float] = RANGES["light"], varies: Sequence[str] = VARIES,
+              blobs: int = 0) -> Result:
     """Render `batches` mini-batches of `batch` images into the new folder `out`: in each, one of `varies`
     (in turn; default all of VARIES) varies over its range and the rest is drawn once. `meshes`: files,
-    "shape:NAME" or `Mesh`es (default the sample shapes), each with its own texture or each of `textures`.
-    The folder appears whole or not at all. `result.images` is the first batch of each kind."""
+    "shape:NAME" or `Mesh`es (default the sample shapes, none when only `blobs` are asked for), each with
+    its own texture or each of `textures`; `blobs` adds the random shapes blob0 .. blob(N-1) (variety, so
+    that an encoder can meet shapes it never saw). The folder appears whole or not at all.
+    `result.images` is the first batch of each kind."""
     size = int_in("size", size, 16, 256)
     if size % 8:
         raise UserError(f"`size` must be a multiple of 8 (the network halves it three times), got {size}")
@@ -157,8 +160,10 @@ def make_data(out: str | os.PathLike, meshes: Sequence[Mesh | str | os.PathLike]
               "light": range_pair("light", light, -90.0, 90.0)}
     for name in textures:
         choice("textures", name, TEXTURES)
+    blobs = int_in("blobs", blobs, 0, 10_000)
     folder = _empty_out(out)
-    given = list(meshes or [f"shape:{s}" for s in SHAPES])
+    given = list(meshes or ([] if blobs else [f"shape:{s}" for s in SHAPES]))
+    given += [f"shape:blob{i}" for i in range(blobs)]
     loaded = [mesh_from(m) for m in given]
     objects = _objects(loaded, textures)
     sources = {mesh.name: source_of(m) for mesh, m in zip(loaded, given, strict=True) if source_of(m)}

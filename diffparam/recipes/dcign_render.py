@@ -20,11 +20,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from diffparam.checks import int_in
 from diffparam.errors import UserError, first_line
 from diffparam.io import atomic_path
 from diffparam.recipes.dcign_data import FACTORS, TEXTURES, VARIES, DcignData, render_views, texture
 from diffparam.three_d.mesh import Mesh
-from diffparam.three_d.shapes import SHAPES, mesh_from
+from diffparam.three_d.shapes import is_shape, mesh_from
 from diffparam.train.dcign import RenderEncoder
 
 Objects = dict[str, tuple[Mesh, Tensor]]
@@ -51,7 +52,7 @@ def scene_objects(data: DcignData, meshes: Sequence[Mesh | str | os.PathLike] = 
         if mesh_name not in given:
             if data.sources is not None and mesh_name in data.sources:
                 given[mesh_name] = mesh_from(data.sources[mesh_name])
-            elif data.sources is None and mesh_name in SHAPES:
+            elif data.sources is None and is_shape(mesh_name):
                 given[mesh_name] = mesh_from(f"shape:{mesh_name}")
             else:
                 raise UserError(f"the data's object {name!r} has no known mesh: give it with --mesh")
@@ -143,22 +144,36 @@ def render_step(net: RenderEncoder, opt: torch.optim.Optimizer, objects: Objects
 
 
 def refine_codes(objects: Objects, names: Sequence[str], images: Tensor, codes: Tensor,
-                 ranges: Sequence[Sequence[float]], steps: int = 60, lr: float = 1.0, start_blur: float = BLUR
-                 ) -> Tensor:
+                 ranges: Sequence[Sequence[float]], steps: int = 60, lr: float = 1.0,
+                 start_blur: float = BLUR, starts: int = 0) -> Tensor:
     """Codes (N, 3) fitted to `images` (N, C, S, S) by Adam on the rendering loss, from `codes` (the
     encoder's guess), kept inside `ranges`; the blur narrows to none over the first half (analysis by
-    synthesis: what the renderer allows at test time, on any object whose mesh is known)."""
+    synthesis: what the renderer allows at test time, on any object whose mesh is known). `starts` > 0
+    also descends from that many azimuths spread evenly over its range (the guess's other angles) and
+    keeps, per image, the fit with the lowest unblurred loss: a guard against local minima."""
     low, high = (codes.new_tensor([r[i] for r in ranges]) for i in (0, 1))
-    fitted = codes.detach().clone().requires_grad_(True)
+    n, k = len(codes), int_in("starts", starts, 0, 360) + 1
+    tries = codes.detach().repeat(k, 1)  # hypothesis h of image i at row h * n + i
+    slots = torch.arange(k - 1, dtype=codes.dtype, device=codes.device) + 0.5
+    tries[n:, 0] = (low[0] + (high[0] - low[0]) * slots / max(1, k - 1)).repeat_interleave(n)
+    fitted = tries.clone().requires_grad_(True)
+    names = list(names) * k
     opt = torch.optim.Adam([fitted], lr=lr)
     size, channels = images.shape[-1], images.shape[1]
+    targets = images.repeat(k, 1, 1, 1)
     for i in range(steps):
         sigma = start_blur * size * max(0.0, 1 - 2 * i / steps)
         made = render_codes(objects, names, fitted, size, channels, differentiable=True)
-        loss = (blur(made, sigma) - blur(images, sigma)).pow(2).sum()
+        loss = (blur(made, sigma) - blur(targets, sigma)).pow(2).sum()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         with torch.no_grad():
             fitted.copy_(torch.maximum(torch.minimum(fitted, high), low))
-    return fitted.detach()
+    fitted = fitted.detach()
+    if k == 1:
+        return fitted
+    with torch.no_grad():
+        error = (render_codes(objects, names, fitted, size, channels) - targets).pow(2).flatten(1).sum(1)
+    best = error.view(k, n).argmin(0)
+    return fitted.view(k, n, -1)[best, torch.arange(n, device=fitted.device)]

@@ -80,12 +80,33 @@ def knot(resolution: int = 32, thickness: float = 0.45) -> Mesh:
     return from_arrays(xyz.reshape(-1, 3), faces, name="knot")
 
 
+def blob(seed: int = 0, resolution: int = 32) -> Mesh:
+    """A random lumpy shape, `blobSEED`: a sphere stretched along random axes and pushed out by a few
+    random low-frequency waves (no symmetry in general); the sphere's UVs. Same seed, same shape."""
+    rng = np.random.default_rng(int_in("blob seed", seed, 0, 10**9))
+    ball = sphere(resolution)
+    d = ball.vertices.double().numpy()
+    d = d / np.linalg.norm(d, axis=1, keepdims=True)
+    waves = rng.normal(size=(4, 3)) * rng.uniform(1.0, 2.5, (4, 1))
+    radius = 1 + (rng.uniform(0.06, 0.16, 4) * np.cos(d @ waves.T + rng.uniform(0, 2 * math.pi, 4))).sum(1)
+    axes, _ = np.linalg.qr(rng.normal(size=(3, 3)))  # a random rotation of the stretch axes
+    xyz = ((d * radius[:, None]) @ axes * rng.uniform(0.7, 1.3, 3)) @ axes.T
+    return from_arrays(xyz, ball.faces.numpy(), ball.uv.numpy(), name=f"blob{seed}")
+
+
 SHAPES: dict[str, Callable[..., Mesh]] = {"sphere": sphere, "torus": torus, "knot": knot}
-"""The sample meshes by name."""
+"""The sample meshes by name; also "blobN" (N = 0, 1, ...): `blob` with seed N."""
+
+
+def is_shape(name: str) -> bool:
+    """Whether `shape` knows `name` (a sample shape, or "blobN")."""
+    return name in SHAPES or (name.startswith("blob") and name[4:].isdigit())
 
 
 def shape(name: str, resolution: int = 32) -> Mesh:
-    """A sample mesh by name ("sphere", "torus" or "knot")."""
+    """A sample mesh by name ("sphere", "torus", "knot", or "blobN": a random blob, seed N)."""
+    if name not in SHAPES and is_shape(name):
+        return blob(int(name[4:]), resolution)
     return SHAPES[choice("sample shape", name, SHAPES)](resolution)
 
 
