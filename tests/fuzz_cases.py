@@ -574,6 +574,11 @@ CASES: list[Case] = [
          "--blur must be"),
     Case(("dcign", "train", "nowhere", "--decoder", "render", "--blur-steps", "0", "--out", "r"),
          "--blur-steps must be"),
+    Case(("dcign", "train", "nowhere", "--decoder", "render", "--blur", "5", "--out", "r"), "--blur must be"),
+    Case(("dcign", "train", "nowhere", "--blur", "0.2", "--out", "r"), "apply to --decoder render"),
+    Case(("dcign", "train", "nowhere", "--mesh", "shape:torus", "--out", "r"), "apply to --decoder render"),
+    Case(("dcign", "train", "nowhere", "--decoder", "render", "--free", "3", "--out", "r"),
+         "apply to the learned decoder"),
     # -- photo3d: bad depth maps, sizes, options -------------------------------------------------
     *(
         Case(("photo3d", "photo.png", depth, *QUICK, "--out", "o"), message, setup=rgbd)

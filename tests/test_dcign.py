@@ -167,6 +167,8 @@ def test_vary_sweeps_only_the_chosen_unit(runs, tmp_path) -> None:
     result = vary(run, image, "light", tmp_path / "light.gif", frames=6, scale=2)
     shown = list(read_frames(result.files["video"]))
     assert len(shown) == 10 and shown[0].shape[-1] == 32  # there and back; enlarged twice
+    with pytest.raises(UserError, match="--object applies to a run with a rendering decoder"):
+        sweep(net, units, image, "azimuth", frames=5, object="sphere/hue")
 
 
 @pytest.mark.parametrize(("args", "message"), [

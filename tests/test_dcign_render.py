@@ -16,6 +16,7 @@ from diffparam.io import read_frames, save_image
 from diffparam.recipes.dcign import load_dcign, r2, sweep, train_dcign, vary
 from diffparam.recipes.dcign_data import load_data, make_data, render_views, texture
 from diffparam.recipes.dcign_render import refine_codes, render_codes
+from diffparam.three_d.mesh import Mesh
 from diffparam.three_d.shapes import shape, sphere, torus
 
 TRUE = torch.tensor([[10.0, 15.0, 30.0]])
@@ -142,6 +143,12 @@ def test_a_render_run_resumes_and_refuses_other_settings(data_dir, tmp_path) -> 
     assert resumed.history == pytest.approx(whole.history)
     with pytest.raises(UserError, match=r"other settings \(blur\)"):
         train_dcign(data_dir, tmp_path / "cut", steps=4, **{**settings, "blur": 0.2})
+    other = sphere(32)  # another mesh under the data's object name: other geometry, refused
+    other = Mesh(other.vertices * 0.9, other.faces, other.uv, other.texture, "sphere")
+    with pytest.raises(UserError, match=r"other settings \(objects\)"):
+        train_dcign(data_dir, tmp_path / "cut", steps=4, meshes=[other], **settings)
+    with pytest.raises(UserError, match="no object of the data has that name"):
+        train_dcign(data_dir, tmp_path / "new", steps=4, meshes=["shape:torus"], **settings)
 
 
 def test_cli_trains_a_render_run_and_refuses_bad_input(data_dir, tmp_path, monkeypatch, capsys) -> None:

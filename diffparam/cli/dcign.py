@@ -82,7 +82,7 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add `dcign data`, `dcign train`, `dcign vary` and `dcign inspect`."""
-    from diffparam.recipes.dcign import DECODERS, FREE, GROUPS, LR, STEPS, WIDTH
+    from diffparam.recipes.dcign import BETA, DECODERS, FREE, GROUPS, LR, STEPS, WIDTH
     from diffparam.recipes.dcign_data import DEFAULT_TEXTURES, FACTORS, RANGES, TEXTURES
     from diffparam.recipes.dcign_render import BLUR, BLUR_STEPS
 
@@ -116,16 +116,18 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "renderer's angles, decoded by rendering the image's known object")
     t.add_argument("--mesh", action="append", default=None, help="with --decoder render: a mesh file the "
                    "data's objects name (repeat; default: where the data says they came from)")
-    t.add_argument("--blur", type=float, default=BLUR, help="with --decoder render: the loss's starting "
-                   "blur, a fraction of the image side (coarse to fine)")
-    t.add_argument("--blur-steps", type=int, default=BLUR_STEPS, help="with --decoder render: steps over "
-                   "which the blur narrows to none")
+    t.add_argument("--blur", type=float, default=None, help="with --decoder render: the loss's starting "
+                   f"blur, a fraction of the image side (coarse to fine; default {BLUR})")
+    t.add_argument("--blur-steps", type=int, default=None, help="with --decoder render: steps over "
+                   f"which the blur narrows to none (default {BLUR_STEPS})")
     t.add_argument("--steps", type=int, default=STEPS)
     t.add_argument("--groups", type=int, default=GROUPS, help="mini-batches per step")
     t.add_argument("--lr", type=float, default=LR, help="Adam's learning rate")
-    t.add_argument("--free", type=int, default=FREE, help="code units besides the graphics units")
+    t.add_argument("--free", type=int, default=None, help="code units besides the graphics units "
+                   f"(learned decoder; default {FREE})")
     t.add_argument("--width", type=int, default=WIDTH, help="channels of the first convolution")
-    t.add_argument("--beta", type=float, default=1.0, help="weight of the KL term")
+    t.add_argument("--beta", type=float, default=None, help="weight of the KL term (learned decoder; "
+                   f"default {BETA})")
     t.add_argument("--every", type=int, default=100, help="steps between checkpoints")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", default="auto", help="auto, cpu or cuda")

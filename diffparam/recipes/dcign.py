@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from diffparam.checks import choice, int_in, non_negative_float, positive_float
+from diffparam.checks import choice, int_in, non_negative_float, positive_float, real
 from diffparam.errors import UserError, first_line
 from diffparam.io import AnimationWriter, ImageSource, atomic_path, center_crop, check_writable, load_image
 from diffparam.recipes.dcign_data import FACTORS, VARIES, DcignData, load_data
@@ -33,6 +33,7 @@ from diffparam.recipes.dcign_render import (
     OBJECTS,
     Objects,
     load_objects,
+    object_fingerprints,
     render_codes,
     render_step,
     save_objects,
@@ -119,25 +120,34 @@ def _units(net: DCIGN | RenderEncoder, data: DcignData) -> dict[str, Any]:
 
 
 def train_dcign(data: DcignData | str | os.PathLike, out: str | os.PathLike, steps: int = STEPS,
-                plain: bool = False, groups: int = GROUPS, lr: float = LR, free: int = FREE,
-                width: int = WIDTH, beta: float = BETA, invariance: float = INVARIANCE, seed: int = 0,
+                plain: bool = False, groups: int = GROUPS, lr: float = LR, free: int | None = None,
+                width: int = WIDTH, beta: float | None = None, invariance: float = INVARIANCE, seed: int = 0,
                 device: str = "auto", progress: bool = True, every: int = 100, decoder: str = "learned",
-                meshes: Sequence[Mesh | str | os.PathLike] = (), blur: float = BLUR,
-                blur_steps: int = BLUR_STEPS) -> Result:
+                meshes: Sequence[Mesh | str | os.PathLike] = (), blur: float | None = None,
+                blur_steps: int | None = None) -> Result:
     """Train a DC-IGN (or with `plain`, the same network as a plain VAE) on `data` into the run folder `out`
     (resumed when it holds a run with the same settings); `result.param` is the network, `result.images`
     a batch and its reconstruction, `result.metrics["r2"]` each factor's R² from each unit.
 
     `decoder="render"`: the encoder outputs the angles and the renderer decodes (`dcign_render`; the
     objects' meshes come from the data, `meshes` or the sample shapes; `invariance` is then the weight
-    of the pull towards the batch mean, `blur` the loss's starting blur, a fraction of the image side,
-    narrowing to none over `blur_steps` steps; `beta` and `free` are unused)."""
+    of the pull towards the batch mean, `blur` the loss's starting blur, a fraction of the image side
+    (default `BLUR`), narrowing to none over `blur_steps` steps (default `BLUR_STEPS`)). `free` (default
+    `FREE`) and `beta` (default `BETA`) belong to a learned decoder, `meshes`, `blur` and `blur_steps` to
+    the rendering one: giving one to the other decoder is an error, not silently ignored."""
     steps = int_in("steps", steps, 1, 10_000_000)
     groups = int_in("groups", groups, 1, 1024)
-    lr, beta = positive_float("lr", lr), non_negative_float("beta", beta)
+    decoder = choice("decoder", decoder, DECODERS)
+    if decoder == "learned" and (meshes or blur is not None or blur_steps is not None):
+        raise UserError("--mesh, --blur and --blur-steps apply to --decoder render")
+    if decoder == "render" and (free is not None or beta is not None):
+        raise UserError("--free and --beta apply to the learned decoder, not --decoder render")
+    lr = positive_float("lr", lr)
+    beta = BETA if beta is None else non_negative_float("beta", beta)
     invariance = non_negative_float("invariance", invariance)
-    decoder, blur = choice("decoder", decoder, DECODERS), non_negative_float("blur", blur)
-    blur_steps = int_in("blur_steps", blur_steps, 1, 10_000_000)
+    blur = BLUR if blur is None else real("blur", blur, 0.0, 1.0)
+    blur_steps = BLUR_STEPS if blur_steps is None else int_in("blur_steps", blur_steps, 1, 10_000_000)
+    free = FREE if free is None else free
     folder = check_run_folder(out)
     source = str(Path(data).resolve()) if not isinstance(data, DcignData) else "in memory"
     data = data if isinstance(data, DcignData) else load_data(data)
@@ -205,7 +215,7 @@ def _train_render(data: DcignData, source: str, folder: Path, steps: int, plain:
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     settings = dict(kind=KIND, decoder="render", data=source, batches=len(data.images), plain=plain,
                     groups=groups, lr=lr, invariance=pull, blur=blur, blur_steps=blur_steps, seed=seed,
-                    **net.config())
+                    objects=object_fingerprints(objects), **net.config())
     step = render_step(net, opt, objects, data, groups, plain, pull, blur, blur_steps, dev)
     start = time.perf_counter()
     net.train()
@@ -267,6 +277,8 @@ def sweep(net: DCIGN | RenderEncoder, units: dict[str, Any], image: ImageSource,
         if object is None and len(names) == 1:
             object = names[0]
         object = choice("object", object, names)
+    elif object is not None:
+        raise UserError("--object applies to a run with a rendering decoder (--decoder render)")
     u = net.unit(factor)
     with torch.no_grad():
         code = net.encode(as_input(net, image))[0].repeat(frames, 1)

@@ -13,6 +13,7 @@ Texture and shading move with the angles (`three_d.raster.refine`), and so does 
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable, Sequence
 
@@ -62,6 +63,23 @@ def scene_objects(data: DcignData, meshes: Sequence[Mesh | str | os.PathLike] = 
         if not tex and mesh.texture is None:
             raise UserError(f"the data's object {name!r} has no texture: give its mesh with one (--mesh)")
         out[name] = (mesh, texture(tex) if tex else mesh.texture[None].float())
+    used = {name.partition("/")[0] for name in names}
+    unused = sorted(m for m in (mesh_from(x).name for x in meshes) if m not in used)
+    if unused:
+        raise UserError(f"--mesh {', '.join(unused)}: no object of the data has that name "
+                        f"({', '.join(sorted(used))})")
+    return out
+
+
+def object_fingerprints(objects: Objects) -> dict[str, str]:
+    """A short hash of each object's geometry and texture, for a run's settings: resuming with other
+    meshes under the same names is refused."""
+    out = {}
+    for name, (mesh, tex) in sorted(objects.items()):
+        h = hashlib.sha256()
+        for t in (mesh.vertices, mesh.faces, tex):
+            h.update(t.detach().cpu().contiguous().numpy().tobytes())
+        out[name] = h.hexdigest()[:16]
     return out
 
 
