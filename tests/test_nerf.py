@@ -316,3 +316,22 @@ def test_camera_paths_circle_the_scenes_own_up_axis(up) -> None:
     heights = torch.rad2deg(torch.asin(centres @ axis / centres.norm(dim=1)))
     assert torch.allclose(heights, torch.full_like(heights, camera["elevation"]), atol=0.05)
     assert bool((c2w[:, :3, 1] @ axis > 0).all())  # the paths' cameras are upright in the scene
+
+
+def test_up_of_cameras_facing_one_way_is_their_mean_y_axis_not_their_viewing_direction() -> None:
+    """Forward-facing, hand-held: yaw spread ±1°, roll jitter ±3°. The normal to the x axes is then
+    ill-posed (it can be the viewing direction); up falls back to the cameras' mean y axis."""
+    from diffparam.recipes.nerf import up_direction
+
+    g = torch.Generator().manual_seed(1)
+    n = 12
+    yaw = torch.deg2rad(2 * torch.rand(n, generator=g) - 1)
+    roll = torch.deg2rad(6 * torch.rand(n, generator=g) - 3)
+    c2w = torch.eye(4, dtype=torch.float64).repeat(n, 1, 1)
+    for i in range(n):
+        cy, sy, cr, sr = yaw[i].cos(), yaw[i].sin(), roll[i].cos(), roll[i].sin()
+        about_y = torch.tensor([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]], dtype=torch.float64)
+        about_z = torch.tensor([[cr, -sr, 0], [sr, cr, 0], [0, 0, 1]], dtype=torch.float64)
+        c2w[i, :3, :3] = about_y @ about_z
+    up = up_direction(c2w)
+    assert float(up @ torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64)) > 0.99

@@ -324,10 +324,16 @@ def check_memory(views: PosedViews, field: RadianceField, rays: int, device: tor
 
 def up_direction(c2w: Tensor) -> Tensor:
     """The scene's up (3,), float64, from camera-to-world matrices (N,4,4): level cameras' x axes are
-    horizontal, so up is the direction normal to them all, on the side of the cameras' own y axes."""
-    right = c2w[:, :3, 0].double()
-    up = torch.linalg.eigh(right.T @ right).eigenvectors[:, 0]
-    return up if float(up @ c2w[:, :3, 1].double().sum(0)) >= 0 else -up
+    horizontal, so up is the direction normal to them all, on the side of the cameras' own y axes.
+    Where the x axes barely turn (cameras all facing one way), that normal is ill-posed (with roll it
+    can be the viewing direction): up is then whichever of the two directions normal to the common x
+    axis is nearer the cameras' mean y axis."""
+    right, ys = c2w[:, :3, 0].double(), c2w[:, :3, 1].double().sum(0)
+    values, vectors = torch.linalg.eigh(right.T @ right)
+    up = vectors[:, 0]
+    if values[1] < 0.05 * values[2]:  # the x axes spread over less than about 13°
+        up = vectors[:, int((vectors[:, :2].T @ ys).abs().argmax())]
+    return up if float(up @ ys) >= 0 else -up
 
 
 def _camera_of(views: PosedViews) -> dict[str, Any]:
