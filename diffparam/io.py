@@ -112,6 +112,19 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 """The image files diffparam writes."""
 
 
+def check_run_folder(out: str | os.PathLike, marker: str, what: str) -> Path:
+    """`out` if a training run can be written there: a new or empty folder, or a folder holding `marker`
+    (the file a `what` run leaves: a run to resume); fails before any work otherwise."""
+    folder = Path(out)
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"--out {folder} is a file: give a folder for the {what}")
+    if folder.is_dir() and any(folder.iterdir()) and not (folder / marker).is_file():
+        raise UserError(f"--out {folder} is not empty and holds no {marker} of a {what} to resume: give a "
+                        "new or empty folder")
+    check_writable(folder / marker)
+    return folder
+
+
 def check_writable(path: str | os.PathLike) -> Path:
     """Fail early, before long work, if a file cannot be written at `path`.
 

@@ -25,7 +25,8 @@ from torch import Tensor
 
 from diffparam.checks import choice, int_in, non_negative_float, positive_float, real
 from diffparam.errors import UserError, first_line
-from diffparam.io import AnimationWriter, ImageSource, atomic_path, center_crop, check_writable, load_image
+from diffparam.io import AnimationWriter, ImageSource, atomic_path, center_crop, load_image
+from diffparam.io import check_run_folder as io_check_run_folder
 from diffparam.recipes.dcign_data import FACTORS, VARIES, DcignData, load_data
 from diffparam.recipes.dcign_render import (
     BLUR,
@@ -62,13 +63,7 @@ NET, UNITS = "net.pt", "units.json"
 
 def check_run_folder(out: str | os.PathLike) -> Path:
     """`out` if a run can be written there: a new or empty folder, or a DC-IGN run to resume."""
-    folder = Path(out)
-    if folder.exists() and not folder.is_dir():
-        raise UserError(f"--out {folder} is a file: give a folder for the DC-IGN run")
-    if folder.is_dir() and any(folder.iterdir()) and not (folder / NET).exists():
-        raise UserError(f"{folder} holds other files and no DC-IGN run: give a new folder or a run to resume")
-    check_writable(folder / NET)
-    return folder
+    return io_check_run_folder(out, NET, "DC-IGN run")
 
 
 def r2(x: Tensor, y: Tensor) -> float:

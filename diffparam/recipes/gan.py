@@ -33,11 +33,11 @@ from diffparam.io import (
     AnimationWriter,
     ImageSource,
     atomic_path,
-    check_writable,
     read_image,
     reference_photos,
     save_image,
 )
+from diffparam.io import check_run_folder as io_check_run_folder
 from diffparam.render import resolve_device
 from diffparam.result import Result
 from diffparam.train import fit
@@ -131,13 +131,7 @@ def _fingerprint(images: Tensor) -> str:
 
 def check_run_folder(out: str | os.PathLike) -> Path:
     """`out` if a run can be written there: a new or empty folder, or a GAN run to resume."""
-    folder = Path(out)
-    if folder.exists() and not folder.is_dir():
-        raise UserError(f"--out {folder} is a file: give a folder for the GAN run")
-    if folder.is_dir() and any(folder.iterdir()) and not RunFiles(folder).meta.exists():
-        raise UserError(f"{folder} holds other files and no GAN run: give a new folder, or a run to resume")
-    check_writable(RunFiles(folder).meta)
-    return folder
+    return io_check_run_folder(out, RunFiles(Path(out)).meta.name, "GAN run")
 
 
 def _start_run(files: RunFiles, images: Tensor, settings: dict[str, Any]) -> dict[str, Any]:

@@ -25,7 +25,8 @@ from diffparam.checks import choice, int_in, non_negative_float, positive_float,
 from diffparam.errors import UserError
 from diffparam.evaluate import photo_reference
 from diffparam.evaluate.photos import values_at_input_size
-from diffparam.io import ANIMATION_SUFFIXES, atomic_path, check_writable, make_grid, save_image
+from diffparam.io import ANIMATION_SUFFIXES, atomic_path, make_grid, save_image
+from diffparam.io import check_run_folder as io_check_run_folder
 from diffparam.models.base import Model
 from diffparam.models.registry import DEFAULT_MODEL, load_model
 from diffparam.objectives import INPUT, Activations, Objective, resolve
@@ -68,16 +69,10 @@ FRAMES, MESH_RESOLUTION = 48, 128
 def check_run_folder(out: str | os.PathLike, settings: dict[str, Any] | None = None) -> Path:
     """`out` if it is a new or empty folder, or a run folder to resume (it holds checkpoint.pt, of a run
     with these `settings` when they are given); fails before any work otherwise."""
-    folder = Path(out)
-    if folder.exists() and not folder.is_dir():
-        raise UserError(f"--out {folder} is a file: give a folder")
+    folder = io_check_run_folder(out, "checkpoint.pt", "volume run")
     ours = folder / "checkpoint.pt"
-    if folder.is_dir() and any(folder.iterdir()) and not ours.is_file():
-        raise UserError(f"--out {folder} is not empty and holds no checkpoint.pt to resume: give a new "
-                        "or empty folder")
     if settings is not None and ours.is_file() and load_checkpoint(ours)["settings"] != settings:
         raise UserError(f"--out {folder} holds another run: give a new or empty folder, or the run's own")
-    check_writable(ours)
     return folder
 
 
