@@ -49,6 +49,14 @@ def _size(size: int | tuple[int, int]) -> tuple[int, int]:
     return image_size(size, "raster size", (1, 1 << 16))
 
 
+def _screen(clip: Tensor, h: int, w: int) -> tuple[Tensor, Tensor]:
+    """Pixel coordinates (...,2) of clip-space points (...,4) in an (h,w) view (row 0 at the top), and
+    their 1/w (w clamped at `NEAR`)."""
+    inv_w = 1.0 / clip[..., 3].clamp_min(NEAR)
+    xy = torch.stack([(clip[..., 0] * inv_w + 1) * (w / 2), (1 - clip[..., 1] * inv_w) * (h / 2)], -1)
+    return xy, inv_w
+
+
 def _edge(a: Tensor, b: Tensor, p: Tensor) -> Tensor:
     """Twice the signed area of triangle (a, b, p), on the last dimension (x, y)."""
     return ((b[..., 0] - a[..., 0]) * (p[..., 1] - a[..., 1])
@@ -90,8 +98,7 @@ def rasterize(clip: Tensor, faces: Tensor, size: int | tuple[int, int], max_pair
     max_pairs = max_pairs or (1 << 24 if dev.type == "cuda" else 1 << 22)
     clip = clip.float()
     cw = clip[..., 3]
-    inv_w = 1.0 / cw.clamp_min(NEAR)
-    screen = torch.stack([(clip[..., 0] * inv_w + 1) * (w / 2), (1 - clip[..., 1] * inv_w) * (h / 2)], -1)
+    screen, inv_w = _screen(clip, h, w)
     tri = screen[:, faces]  # (B,F,3,2)
     area = _edge(tri[..., 0, :], tri[..., 1, :], tri[..., 2, :])  # < 0: counter-clockwise seen with y up
     valid = (cw[:, faces] > NEAR).all(-1) & (area.abs() > 1e-9)
@@ -158,9 +165,7 @@ def refine(clip: Tensor, faces: Tensor, fragments: Fragments) -> Fragments:
     nviews, h, w = fragments.face.shape
     view, py, px = fragments.mask.nonzero(as_tuple=True)
     corner = faces[fragments.face[view, py, px]]  # (P,3) vertex ids
-    c = clip[view[:, None], corner]  # (P,3,4)
-    inv_w = 1.0 / c[..., 3].clamp_min(NEAR)
-    tri = torch.stack([(c[..., 0] * inv_w + 1) * (w / 2), (1 - c[..., 1] * inv_w) * (h / 2)], -1)
+    tri, inv_w = _screen(clip[view[:, None], corner], h, w)  # (P,3,2), (P,3)
     p = torch.stack([px, py], -1).to(tri.dtype)[:, None, :] + 0.5
     a, b = tri.roll(-1, dims=1), tri.roll(-2, dims=1)  # edge i runs from vertex i+1 to i+2
     area = _edge(tri[:, 0], tri[:, 1], tri[:, 2])
@@ -230,8 +235,7 @@ def silhouette_gradient(views: Tensor, clip: Tensor, faces: Tensor, fragments: F
     the edge faces along the pair's axis, so that rows and columns together count the moving area once.
     """
     nviews, h, w = fragments.face.shape
-    inv_w = 1.0 / clip[..., 3].clamp_min(NEAR)
-    screen = torch.stack([(clip[..., 0] * inv_w + 1) * (w / 2), (1 - clip[..., 1] * inv_w) * (h / 2)], -1)
+    screen = _screen(clip, h, w)[0]
     with torch.no_grad():
         corners = screen[:, faces]
         facing = _edge(corners[..., 0, :], corners[..., 1, :], corners[..., 2, :]) < 0  # (B,F)
